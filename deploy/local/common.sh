@@ -1,0 +1,28 @@
+# Shared helpers for the local infrastructure scripts (sourced, not run).
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE_DIR="${KPIPULSE_CACHE_DIR:-$REPO_ROOT/.cache}"
+RUN_DIR="$CACHE_DIR/run"
+LOG_DIR="$CACHE_DIR/logs"
+mkdir -p "$RUN_DIR" "$LOG_DIR"
+
+die() { echo "error: $*" >&2; exit 1; }
+info() { echo "==> $*"; }
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retry COMMAND until it succeeds or time is up.
+wait_for() {
+  local what="$1" seconds="$2"; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS >= deadline )); then return 1; fi
+    sleep 0.5
+  done
+  info "$what is ready"
+}
+
+# pid_alive FILE: true when FILE names a running process.
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole suite against the real infrastructure: bring it up, run unit, integration
+# and e2e tests, and bring it down again whatever the outcome.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+HERE="$REPO_ROOT/deploy/local"
+
+"$HERE/tools.sh"
+cleanup() { "$HERE/stack.sh" down >/dev/null 2>&1 || true; "$HERE/infra.sh" down || true; }
+trap cleanup EXIT
+"$HERE/infra.sh" up
+cd "$REPO_ROOT"
+started=$SECONDS
+.venv/bin/pytest -q -p no:cacheprovider tests "$@"
+echo "test suite took $((SECONDS - started)) s"

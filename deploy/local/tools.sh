@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# System tools the test suite uses, from Debian's packages, installed when missing:
+# promtool (prometheus), docker-compose (validates docker-compose.yml), and the
+# PostgreSQL server (postgres.sh installs that one itself).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+declare -A NEEDED=(
+  [promtool]=prometheus
+  [prometheus]=prometheus
+  [docker-compose]=docker-compose
+)
+missing=()
+for tool in "${!NEEDED[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${NEEDED[$tool]}")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+[[ $EUID -eq 0 ]] || die "missing Debian packages: ${missing[*]} — install them: sudo apt-get install ${missing[*]}"
+info "installing ${missing[*]} from Debian"
+export DEBIAN_FRONTEND=noninteractive
+# policy-rc.d keeps Debian from starting the packaged Prometheus service on :9090.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+{ apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
+  >"$LOG_DIR/tools-install.log" 2>&1 \
+  || { tail -n 20 "$LOG_DIR/tools-install.log" >&2; die "apt-get install ${missing[*]} failed (log: $LOG_DIR/tools-install.log)"; }

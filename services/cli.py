@@ -1,0 +1,77 @@
+"""The ``kpipulse`` command: one subcommand per service plus the operator's tools.
+
+Settings are read once here and handed to whatever runs; a bad setting stops the
+command with the variable named, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+
+from shared.settings import Settings, SettingsError, load_settings
+
+# Each service contributes its subcommands (its process, and its operator tools).
+_SERVICE_CLIS: tuple[str, ...] = ()
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.db.migrate import downgrade, upgrade
+
+    if args.downgrade:
+        downgrade(settings.database.url, args.downgrade)
+        print(f"database downgraded to {args.downgrade}")
+    else:
+        upgrade(settings.database.url)
+        print("database schema is up to date")
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.bus.kafka import ensure_topics
+
+    names = settings.kafka.topics().all()
+    created = asyncio.run(ensure_topics(settings.kafka, names, timeout_s=args.timeout))
+    for topic in names:
+        state = "created" if topic in created else "exists"
+        print(f"{topic}: {state} ({settings.kafka.partitions} partitions requested)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kpipulse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.add_argument("--downgrade", metavar="REVISION", help="downgrade instead (e.g. base)")
+    migrate.set_defaults(run=_migrate)
+
+    topics = sub.add_parser("topics", help="manage the Kafka topics")
+    topics_sub = topics.add_subparsers(dest="action", required=True)
+    create = topics_sub.add_parser("create", help="create the topics that are missing")
+    create.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Kafka")
+    create.set_defaults(run=_topics)
+
+    for module in _SERVICE_CLIS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"kpipulse: {exc}", file=sys.stderr)
+        return 2
+    run: Command = args.run
+    return run(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The message bus port and its adapters (Kafka; the embedded log lives beside it)."""

@@ -1,0 +1,71 @@
+"""Dead-letter helper: a rejected record goes to the DLQ with why and where it came from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from shared.bus.ports import Message, OutgoingRecord, Publisher
+
+REASON = "kpipulse-dlq-reason"
+SOURCE_TOPIC = "kpipulse-dlq-source-topic"
+SOURCE_PARTITION = "kpipulse-dlq-source-partition"
+SOURCE_OFFSET = "kpipulse-dlq-source-offset"
+STAGE = "kpipulse-dlq-stage"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    reason: str
+    payload: bytes
+    stage: str
+    key: bytes | None = None
+    source: Message | None = None
+
+    def to_record(self) -> OutgoingRecord:
+        headers: list[tuple[str, bytes]] = [
+            (REASON, self.reason.encode()[:1024]),
+            (STAGE, self.stage.encode()),
+        ]
+        if self.source is not None:
+            headers += [
+                (SOURCE_TOPIC, self.source.topic.encode()),
+                (SOURCE_PARTITION, str(self.source.partition).encode()),
+                (SOURCE_OFFSET, str(self.source.offset).encode()),
+            ]
+        return OutgoingRecord(key=self.key, value=self.payload, headers=tuple(headers))
+
+
+class DeadLetterQueue:
+    def __init__(self, publisher: Publisher, topic: str) -> None:
+        self._publisher = publisher
+        self._topic = topic
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        await self._publisher.publish(self._topic, [letter.to_record() for letter in letters])
+
+    @staticmethod
+    def rejected_payload(raw: bytes | object) -> bytes:
+        """Bytes for a rejected input, whatever shape it arrived in."""
+        if isinstance(raw, bytes):
+            return raw
+        return orjson.dumps(raw, default=str)
+
+
+def describe(message: Message) -> dict[str, str | int | None]:
+    """Read the DLQ headers of a dead-lettered message back (for tools and tests)."""
+    def text(name: str) -> str | None:
+        raw = message.header(name)
+        return raw.decode() if raw is not None else None
+
+    partition = text(SOURCE_PARTITION)
+    offset = text(SOURCE_OFFSET)
+    return {
+        "reason": text(REASON),
+        "stage": text(STAGE),
+        "source_topic": text(SOURCE_TOPIC),
+        "source_partition": int(partition) if partition is not None else None,
+        "source_offset": int(offset) if offset is not None else None,
+    }

@@ -1,0 +1,312 @@
+"""Kafka adapters of the bus port, over aiokafka.
+
+The producer is always ``acks=all`` with idempotence on: a publish returns only when
+every in-sync replica has the records. The consumer never auto-commits; it commits the
+offsets of a batch after its handler returned, and on stop it finishes the batch in hand
+before committing and leaving the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import TopicPartition
+
+from shared.bus.ports import (
+    BatchHandler,
+    Message,
+    OffsetStore,
+    OutgoingRecord,
+    PartitionId,
+    PublishError,
+)
+from shared.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaPublisher:
+    """Publishes records and waits for acks=all; reports unhealthy after a failure."""
+
+    def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._healthy = False
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        # Starting fails when the broker is down; the service still starts (it answers
+        # 503 and /readyz says why) and the producer is retried on the next publish.
+        try:
+            await self._ensure_started()
+        except PublishError as exc:
+            log.warning("kafka producer not started yet: %s", exc)
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.bootstrap_servers,
+                client_id=self._client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=self._settings.linger_ms,
+                request_timeout_ms=self._settings.request_timeout_ms,
+                max_batch_size=512 * 1024,
+                max_request_size=2 * 1024 * 1024,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await _quietly(producer.stop())
+                self._healthy = False
+                raise PublishError(f"kafka unreachable: {exc!r}") from exc
+            self._producer = producer
+            self._healthy = True
+            return producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await _quietly(producer.stop())  # flushes what is pending
+
+    async def publish(self, topic: str, records: Sequence[OutgoingRecord]) -> None:
+        if not records:
+            return
+        producer = await self._ensure_started()
+        try:
+            futures = [
+                await producer.send(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers) or None,
+                    timestamp_ms=record.timestamp_ms,
+                )
+                for record in records
+            ]
+            await asyncio.wait_for(
+                asyncio.gather(*futures), self._settings.publish_timeout_s
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            self._healthy = False
+            raise PublishError(f"kafka did not acknowledge: {exc!r}") from exc
+        self._healthy = True
+
+    def is_healthy(self) -> bool:
+        return self._healthy
+
+    async def ping(self) -> bool:
+        try:
+            producer = await self._ensure_started()
+            await asyncio.wait_for(
+                producer.client.fetch_all_metadata(), self._settings.publish_timeout_s
+            )
+        except (KafkaError, OSError, TimeoutError, PublishError):
+            self._healthy = False
+            return False
+        self._healthy = True
+        return True
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue from the offsets the service stored with its state."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, store: OffsetStore) -> None:
+        self._consumer = consumer
+        self._store = store
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Offsets live with the state; nothing to flush here.
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        if not assigned:
+            return
+        ids = [PartitionId(tp.topic, tp.partition) for tp in assigned]
+        stored = await self._store.load(ids)
+        for tp in assigned:
+            offset = stored.get(PartitionId(tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        log.info("partitions assigned", extra={"partitions": [str(p) for p in ids]})
+
+
+class KafkaSubscriber:
+    """Consumes a topic in a group, batch by batch, with manual commits."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        offset_store: OffsetStore | None = None,
+        max_batch: int = 5000,
+        poll_timeout_ms: int = 200,
+    ) -> None:
+        self._settings = settings
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._offset_store = offset_store
+        self._max_batch = max_batch
+        self._poll_timeout_ms = poll_timeout_ms
+        self._consumer: AIOKafkaConsumer | None = None
+        self._stopping = asyncio.Event()
+        self._finished = asyncio.Event()
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=self._group_id,
+            client_id=f"{self._settings.client_id}-{self._group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=3_000,
+            request_timeout_ms=max(self._settings.request_timeout_ms, 15_000),
+        )
+        await consumer.start()
+        listener: ConsumerRebalanceListener | None = (
+            _SeekToStoredOffsets(consumer, self._offset_store)
+            if self._offset_store is not None
+            else None
+        )
+        if listener is not None:
+            consumer.subscribe(self._topics, listener=listener)
+        else:
+            consumer.subscribe(self._topics)
+        self._consumer = consumer
+
+    async def run(self, handler: BatchHandler) -> None:
+        consumer = self._require()
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self._poll_timeout_ms, max_records=self._max_batch
+                )
+                messages = [
+                    _to_message(record) for records in batches.values() for record in records
+                ]
+                if not messages:
+                    continue
+                await handler(messages)
+                # Commit only after the handler made its effect durable: a crash in
+                # between re-delivers, and handlers are idempotent by design.
+                await consumer.commit(
+                    {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                )
+        finally:
+            self._finished.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout=30)
+        except TimeoutError:
+            log.warning("consumer did not finish its batch within 30 s")
+        await _quietly(consumer.stop())
+
+    async def lag(self) -> dict[PartitionId, int]:
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        result: dict[PartitionId, int] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            try:
+                position = await consumer.position(tp)
+            except (KafkaError, AssertionError):
+                continue
+            if highwater is not None:
+                result[PartitionId(tp.topic, tp.partition)] = max(0, highwater - position)
+        return result
+
+    async def ping(self) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        try:
+            await asyncio.wait_for(consumer._client.fetch_all_metadata(), 3)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+    def _require(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("subscriber not started")
+        return self._consumer
+
+
+def _to_message(record: Any) -> Message:
+    return Message(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        timestamp_ms=record.timestamp,
+        headers=tuple(record.headers or ()),
+    )
+
+
+async def ensure_topics(
+    settings: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 60.0
+) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15_000
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except (KafkaError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise PublishError(f"kafka unreachable at {settings.bootstrap_servers}") from exc
+            await asyncio.sleep(1)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name=topic,
+                            num_partitions=settings.partitions,
+                            replication_factor=settings.replication_factor,
+                        )
+                        for topic in missing
+                    ]
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception:  # shutdown of a broken client must not mask the original error
+        log.debug("ignored error while closing a kafka client", exc_info=True)

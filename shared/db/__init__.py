@@ -1,0 +1,1 @@
+"""Async SQLAlchemy engine, sessions and the tables' metadata."""

@@ -1,0 +1,115 @@
+"""Prometheus helpers: RED metrics for HTTP as pure ASGI middleware, and /metrics.
+
+Each process owns one CollectorRegistry, created in its composition root and passed to
+whatever registers metrics, so that tests and the single-process dev mode never collide
+on the global default registry.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "kpipulse_http_requests_total",
+            "HTTP requests answered, by route template and status code.",
+            ["service", "method", "route", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "kpipulse_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["service", "method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "kpipulse_http_requests_in_flight",
+            "HTTP requests being answered now.",
+            ["service"],
+            registry=registry,
+        )
+
+
+class HttpMetricsMiddleware:
+    """Counts and times requests by route template (never the raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics, service: str) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._service = service
+        self._in_flight = metrics.in_flight.labels(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self._in_flight.inc()
+        try:
+            await self._app(scope, receive, send_wrapper)
+        finally:
+            self._in_flight.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self._metrics.requests.labels(self._service, method, template, str(status)).inc()
+            self._metrics.duration.labels(self._service, method, template).observe(
+                time.perf_counter() - started
+            )
+
+
+def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]
+    async def metrics(_request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+class ConsumerMetrics:
+    """Lag and dead letters for a service that consumes from Kafka."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self._service = service
+        self.lag = Gauge(
+            "kpipulse_consumer_lag",
+            "Messages between the consumer's position and the partition's end.",
+            ["service", "topic", "partition"],
+            registry=registry,
+        )
+        self.dlq = Counter(
+            "kpipulse_dlq_messages_total",
+            "Messages sent to the dead-letter topic, by reason.",
+            ["service", "reason"],
+            registry=registry,
+        )
+
+    def dead_lettered(self, reason: str, count: int = 1) -> None:
+        self.dlq.labels(self._service, reason).inc(count)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.lag.labels(self._service, topic, str(partition)).set(lag)

@@ -1,0 +1,147 @@
+"""Settings for every service, read once at start-up and passed down.
+
+Environment variables use the ``KPIPULSE_`` prefix and ``__`` between nested levels,
+e.g. ``KPIPULSE_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092``. Nothing imports a settings
+object globally: ``load_settings()`` is called in the entry point and the result is
+handed to the factories that need it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.topics import TopicNames
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(default=6, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1)
+    # Producer: acks=all and idempotence are not configurable on purpose, a 2xx must
+    # mean the events are durable. Linger trades a few ms of latency for batching.
+    linger_ms: int = Field(default=5, ge=0, le=1000)
+    request_timeout_ms: int = Field(default=5000, ge=100)
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    client_id: str = "kpipulse"
+    # Empty in deployments; tests set a unique prefix so runs sharing a broker never
+    # read each other's messages.
+    topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")
+
+    def topics(self) -> TopicNames:
+        return TopicNames.with_prefix(self.topic_prefix)
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "postgresql+asyncpg://kpipulse:kpipulse@127.0.0.1:5432/kpipulse"
+    pool_size: int = Field(default=10, ge=1)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError(
+                "must use an async driver: postgresql+asyncpg://… or sqlite+aiosqlite://…"
+            )
+        return value
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class IngestSettings(BaseModel):
+    http: HttpSettings = HttpSettings(port=8000)
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_batch_events: int = Field(default=2500, ge=1)
+    rate_limit_per_second: float = Field(default=2000.0, gt=0)
+    rate_limit_burst: int = Field(default=5000, ge=1)
+    webhook_tolerance_s: int = Field(default=300, ge=1)
+    retry_after_s: int = Field(default=5, ge=1)
+    # Per-source webhook secrets; two may be valid at once during a rotation.
+    hubspot_secrets: list[SecretStr] = []
+    sendgrid_public_keys: list[str] = []
+    mailchimp_secrets: list[SecretStr] = []
+    zendesk_secrets: list[SecretStr] = []
+    standard_webhook_secrets: list[SecretStr] = []
+
+
+class ScoringSettings(BaseModel):
+    http: HttpSettings = HttpSettings(port=8001)
+    group_id: str = "kpipulse-scoring"
+    catalog_path: Path | None = Path("catalog/example.yaml")
+    time_zone: str = "UTC"
+    dedupe_horizon_s: int = Field(default=24 * 3600, ge=60)
+    min_correlation_points: int = Field(default=6, ge=3)
+    max_lag_periods: int = Field(default=3, ge=0)
+    max_batch: int = Field(default=5000, ge=1)
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1025, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    use_tls: bool = False
+    start_tls: bool = False
+    sender: str = "kpipulse@localhost"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class AlertsSettings(BaseModel):
+    http: HttpSettings = HttpSettings(port=8002)
+    group_id: str = "kpipulse-alerts"
+    hold_down_s: int = Field(default=0, ge=0)
+    recovery_margin: float = Field(default=0.02, ge=0)
+    repeat_interval_s: int = Field(default=4 * 3600, ge=60)
+    expiry_warning_days: int = Field(default=14, ge=0)
+    scheduler_interval_s: float = Field(default=30.0, gt=0)
+    delivery_max_attempts: int = Field(default=8, ge=1)
+    delivery_base_backoff_s: float = Field(default=1.0, gt=0)
+    webhook_secret: SecretStr = SecretStr("change-me")
+    default_email: str | None = None
+    scorecard_url: str = "http://127.0.0.1:8001/"
+    smtp: SmtpSettings = SmtpSettings()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KPIPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environment: Literal["dev", "test", "prod"] = "prod"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    admin_token: SecretStr = SecretStr("")
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    alerts: AlertsSettings = AlertsSettings()
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return "KPIPULSE_" + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, or fail with the variables named."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc

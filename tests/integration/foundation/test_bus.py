@@ -1,0 +1,139 @@
+"""The Kafka adapters against the real broker: round trip, resume, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
+from shared.bus.kafka import KafkaPublisher, KafkaSubscriber, ensure_topics
+from shared.bus.ports import Message, OutgoingRecord
+from shared.settings import Settings
+
+
+async def _fresh_topic(settings: Settings) -> str:
+    topic = f"{settings.kafka.topic_prefix}foundation.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka, [topic])
+    return topic
+
+
+async def _consume(
+    settings: Settings, topic: str, group: str, want: int, *, timeout: float = 30
+) -> list[Message]:
+    """Run a subscriber until ``want`` messages arrived, then stop it (which commits)."""
+    received: list[Message] = []
+    done = asyncio.Event()
+    subscriber = KafkaSubscriber(settings.kafka, topics=[topic], group_id=group, max_batch=10)
+
+    async def handler(batch: Sequence[Message]) -> None:
+        received.extend(batch)
+        if len(received) >= want:
+            done.set()
+
+    await subscriber.start()
+    task = asyncio.create_task(subscriber.run(handler))
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        await subscriber.stop()
+        await task
+    return received
+
+
+async def test_produce_then_consume_round_trip(settings: Settings) -> None:
+    topic = await _fresh_topic(settings)
+    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    await publisher.start()
+    try:
+        records = [
+            OutgoingRecord(key=f"k{i}".encode(), value=f"v{i}".encode(), headers=(("h", b"x"),))
+            for i in range(20)
+        ]
+        await publisher.publish(topic, records)
+        assert publisher.is_healthy()
+        assert await publisher.ping()
+    finally:
+        await publisher.stop()
+
+    received = await _consume(settings, topic, f"g-{uuid.uuid4().hex[:6]}", 20)
+    assert sorted(m.value for m in received) == sorted(r.value for r in records)
+    by_key = {m.key: m for m in received}
+    assert by_key[b"k7"].value == b"v7"
+    assert by_key[b"k7"].header("h") == b"x"
+
+
+async def test_consumer_resumes_at_committed_offset(settings: Settings) -> None:
+    topic = await _fresh_topic(settings)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    await publisher.start()
+    try:
+        # One key, so every record lands in one partition and order is total.
+        first = [OutgoingRecord(key=b"same", value=f"first-{i}".encode()) for i in range(5)]
+        await publisher.publish(topic, first)
+        got_first = await _consume(settings, topic, group, 5)
+        assert [m.value for m in got_first] == [r.value for r in first]
+
+        second = [OutgoingRecord(key=b"same", value=f"second-{i}".encode()) for i in range(3)]
+        await publisher.publish(topic, second)
+    finally:
+        await publisher.stop()
+
+    got_second = await _consume(settings, topic, group, 3)
+    assert [m.value for m in got_second] == [r.value for r in second]
+    assert got_second[0].offset == got_first[-1].offset + 1
+
+
+async def test_dead_letter_records_reason_and_source_offset(settings: Settings) -> None:
+    topic = await _fresh_topic(settings)
+    dlq_topic = await _fresh_topic(settings)
+    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    await publisher.start()
+    try:
+        await publisher.publish(topic, [OutgoingRecord(key=b"bad", value=b"{not json")])
+        [original] = await _consume(settings, topic, f"g-{uuid.uuid4().hex[:6]}", 1)
+        await DeadLetterQueue(publisher, dlq_topic).send(
+            [
+                DeadLetter(
+                    reason="malformed JSON at byte 1",
+                    payload=original.value,
+                    stage="scoring",
+                    key=original.key,
+                    source=original,
+                )
+            ]
+        )
+    finally:
+        await publisher.stop()
+
+    [letter] = await _consume(settings, dlq_topic, f"g-{uuid.uuid4().hex[:6]}", 1)
+    assert letter.value == b"{not json"
+    assert describe(letter) == {
+        "reason": "malformed JSON at byte 1",
+        "stage": "scoring",
+        "source_topic": topic,
+        "source_partition": original.partition,
+        "source_offset": original.offset,
+    }
+
+
+async def test_publisher_against_closed_port_fails_fast_and_reports_unhealthy(
+    settings: Settings,
+) -> None:
+    closed = settings.kafka.model_copy(
+        update={"bootstrap_servers": "127.0.0.1:1", "publish_timeout_s": 2.0}
+    )
+    publisher = KafkaPublisher(closed, client_id="test")
+    await publisher.start()
+    try:
+        assert not publisher.is_healthy()
+        assert not await publisher.ping()
+        try:
+            await publisher.publish("any", [OutgoingRecord(key=None, value=b"x")])
+        except Exception as exc:
+            assert "kafka" in str(exc)
+        else:
+            raise AssertionError("publish to a closed port must fail")
+    finally:
+        await publisher.stop()
