@@ -68,6 +68,9 @@ class IngestSettings(BaseModel):
     rate_limit_burst: int = Field(default=5000, ge=1)
     webhook_tolerance_s: int = Field(default=300, ge=1)
     retry_after_s: int = Field(default=5, ge=1)
+    # Write-key lookups are cached this long; a revocation reaches other instances
+    # within it (the instance that revoked forgets the key at once).
+    key_cache_ttl_s: float = Field(default=10.0, ge=0)
     # Per-source webhook secrets; two may be valid at once during a rotation.
     hubspot_secrets: list[SecretStr] = []
     sendgrid_public_keys: list[str] = []
@@ -112,6 +115,18 @@ class AlertsSettings(BaseModel):
     default_email: str | None = None
     scorecard_url: str = "http://127.0.0.1:8001/"
     smtp: SmtpSettings = SmtpSettings()
+    # Per-KPI overrides of the defaults above, keyed by KPI key (JSON in the env var).
+    hold_down_overrides_s: dict[str, int] = {}
+    recovery_margin_overrides: dict[str, float] = {}
+    # Delivery: the worker wakes on every committed transition and polls as a fallback;
+    # a claimed row whose lease ran out belonged to a dead worker and is re-sent.
+    delivery_max_backoff_s: float = Field(default=300.0, gt=0)
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+    outbox_lease_s: float = Field(default=60.0, gt=0)
+    outbox_batch: int = Field(default=50, ge=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    trend_points: int = Field(default=6, ge=1, le=100)
+    max_batch: int = Field(default=1000, ge=1)
 
 
 class Settings(BaseSettings):

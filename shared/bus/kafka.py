@@ -168,6 +168,7 @@ class KafkaSubscriber:
         self._consumer: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
+        self._running = False
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -195,6 +196,7 @@ class KafkaSubscriber:
         self._consumer = consumer
 
     async def run(self, handler: BatchHandler) -> None:
+        self._running = True
         consumer = self._require()
         try:
             while not self._stopping.is_set():
@@ -220,10 +222,11 @@ class KafkaSubscriber:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        try:
-            await asyncio.wait_for(self._finished.wait(), timeout=30)
-        except TimeoutError:
-            log.warning("consumer did not finish its batch within 30 s")
+        if self._running:
+            try:
+                await asyncio.wait_for(self._finished.wait(), timeout=30)
+            except TimeoutError:
+                log.warning("consumer did not finish its batch within 30 s")
         await _quietly(consumer.stop())
 
     async def lag(self) -> dict[PartitionId, int]:

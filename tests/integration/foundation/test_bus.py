@@ -1,20 +1,43 @@
-"""The Kafka adapters against the real broker: round trip, resume, dead letters."""
+"""Contract tests of the bus port, run against Kafka (real broker) and the embedded log.
+
+Every adapter must pass the same suite: round trip, resume at the committed offset,
+dead letters that record reason and source offset.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
 
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
-from shared.bus.kafka import KafkaPublisher, KafkaSubscriber, ensure_topics
+from shared.bus.factory import create_publisher, create_subscriber
+from shared.bus.kafka import KafkaPublisher, ensure_topics
 from shared.bus.ports import Message, OutgoingRecord
 from shared.settings import Settings
 
 
+@pytest.fixture(params=["kafka", "embedded"])
+def bus_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
+    if request.param == "kafka":
+        return settings
+    embedded = settings.kafka.model_copy(
+        update={"bootstrap_servers": f"embedded:{tmp_path / 'bus.db'}"}
+    )
+    return settings.model_copy(update={"kafka": embedded})
+
+
+def _is_kafka(settings: Settings) -> bool:
+    return not settings.kafka.bootstrap_servers.startswith("embedded:")
+
+
 async def _fresh_topic(settings: Settings) -> str:
     topic = f"{settings.kafka.topic_prefix}foundation.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(settings.kafka, [topic])
+    if _is_kafka(settings):
+        await ensure_topics(settings.kafka, [topic])
     return topic
 
 
@@ -24,7 +47,7 @@ async def _consume(
     """Run a subscriber until ``want`` messages arrived, then stop it (which commits)."""
     received: list[Message] = []
     done = asyncio.Event()
-    subscriber = KafkaSubscriber(settings.kafka, topics=[topic], group_id=group, max_batch=10)
+    subscriber = create_subscriber(settings.kafka, topics=[topic], group_id=group, max_batch=10)
 
     async def handler(batch: Sequence[Message]) -> None:
         received.extend(batch)
@@ -41,9 +64,10 @@ async def _consume(
     return received
 
 
-async def test_produce_then_consume_round_trip(settings: Settings) -> None:
+async def test_produce_then_consume_round_trip(bus_settings: Settings) -> None:
+    settings = bus_settings
     topic = await _fresh_topic(settings)
-    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    publisher = create_publisher(settings.kafka, client_id="test")
     await publisher.start()
     try:
         records = [
@@ -63,10 +87,11 @@ async def test_produce_then_consume_round_trip(settings: Settings) -> None:
     assert by_key[b"k7"].header("h") == b"x"
 
 
-async def test_consumer_resumes_at_committed_offset(settings: Settings) -> None:
+async def test_consumer_resumes_at_committed_offset(bus_settings: Settings) -> None:
+    settings = bus_settings
     topic = await _fresh_topic(settings)
     group = f"g-{uuid.uuid4().hex[:6]}"
-    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    publisher = create_publisher(settings.kafka, client_id="test")
     await publisher.start()
     try:
         # One key, so every record lands in one partition and order is total.
@@ -85,10 +110,11 @@ async def test_consumer_resumes_at_committed_offset(settings: Settings) -> None:
     assert got_second[0].offset == got_first[-1].offset + 1
 
 
-async def test_dead_letter_records_reason_and_source_offset(settings: Settings) -> None:
+async def test_dead_letter_records_reason_and_source_offset(bus_settings: Settings) -> None:
+    settings = bus_settings
     topic = await _fresh_topic(settings)
     dlq_topic = await _fresh_topic(settings)
-    publisher = KafkaPublisher(settings.kafka, client_id="test")
+    publisher = create_publisher(settings.kafka, client_id="test")
     await publisher.start()
     try:
         await publisher.publish(topic, [OutgoingRecord(key=b"bad", value=b"{not json")])
