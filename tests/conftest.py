@@ -38,23 +38,33 @@ def run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(SERVER_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(name: str) -> str:
+    """Create and migrate a database on the test server; return its async URL."""
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = _async_url(SERVER_DSN, name)
+    await asyncio.to_thread(upgrade, url)
+    return url
+
+
+async def drop_database(name: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def test_database(run_id: str) -> Iterator[str]:
     """A fresh database for this test session, migrated to the newest schema."""
     name = f"kpipulse_test_{run_id}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(SERVER_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = _async_url(SERVER_DSN, name)
-    upgrade(url)
+    url = asyncio.run(create_database(name))
     yield url
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(drop_database(name))
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ class OffsetRepository:
                     ),
                 )
             )
-            return {PartitionId(t, p): o for t, p, o in rows.tuples()}
+            return {PartitionId(t, p): o for t, p, o in rows.all()}
 
     async def locked(
         self, session: AsyncSession, partitions: Sequence[PartitionId]
@@ -62,7 +62,7 @@ class OffsetRepository:
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             query = query.with_for_update()
         rows = await session.execute(query)
-        return {PartitionId(t, p): o for t, p, o in rows.tuples()}
+        return {PartitionId(t, p): o for t, p, o in rows.all()}
 
     async def save(self, session: AsyncSession, offsets: Mapping[PartitionId, int]) -> None:
         if not offsets:

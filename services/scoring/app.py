@@ -1,0 +1,143 @@
+"""Scoring's composition: consumer, evaluator, catalog watcher and the read API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.scoring.api.routes import kpi_router
+from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
+from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.catalog_state import CatalogState
+from services.scoring.domain.catalog import Catalog, parse_catalog
+from services.scoring.evaluator import Evaluator
+from services.scoring.handlers import FoldHandler
+from services.scoring.metrics import ScoringMetrics
+from services.scoring.queries import KpiQueries
+from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from shared.auth import admin_guard
+from shared.bus.dlq import DeadLetterQueue
+from shared.bus.ports import Publisher, Subscriber
+from shared.db.engine import ping
+from shared.db.offsets import OffsetRepository
+from shared.http import install_common
+from shared.metrics import HttpMetrics
+from shared.settings import Settings
+from shared.tasks import guarded
+
+log = logging.getLogger(__name__)
+
+SubscriberFactory = Callable[[OffsetRepository], Subscriber]
+
+
+async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) -> None:
+    """Apply the catalog file (start-up). KPIs missing from the file are retired."""
+    catalog = parse_catalog(await asyncio.to_thread(path.read_text))
+    diff = await service.apply(catalog, actor=actor)
+    if not diff.empty:
+        log.info("catalog applied", extra={"file": str(path), "changes": describe_diff(diff)})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    publisher: Publisher,
+    subscriber_factory: SubscriberFactory,
+    registry: CollectorRegistry,
+    http_metrics: HttpMetrics | None = None,
+) -> FastAPI:
+    scoring = settings.scoring
+    topics = settings.kafka.topics()
+    metrics = ScoringMetrics(registry)
+    buckets, current, catalog_repo = BucketRepository(), CurrentRepository(), CatalogRepository()
+    state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
+    catalog_service = CatalogService(sessions, catalog_repo, buckets, state)
+    offsets = OffsetRepository(sessions, consumer=scoring.group_id)
+    subscriber = subscriber_factory(offsets)
+    evaluator = Evaluator(
+        sessions=sessions,
+        catalog=state,
+        buckets=buckets,
+        current=current,
+        publisher=publisher,
+        topic=topics.kpi_values,
+        metrics=metrics,
+    )
+    handler = FoldHandler(
+        sessions=sessions,
+        catalog=state,
+        buckets=buckets,
+        offsets=offsets,
+        dlq=DeadLetterQueue(publisher, topics.events_dlq),
+        metrics=metrics,
+        on_folded=evaluator.mark,
+    )
+    queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
+        if scoring.catalog_path is not None:
+            await load_catalog_file(catalog_service, scoring.catalog_path, actor="startup")
+        state.replace(await catalog_service.load())
+        await subscriber.start()
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(guarded("consumer", lambda: subscriber.run(handler))),
+            asyncio.create_task(guarded("evaluator", lambda: evaluator.run(stop))),
+            asyncio.create_task(
+                guarded("catalog watcher", lambda: watch_catalog(catalog_service, state, stop))
+            ),
+            asyncio.create_task(
+                guarded(
+                    "dedupe pruner",
+                    lambda: prune_dedupe_ids(sessions, buckets, scoring.dedupe_horizon_s, stop),
+                )
+            ),
+            asyncio.create_task(
+                guarded("lag reporter", lambda: report_lag(subscriber, metrics, stop))
+            ),
+        ]
+        try:
+            yield
+        finally:
+            stop.set()
+            await subscriber.stop()  # finishes the batch in hand and commits it
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.stop()
+
+    app = FastAPI(
+        title="KPI Pulse scoring",
+        version="1",
+        description="Rolling KPI values, scores, the balanced scorecard, lead/lag and "
+        "period analysis. Changes need `Authorization: Bearer <admin token>`.",
+        lifespan=lifespan,
+    )
+    app.include_router(kpi_router(queries, catalog_service, admin_guard(settings.admin_token)))
+
+    async def bus_ready() -> bool:
+        return await publisher.ping()
+
+    async def db_ready() -> bool:
+        return await ping(engine)
+
+    install_common(
+        app,
+        service="scoring",
+        registry=registry,
+        http_metrics=http_metrics or HttpMetrics(registry),
+        readiness={"kafka": bus_ready, "database": db_ready},
+    )
+    return app

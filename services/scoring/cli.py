@@ -1,0 +1,84 @@
+"""Scoring's subcommands: the service, and the catalog tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.domain.catalog import CatalogError, parse_catalog
+from services.scoring.repository import BucketRepository, CatalogRepository
+from shared.db.engine import create_engine, create_session_factory
+from shared.settings import Settings
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("scoring", help="run the scoring service")
+    run.set_defaults(run=_run)
+
+    catalog = sub.add_parser("catalog", help="manage the KPI catalog")
+    actions = catalog.add_subparsers(dest="action", required=True)
+    apply = actions.add_parser(
+        "apply", help="make a catalog file the stored catalog (shows creates, changes, retires)"
+    )
+    apply.add_argument("file", type=Path)
+    apply.add_argument("--dry-run", action="store_true", help="show the changes, apply nothing")
+    apply.add_argument("--actor", default="cli", help="who is applying it (recorded in history)")
+    apply.set_defaults(run=_apply)
+
+    check = actions.add_parser("check", help="validate a catalog file without a database")
+    check.add_argument("file", type=Path)
+    check.set_defaults(run=_check)
+
+
+def _run(_args: argparse.Namespace, settings: Settings) -> int:
+    from services.scoring.__main__ import main
+
+    main(settings)
+    return 0
+
+
+def _check(args: argparse.Namespace, _settings: Settings) -> int:
+    try:
+        catalog = parse_catalog(args.file.read_text())
+    except (OSError, CatalogError) as exc:
+        _print_error(args.file, exc)
+        return 1
+    print(f"{args.file}: {len(catalog)} KPIs, valid")
+    return 0
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        catalog = parse_catalog(args.file.read_text())
+    except (OSError, CatalogError) as exc:
+        _print_error(args.file, exc)
+        return 1
+
+    async def apply() -> list[str]:
+        engine = create_engine(settings.database)
+        try:
+            service = CatalogService(
+                create_session_factory(engine), CatalogRepository(), BucketRepository()
+            )
+            diff = await service.apply(catalog, actor=args.actor, dry_run=args.dry_run)
+        finally:
+            await engine.dispose()
+        return describe_diff(diff)
+
+    for line in asyncio.run(apply()):
+        print(line)
+    print("dry run: nothing applied" if args.dry_run else "catalog applied")
+    return 0
+
+
+def _print_error(path: Path, exc: Exception) -> None:
+    if isinstance(exc, CatalogError):
+        print(f"{path}: invalid catalog:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+    else:
+        print(f"{path}: {exc}", file=sys.stderr)

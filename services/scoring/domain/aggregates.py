@@ -1,0 +1,398 @@
+"""Additive partial aggregates in time buckets, and the fold of events into them.
+
+A KPI formula decomposes into terms (term 0; a ratio also has term 1, the denominator).
+Per (KPI, term, bucket start) the fold keeps a ``TermAggregate``; ``merge`` of two
+aggregates is associative and commutative, so buckets from any partition, batch or late
+event combine in any order into the same window value.
+
+Exactness: ``sum`` is kept as an integer number of micro-units (``sum_micros``), so adding
+partials never depends on the order (float addition does). Values are rounded to 1e-6.
+HyperLogLog unions are order-independent; KLL merges are exact below ~k·(levels) items and
+keep the documented KLL rank error (~1.3% for k=200) beyond.
+
+Bucket width (``bucket_width``): the largest of 1s, 10s, 1m, 5m, 15m, 1h, 1d not exceeding
+window/60 (so a window spans >= 60 buckets), stepped up to the next width while the
+window would span more than 400 buckets. Examples: 1m→1s (60), 1h→1m (60), 1d→15m (96),
+7d→1h (168), 30d→1d (30), 365d→1d (365). Sub-day buckets are aligned on the Unix epoch
+(UTC); 1d buckets start at local midnight in the configured time zone (23 or 25 hours
+long on DST change days), so they line up with calendar review periods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, Final, NamedTuple
+
+from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
+
+from services.scoring.domain.catalog import Catalog, KpiDefinition
+from services.scoring.domain.durations import format_duration
+from services.scoring.domain.formulas import (
+    SketchKind,
+    Term,
+    field_getter,
+    numeric,
+    same_scalar,
+)
+from shared.contracts.events import EventEnvelope
+
+HLL_LG_K: Final = 12
+KLL_K: Final = 200
+MICROS: Final = 1_000_000
+#: Larger magnitudes are skipped as unusable: no KPI needs them, and their micro-units
+#: must still fit a NUMERIC(38) column.
+MAX_ABS_VALUE: Final = 1e18
+
+DAY_S: Final = 86_400
+WIDTHS_S: Final[tuple[int, ...]] = (1, 10, 60, 300, 900, 3600, DAY_S)
+MIN_BUCKETS_PER_WINDOW: Final = 60
+MAX_BUCKETS_PER_WINDOW: Final = 400
+
+
+class BucketKey(NamedTuple):
+    kpi_key: str
+    term: int
+    bucket_start: datetime  # UTC
+
+
+@dataclass(frozen=True, slots=True)
+class TermAggregate:
+    """A mergeable partial aggregate of one term over one bucket (or any union of them).
+
+    ``count`` is the number of events counted (for numeric terms: with a numeric field);
+    ``sum_micros`` the field sum in micro-units; ``min``/``max`` None until a number is
+    seen; ``sketch`` the serialized HLL (distinct) or KLL (percentile) sketch.
+    """
+
+    count: int = 0
+    sum_micros: int = 0
+    min: float | None = None
+    max: float | None = None
+    sketch: bytes | None = None
+    sketch_kind: SketchKind | None = None
+
+    @property
+    def sum(self) -> float:
+        return self.sum_micros / MICROS
+
+
+def merge(a: TermAggregate, b: TermAggregate) -> TermAggregate:
+    """Combine two partials; associative and commutative."""
+    merged = merge_all((a, b))
+    assert merged is not None  # two inputs never merge into nothing
+    return merged
+
+
+def merge_all(parts: Iterable[TermAggregate]) -> TermAggregate | None:
+    """Merge any number of partials (sketches deserialized once each); None if no parts."""
+    count = total = 0
+    low: float | None = None
+    high: float | None = None
+    kind: SketchKind | None = None
+    sketches: list[bytes] = []
+    seen = False
+    for part in parts:
+        seen = True
+        count += part.count
+        total += part.sum_micros
+        if part.min is not None and (low is None or part.min < low):
+            low = part.min
+        if part.max is not None and (high is None or part.max > high):
+            high = part.max
+        if part.sketch_kind is not None:
+            if kind is not None and kind != part.sketch_kind:
+                raise ValueError(f"cannot merge {kind} and {part.sketch_kind} sketches")
+            kind = part.sketch_kind
+        if part.sketch is not None:
+            sketches.append(part.sketch)
+    if not seen:
+        return None
+    sketch = _merge_sketches(kind, sketches)
+    return TermAggregate(count, total, low, high, sketch, kind)
+
+
+def _merge_sketches(kind: SketchKind | None, sketches: list[bytes]) -> bytes | None:
+    if not sketches:
+        return None
+    if len(sketches) == 1:
+        return sketches[0]
+    if kind == "hll":
+        union = hll_union(HLL_LG_K)
+        for raw in sketches:
+            union.update(hll_sketch.deserialize(raw))
+        result: bytes = union.get_result(tgt_hll_type.HLL_8).serialize_compact()
+        return result
+    if kind == "kll":
+        merged = kll_doubles_sketch(KLL_K)
+        for raw in sketches:
+            merged.merge(kll_doubles_sketch.deserialize(raw))
+        out: bytes = merged.serialize()
+        return out
+    raise ValueError("sketch bytes without a sketch_kind")
+
+
+def bucket_width(kpi: KpiDefinition) -> timedelta:
+    """The bucket width for ``kpi``'s window (rule in the module docstring)."""
+    return timedelta(seconds=_width_s(kpi.window))
+
+
+def _width_s(window: timedelta) -> int:
+    window_s = window.total_seconds()
+    index = 0
+    for i, width in enumerate(WIDTHS_S):
+        if width * MIN_BUCKETS_PER_WINDOW <= window_s:
+            index = i
+    while index < len(WIDTHS_S) - 1 and window_s / WIDTHS_S[index] > MAX_BUCKETS_PER_WINDOW:
+        index += 1
+    return WIDTHS_S[index]
+
+
+def bucket_start(kpi: KpiDefinition, ts: datetime, tz: tzinfo) -> datetime:
+    """Start (UTC) of the bucket of ``kpi`` containing the aware instant ``ts``."""
+    width = _width_s(kpi.window)
+    seconds = ts.timestamp()
+    start = local_midnight(seconds, tz) if width == DAY_S else int(seconds // width) * width
+    return datetime.fromtimestamp(start, UTC)
+
+
+def local_midnight(seconds: float, tz: tzinfo) -> int:
+    """Epoch seconds of the start of the local calendar day containing ``seconds``.
+
+    A midnight skipped by DST resolves (fold=0) to the first instant of that day.
+    """
+    local = datetime.fromtimestamp(seconds, tz)
+    return int(datetime(local.year, local.month, local.day, tzinfo=tz).timestamp())
+
+
+# --- fold ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An event too old for the retention of some KPIs it matches (dead-letter it)."""
+
+    event: EventEnvelope
+    kpi_keys: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class FoldResult:
+    buckets: dict[BucketKey, TermAggregate] = field(default_factory=dict)
+    refused: list[Refusal] = field(default_factory=list)
+    #: (kpi_key, term) → events matched but skipped: field missing or not numeric.
+    skipped: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: events that matched no KPI term at all.
+    unmatched: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Compiled:
+    kpi_key: str
+    term_index: int
+    term: Term
+    accessor: str  # "count" | "value" | "subject_id" | "property"
+    prop: str
+    width_s: int
+    retention_s: float
+
+
+class _Acc:
+    __slots__ = ("count", "high", "low", "sketch", "total")
+
+    def __init__(self, kind: SketchKind | None) -> None:
+        self.count = 0
+        self.total = 0
+        self.low: float | None = None
+        self.high: float | None = None
+        self.sketch: Any = None
+        if kind == "hll":
+            self.sketch = hll_sketch(HLL_LG_K)
+        elif kind == "kll":
+            self.sketch = kll_doubles_sketch(KLL_K)
+
+
+_MISSING: Final = object()
+_SLOT_S: Final = 900  # every real-world UTC offset change falls on a quarter hour
+
+
+class Folder:
+    """A catalog compiled for folding: filters precompiled, KPIs indexed by (source, type).
+
+    Reuse one ``Folder`` per catalog version; ``fold`` may be called for each batch.
+    """
+
+    def __init__(self, catalog: Catalog, tz: tzinfo) -> None:
+        self._tz = tz
+        self._compiled = [
+            _Compiled(
+                kpi.key,
+                index,
+                term,
+                "count" if term.field is None else field_getter(term.field)[0],
+                "" if term.field is None else field_getter(term.field)[1],
+                _width_s(kpi.window),
+                kpi.effective_retention.total_seconds(),
+            )
+            for kpi in catalog
+            for index, term in enumerate(kpi.terms)
+        ]
+        self._retention = {kpi.key: kpi.effective_retention for kpi in catalog}
+        self._index: dict[tuple[str, str], list[_Compiled]] = {}
+        self._midnights: dict[int, int] = {}
+
+    def _terms_for(self, source: str, event_type: str) -> list[_Compiled]:
+        found = self._index.get((source, event_type))
+        if found is None:
+            found = [c for c in self._compiled if c.term.accepts(source, event_type)]
+            if len(self._index) > 10_000:  # types come from clients: keep the cache bounded
+                self._index.clear()
+            self._index[(source, event_type)] = found
+        return found
+
+    def _day_start(self, seconds: float) -> int:
+        slot = int(seconds // _SLOT_S)
+        cached = self._midnights.get(slot)
+        if cached is None:
+            first = local_midnight(slot * _SLOT_S, self._tz)
+            last = local_midnight(slot * _SLOT_S + _SLOT_S - 1, self._tz)
+            cached = first if first == last else -1  # -1: a day starts inside this slot
+            if len(self._midnights) > 200_000:
+                self._midnights.clear()
+            self._midnights[slot] = cached
+        return cached if cached != -1 else local_midnight(seconds, self._tz)
+
+    def fold(self, events: Iterable[EventEnvelope], now: datetime | None = None) -> FoldResult:
+        """Aggregate ``events``; with ``now``, refuse those older than a KPI's retention."""
+        now_s = None if now is None else now.timestamp()
+        accs: dict[tuple[_Compiled, int], _Acc] = {}
+        skipped: dict[_Compiled, int] = {}
+        result = FoldResult()
+        for event in events:
+            terms = self._index.get((event.source, event.type))
+            if terms is None:
+                terms = self._terms_for(event.source, event.type)
+            matched, too_old = self._fold_one(event, terms, now_s, accs, skipped)
+            if not matched:
+                result.unmatched += 1
+            if too_old:
+                result.refused.append(self._refusal(event, too_old))
+        result.buckets = _freeze(accs)
+        result.skipped = {(c.kpi_key, c.term_index): n for c, n in skipped.items()}
+        return result
+
+    def _fold_one(
+        self,
+        event: EventEnvelope,
+        terms: list[_Compiled],
+        now_s: float | None,
+        accs: dict[tuple[_Compiled, int], _Acc],
+        skipped: dict[_Compiled, int],
+    ) -> tuple[bool, list[str]]:
+        """Fold one event into every term it matches: (matched any, KPIs it is too old for)."""
+        seconds = event.occurred_at.timestamp()
+        properties = event.properties
+        too_old: list[str] = []
+        matched = False
+        for c in terms:
+            wanted = c.term.properties
+            if wanted and not _props_match(properties, wanted):
+                continue
+            matched = True
+            if now_s is not None and seconds < now_s - c.retention_s:
+                if c.kpi_key not in too_old:
+                    too_old.append(c.kpi_key)
+                continue
+            if c.width_s == DAY_S:
+                start = self._day_start(seconds)
+            else:
+                start = int(seconds // c.width_s) * c.width_s
+            if c.accessor == "count":
+                raw: object = None
+            elif c.accessor == "value":
+                raw = event.value
+            elif c.accessor == "property":
+                raw = properties.get(c.prop, _MISSING)
+            else:
+                raw = event.subject_id
+            if not _update(accs, c, start, raw):
+                skipped[c] = skipped.get(c, 0) + 1
+        return matched, too_old
+
+    def _refusal(self, event: EventEnvelope, keys: list[str]) -> Refusal:
+        spans = ", ".join(f"{key} ({format_duration(self._retention[key])})" for key in keys)
+        return Refusal(event, tuple(keys), f"older than the retention of KPIs: {spans}")
+
+
+def fold(
+    events: Iterable[EventEnvelope],
+    catalog: Catalog,
+    tz: tzinfo,
+    now: datetime | None = None,
+) -> FoldResult:
+    """One-shot fold; prefer a long-lived ``Folder`` in a consumer loop."""
+    return Folder(catalog, tz).fold(events, now)
+
+
+def _props_match(properties: Mapping[str, object], wanted: tuple[tuple[str, object], ...]) -> bool:
+    for name, expected in wanted:
+        actual = properties.get(name, _MISSING)
+        if actual != expected or not same_scalar(actual, expected):
+            return False
+    return True
+
+
+def _update(accs: dict[tuple[_Compiled, int], _Acc], c: _Compiled, start: int, raw: object) -> bool:
+    """Add one event to its accumulator; False when its field is unusable (skipped)."""
+    kind = c.term.kind
+    if kind == "distinct":
+        if raw is None or raw is _MISSING or isinstance(raw, dict | list):
+            return False
+        acc = _acc(accs, c, start)
+        acc.count += 1
+        acc.sketch.update(str(raw))
+        return True
+    if kind == "count":
+        _acc(accs, c, start).count += 1
+        return True
+    number = numeric(raw)
+    if number is None or abs(number) > MAX_ABS_VALUE:
+        return False
+    acc = _acc(accs, c, start)
+    acc.count += 1
+    acc.total += round(number * MICROS)
+    if acc.low is None or number < acc.low:
+        acc.low = number
+    if acc.high is None or number > acc.high:
+        acc.high = number
+    if acc.sketch is not None:
+        acc.sketch.update(number)
+    return True
+
+
+def _acc(accs: dict[tuple[_Compiled, int], _Acc], c: _Compiled, start: int) -> _Acc:
+    key = (c, start)
+    acc = accs.get(key)
+    if acc is None:
+        acc = accs[key] = _Acc(c.term.sketch_kind)
+    return acc
+
+
+def _freeze(accs: Mapping[tuple[_Compiled, int], _Acc]) -> dict[BucketKey, TermAggregate]:
+    out: dict[BucketKey, TermAggregate] = {}
+    starts: dict[int, datetime] = {}
+    for (c, start), acc in accs.items():
+        when = starts.get(start)
+        if when is None:
+            when = starts[start] = datetime.fromtimestamp(start, UTC)
+        sketch: bytes | None = None
+        if isinstance(acc.sketch, hll_sketch):
+            sketch = acc.sketch.serialize_compact()
+        elif isinstance(acc.sketch, kll_doubles_sketch):
+            sketch = acc.sketch.serialize()
+        out[BucketKey(c.kpi_key, c.term_index, when)] = TermAggregate(
+            acc.count, acc.total, acc.low, acc.high, sketch, c.term.sketch_kind
+        )
+    return out

@@ -1,0 +1,197 @@
+"""Evaluates KPIs from their buckets and publishes KPI value messages.
+
+A KPI is re-evaluated as soon as events were folded into it (at most every
+``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
+A value is published at once when its status changes, otherwise at most once per
+``update_every`` — the claim in ``kpi_current`` enforces that across instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.scoring.catalog_state import CatalogState
+from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_all
+from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.evaluate import Evaluation, evaluate, window_terms
+from services.scoring.domain.leadlag import early_warnings
+from services.scoring.domain.scoring import assess
+from services.scoring.metrics import ScoringMetrics
+from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
+from shared.bus.ports import OutgoingRecord, Publisher, PublishError
+from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
+from shared.db.engine import transaction
+
+log = logging.getLogger(__name__)
+
+_MIN_REEVALUATE_S = 0.2
+_TICK_S = 0.1
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Evaluator:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: CatalogState,
+        buckets: BucketRepository,
+        current: CurrentRepository,
+        publisher: Publisher,
+        topic: str,
+        metrics: ScoringMetrics,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._buckets = buckets
+        self._current = current
+        self._publisher = publisher
+        self._topic = topic
+        self._metrics = metrics
+        self._clock = clock
+        self._dirty: set[str] = set()
+        self._evaluated_at: dict[str, datetime] = {}
+        self._folded_at: dict[str, datetime] = {}
+        self._statuses: dict[str, KpiStatus] = {}
+        self._wake = asyncio.Event()
+        self._started_at = clock()
+
+    def mark(self, keys: set[str]) -> None:
+        """Events were folded into these KPIs."""
+        now = self._clock()
+        for key in keys:
+            self._folded_at[key] = now
+        self._dirty |= keys
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with self._sessions() as session:
+            stored = await self._current.all(session)
+        self._statuses = {k: v.status for k, v in stored.items()}  # type: ignore[misc]
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                # The next tick retries; a database or broker hiccup must not stop scoring.
+                log.exception("kpi evaluation failed")
+                await asyncio.sleep(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _TICK_S)
+            await asyncio.sleep(_MIN_REEVALUATE_S if self._dirty else 0)
+
+    async def tick(self) -> None:
+        now = self._clock()
+        catalog = self._catalog.catalog
+        due = [kpi for kpi in catalog if self._is_due(kpi, now)]
+        if not due:
+            return
+        evaluations = {}
+        async with self._sessions() as session:
+            for kpi in due:
+                evaluations[kpi.key] = await self.evaluate(session, kpi, now)
+        for kpi in due:
+            self._statuses[kpi.key] = assess(kpi, evaluations[kpi.key].value).status
+            self._dirty.discard(kpi.key)
+            self._evaluated_at[kpi.key] = now
+        warnings = early_warnings(catalog, self._statuses)
+        for kpi in due:
+            await self._publish(kpi, evaluations[kpi.key], now, warnings.get(kpi.key, []))
+
+    def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
+        last = self._evaluated_at.get(kpi.key)
+        if last is None:
+            return True
+        if kpi.key in self._dirty:
+            return (now - last).total_seconds() >= _MIN_REEVALUATE_S
+        return now - last >= kpi.update_every
+
+    async def evaluate(
+        self, session: AsyncSession, kpi: KpiDefinition, as_of: datetime
+    ) -> Evaluation:
+        rows = await self._buckets.window(session, kpi.key, as_of - kpi.window, as_of)
+        return evaluate(kpi.formula, window_terms(kpi, merge_partitions(rows), as_of))
+
+    async def _publish(
+        self, kpi: KpiDefinition, evaluation: Evaluation, now: datetime, leading: list[str]
+    ) -> None:
+        assessment = assess(kpi, evaluation.value)
+        value = CurrentValue(
+            kpi_key=kpi.key,
+            value=evaluation.value,
+            numerator=evaluation.numerator,
+            denominator=evaluation.denominator,
+            status=assessment.status,
+            score=assessment.score,
+            as_of=now,
+            published_at=now,
+        )
+        message = KpiValueMessage(
+            kpi_key=kpi.key,
+            name=kpi.name,
+            value=evaluation.value,
+            numerator=evaluation.numerator,
+            denominator=evaluation.denominator,
+            window_s=int(kpi.window.total_seconds()),
+            as_of=now,
+            computed_at=self._clock(),
+            status=assessment.status,
+            score=assessment.score,
+            minimum=kpi.minimum,
+            target=kpi.target,
+            direction=kpi.direction,
+            owners=list(kpi.owners),
+            expires_on=kpi.expires_on,
+            update_every_s=max(1, int(kpi.update_every.total_seconds())),
+            leading_indicators_in_breach=leading,
+        )
+        # Claim and publish in one transaction: if Kafka refuses, the claim rolls back
+        # and the next tick tries again.
+        try:
+            async with transaction(self._sessions) as session:
+                claimed = await self._current.claim_publish(
+                    session, value, not_since=now - kpi.update_every
+                )
+                if claimed:
+                    await self._publisher.publish(
+                        self._topic,
+                        [OutgoingRecord(key=kpi.key.encode(), value=message.to_bytes())],
+                    )
+        except PublishError as exc:
+            log.warning(
+                "kpi value not published, retrying", extra={"kpi": kpi.key, "error": str(exc)}
+            )
+            return
+        stale = now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
+        self._metrics.kpi(
+            kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
+        )
+        self._metrics.stale.labels(kpi.key).set(1.0 if stale else 0.0)
+
+
+def merge_partitions(
+    rows: list[tuple[BucketKey, TermAggregate]],
+) -> dict[BucketKey, TermAggregate]:
+    """One aggregate per bucket: each partition keeps its own row of the same bucket."""
+    grouped: dict[BucketKey, list[TermAggregate]] = defaultdict(list)
+    for key, aggregate in rows:
+        grouped[key].append(aggregate)
+    merged: dict[BucketKey, TermAggregate] = {}
+    for key, parts in grouped.items():
+        combined = merge_all(parts)
+        if combined is not None:
+            merged[key] = combined
+    return merged

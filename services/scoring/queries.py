@@ -1,0 +1,252 @@
+"""The read side of scoring: KPI views, the scorecard, history, lead/lag, periods.
+
+Everything here is computed from the catalog, the stored buckets and the published
+values; history is recomputed from buckets (exact), not sampled from publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.scoring.catalog_state import CatalogState
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.evaluate import value_as_of
+from services.scoring.domain.leadlag import early_warnings, lead_lag
+from services.scoring.domain.periods import (
+    next_period_start,
+    period_analysis,
+    period_series,
+    period_start,
+)
+from services.scoring.domain.scoring import ScoreEntry, assess, scorecard
+from services.scoring.evaluator import merge_partitions
+from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from shared.contracts.kpi_values import KpiStatus
+from shared.settings import ScoringSettings
+
+MAX_HISTORY_POINTS = 1000
+TREND_POINTS = 40
+ANALYSED_PERIODS = 6
+
+
+class QueryError(ValueError):
+    """A read request that cannot be answered as asked (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KpiQueries:
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: CatalogState
+    buckets: BucketRepository
+    current: CurrentRepository
+    changes: CatalogRepository
+    settings: ScoringSettings
+
+    async def list_kpis(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        catalog = self.catalog.catalog
+        async with self.sessions() as session:
+            current = await self.current.all(session)
+            statuses: dict[str, KpiStatus] = {
+                k: _status(v.status) for k, v in current.items() if k in catalog
+            }
+            warnings = early_warnings(catalog, statuses)
+            views = []
+            for kpi in catalog:
+                trend = await self.current.recent(session, kpi.key, now - kpi.window)
+                views.append(_view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, [])))
+        return views
+
+    async def scorecard(self) -> dict[str, Any]:
+        catalog = self.catalog.catalog
+        async with self.sessions() as session:
+            current = await self.current.all(session)
+        entries = []
+        for kpi in catalog:
+            value = current.get(kpi.key)
+            assessment = assess(kpi, value.value if value else None)
+            entries.append(
+                ScoreEntry(
+                    kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
+                )
+            )
+        card = scorecard(entries)
+        return {
+            "overall": card.overall,
+            "perspectives": [
+                {
+                    "perspective": name,
+                    "score": part.score,
+                    "weight": part.weight,
+                    "kpis": [*part.kpis, *part.no_data],
+                    "scored": list(part.kpis),
+                    "no_data": list(part.no_data),
+                }
+                for name, part in card.per_perspective.items()
+            ],
+        }
+
+    async def detail(self, key: str) -> dict[str, Any]:
+        kpi = self._kpi(key)
+        catalog = self.catalog.catalog
+        now = datetime.now(UTC)
+        views = {v["key"]: v for v in await self.list_kpis()}
+        async with self.sessions() as session:
+            # Links where this KPI lags (its leading indicators) and where it leads.
+            links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
+                (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
+            ]
+            series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
+            lead_lag_rows = []
+            for leading_key, lagging_key in links:
+                for needed in (leading_key, lagging_key):
+                    if needed not in series_cache:
+                        series_cache[needed] = await self._period_series(
+                            session, catalog[needed], now, periods=24
+                        )
+                result = lead_lag(
+                    series_cache[leading_key],
+                    series_cache[lagging_key],
+                    max_lag=self.settings.max_lag_periods,
+                    min_points=self.settings.min_correlation_points,
+                )
+                lead_lag_rows.append(
+                    {
+                        "leading": leading_key,
+                        "lagging": lagging_key,
+                        "best_lag": result.best_lag if result else None,
+                        "r": result.r if result else None,
+                        "points": result.points if result else 0,
+                        "enough_points": result is not None,
+                    }
+                )
+            own = series_cache.get(kpi.key) or await self._period_series(
+                session, kpi, now, periods=ANALYSED_PERIODS
+            )
+        rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
+        return {
+            "kpi": views[kpi.key],
+            "definition": kpi.model_dump(mode="json", exclude_none=True),
+            "lead_lag": lead_lag_rows,
+            "periods": [
+                {
+                    "period_start": row.start.isoformat(),
+                    "period_end": row.end.isoformat(),
+                    "elapsed": row.elapsed,
+                    "actual": row.actual,
+                    "expected": row.expected,
+                    "gap": row.gap,
+                    "previous": row.previous,
+                    "change": row.change,
+                    "change_pct": None if row.change_ratio is None else 100 * row.change_ratio,
+                }
+                for row in rows
+            ],
+        }
+
+    async def history(
+        self, key: str, start: datetime | None, end: datetime | None, step_s: int | None
+    ) -> dict[str, Any]:
+        kpi = self._kpi(key)
+        end = (end or datetime.now(UTC)).astimezone(UTC)
+        start = (start or end - kpi.window).astimezone(UTC)
+        if start >= end:
+            raise QueryError("'from' must be before 'to'")
+        step = timedelta(seconds=step_s) if step_s else (end - start) / TREND_POINTS
+        if step.total_seconds() < 1:
+            raise QueryError("'step' must be at least 1 second")
+        if (end - start) / step > MAX_HISTORY_POINTS:
+            raise QueryError(
+                f"at most {MAX_HISTORY_POINTS} points per request: widen 'step' or narrow the range"
+            )
+        async with self.sessions() as session:
+            rows = await self.buckets.window(session, kpi.key, start - kpi.window, end)
+        buckets = merge_partitions(rows)
+        points = []
+        at = start
+        while at <= end:
+            evaluation = value_as_of(kpi, buckets, at)
+            points.append(
+                {
+                    "at": at.isoformat(),
+                    "value": evaluation.value,
+                    "status": assess(kpi, evaluation.value).status,
+                }
+            )
+            at += step
+        return {"kpi": kpi.key, "step_s": step.total_seconds(), "points": points}
+
+    async def change_history(self, key: str) -> list[dict[str, Any]]:
+        """What changed in a KPI's definition, when and by whom (retired KPIs too)."""
+        async with self.sessions() as session:
+            rows = await self.changes.history(session, key)
+        return [{**row, "at": row["at"].isoformat()} for row in rows]
+
+    async def _period_series(
+        self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
+    ) -> list[tuple[datetime, float | None]]:
+        tz = self.catalog.tz
+        first = period_start(now, kpi.review_period, tz)
+        for _ in range(periods - 1):
+            first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
+        end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        rows = await self.buckets.window(session, kpi.key, first - timedelta(seconds=1), end)
+        buckets: dict[BucketKey, TermAggregate] = merge_partitions(rows)
+        return period_series(kpi, buckets, tz, first, now)
+
+    def _kpi(self, key: str) -> KpiDefinition:
+        catalog = self.catalog.catalog
+        if key not in catalog:
+            raise KeyError(key)
+        return catalog[key]
+
+
+def _status(raw: str) -> KpiStatus:
+    if raw in ("breach", "below_target", "on_target", "no_data"):
+        return raw  # type: ignore[return-value]
+    return "no_data"
+
+
+def _view(
+    kpi: KpiDefinition,
+    current: Any,
+    trend: list[tuple[datetime, float | None, str]],
+    warnings: list[str],
+) -> dict[str, Any]:
+    value = current.value if current else None
+    assessment = assess(kpi, value)
+    step = max(1, len(trend) // TREND_POINTS)
+    return {
+        "key": kpi.key,
+        "name": kpi.name,
+        "objective": kpi.objective,
+        "perspective": kpi.perspective,
+        "stage": kpi.stage,
+        "department": kpi.department,
+        "unit": kpi.unit,
+        "direction": kpi.direction,
+        "minimum": kpi.minimum,
+        "target": kpi.target,
+        "baseline": kpi.baseline,
+        "weight": kpi.weight,
+        "window": kpi.model_dump(mode="json")["window"],
+        "update_every": kpi.model_dump(mode="json")["update_every"],
+        "review_period": kpi.review_period,
+        "expires_on": kpi.expires_on.isoformat(),
+        "owners": [o.model_dump(exclude_none=True) for o in kpi.owners],
+        "indicator": kpi.indicator,
+        "leading_indicators": list(kpi.leading_indicators),
+        "early_warning": warnings,
+        "value": value,
+        "numerator": current.numerator if current else None,
+        "denominator": current.denominator if current else None,
+        "status": assessment.status,
+        "score": assessment.score,
+        "as_of": current.as_of.isoformat() if current else None,
+        "trend": [{"at": at.isoformat(), "value": v} for at, v, _ in trend[::step]],
+    }

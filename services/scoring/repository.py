@@ -1,0 +1,312 @@
+"""Every SQL statement of the scoring service. Runs on PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, delete, func, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.tables import (
+    kpi_buckets,
+    kpi_changes,
+    kpi_current,
+    kpi_definitions,
+    kpi_history,
+    processed_events,
+)
+from shared.db.upsert import insert_for, upsert
+
+# Postgres caps a statement at 32767 parameters; stay well below for multi-row VALUES.
+_CHUNK = 4000
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionBucket:
+    key: BucketKey
+    partition: int
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class BucketRepository:
+    """Buckets of partial aggregates and the ids of events already counted."""
+
+    async def claim_new_events(
+        self, session: AsyncSession, event_ids: Sequence[str], seen_at: datetime
+    ) -> set[str]:
+        """Record ``event_ids``; return those not seen before (the ones to count)."""
+        fresh: set[str] = set()
+        for chunk in _chunks(list(event_ids)):
+            stmt = (
+                insert_for(session, processed_events)
+                .values([{"event_id": eid, "seen_at": seen_at} for eid in chunk])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(processed_events.c.event_id)
+            )
+            fresh.update((await session.execute(stmt)).scalars())
+        return fresh
+
+    async def load(
+        self, session: AsyncSession, keys: Sequence[PartitionBucket]
+    ) -> dict[PartitionBucket, TermAggregate]:
+        found: dict[PartitionBucket, TermAggregate] = {}
+        c = kpi_buckets.c
+        for chunk in _chunks(list(keys), 1000):
+            rows = await session.execute(
+                select(kpi_buckets).where(
+                    tuple_(c.kpi_key, c.term, c.bucket_start, c.partition).in_(
+                        [
+                            (k.key.kpi_key, k.key.term, k.key.bucket_start, k.partition)
+                            for k in chunk
+                        ]
+                    )
+                )
+            )
+            for row in rows.mappings():
+                key = BucketKey(row["kpi_key"], row["term"], utc(row["bucket_start"]))
+                found[PartitionBucket(key, row["partition"])] = _aggregate(row)
+        return found
+
+    async def save(
+        self, session: AsyncSession, buckets: Mapping[PartitionBucket, TermAggregate]
+    ) -> None:
+        rows = [
+            {
+                "kpi_key": k.key.kpi_key,
+                "term": k.key.term,
+                "bucket_start": k.key.bucket_start,
+                "partition": k.partition,
+                "count": agg.count,
+                "sum_micros": agg.sum_micros,
+                "min": agg.min,
+                "max": agg.max,
+                "sketch": agg.sketch,
+                "sketch_kind": agg.sketch_kind,
+            }
+            for k, agg in sorted(buckets.items(), key=lambda item: _order(item[0]))
+        ]
+        for chunk in _chunks(rows, 2000):
+            await upsert(
+                session,
+                kpi_buckets,
+                chunk,
+                key=("kpi_key", "term", "bucket_start", "partition"),
+                update=("count", "sum_micros", "min", "max", "sketch", "sketch_kind"),
+            )
+
+    async def window(
+        self, session: AsyncSession, kpi_key: str, since: datetime, until: datetime
+    ) -> list[tuple[BucketKey, TermAggregate]]:
+        """Every partition's buckets of a KPI with start in (since, until]."""
+        c = kpi_buckets.c
+        rows = await session.execute(
+            select(kpi_buckets).where(
+                c.kpi_key == kpi_key, c.bucket_start > since, c.bucket_start <= until
+            )
+        )
+        return [
+            (BucketKey(r["kpi_key"], r["term"], utc(r["bucket_start"])), _aggregate(r))
+            for r in rows.mappings()
+        ]
+
+    async def forget_kpi(self, session: AsyncSession, kpi_key: str) -> None:
+        await session.execute(delete(kpi_buckets).where(kpi_buckets.c.kpi_key == kpi_key))
+
+    async def prune_seen(self, session: AsyncSession, before: datetime) -> int:
+        result = await session.execute(
+            delete(processed_events).where(processed_events.c.seen_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _order(key: PartitionBucket) -> tuple[str, int, datetime, int]:
+    # A fixed write order keeps concurrent transactions from deadlocking.
+    return (key.key.kpi_key, key.key.term, key.key.bucket_start, key.partition)
+
+
+def _aggregate(row: RowMapping) -> TermAggregate:
+    return TermAggregate(
+        count=int(row["count"]),
+        sum_micros=int(row["sum_micros"]),
+        min=row["min"],
+        max=row["max"],
+        sketch=row["sketch"],
+        sketch_kind=row["sketch_kind"],
+    )
+
+
+class CatalogRepository:
+    """The applied catalog and its change history."""
+
+    async def active(self, session: AsyncSession) -> list[dict[str, Any]]:
+        rows = await session.execute(
+            select(kpi_definitions.c.definition)
+            .where(kpi_definitions.c.retired_at.is_(None))
+            .order_by(kpi_definitions.c.key)
+        )
+        return [dict(d) for d in rows.scalars()]
+
+    async def stamp(self, session: AsyncSession) -> tuple[int, datetime | None]:
+        """Changes whenever the catalog does: cheap to poll."""
+        row = (
+            await session.execute(
+                select(func.count(), func.max(kpi_definitions.c.updated_at)).select_from(
+                    kpi_definitions
+                )
+            )
+        ).one()
+        return int(row[0]), (utc(row[1]) if row[1] is not None else None)
+
+    async def upsert_definition(
+        self, session: AsyncSession, key: str, definition: dict[str, Any], at: datetime
+    ) -> None:
+        existing = (
+            await session.execute(
+                select(kpi_definitions.c.version).where(kpi_definitions.c.key == key)
+            )
+        ).scalar_one_or_none()
+        await upsert(
+            session,
+            kpi_definitions,
+            [
+                {
+                    "key": key,
+                    "definition": definition,
+                    "version": (existing or 0) + 1,
+                    "updated_at": at,
+                    "retired_at": None,
+                }
+            ],
+            key=("key",),
+            update=("definition", "version", "updated_at", "retired_at"),
+        )
+
+    async def retire(self, session: AsyncSession, key: str, at: datetime) -> bool:
+        result = await session.execute(
+            update(kpi_definitions)
+            .where(kpi_definitions.c.key == key, kpi_definitions.c.retired_at.is_(None))
+            .values(retired_at=at, updated_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def record_change(
+        self,
+        session: AsyncSession,
+        *,
+        kpi_key: str,
+        action: str,
+        changes: list[dict[str, Any]],
+        actor: str,
+        at: datetime,
+    ) -> None:
+        await session.execute(
+            kpi_changes.insert().values(
+                kpi_key=kpi_key, action=action, changes=changes, actor=actor, at=at
+            )
+        )
+
+    async def history(self, session: AsyncSession, kpi_key: str) -> list[dict[str, Any]]:
+        rows = await session.execute(
+            select(kpi_changes).where(kpi_changes.c.kpi_key == kpi_key).order_by(kpi_changes.c.id)
+        )
+        return [{**r, "at": utc(r["at"])} for r in rows.mappings()]
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentValue:
+    kpi_key: str
+    value: float | None
+    numerator: float | None
+    denominator: float | None
+    status: str
+    score: float | None
+    as_of: datetime
+    published_at: datetime
+
+
+class CurrentRepository:
+    """The latest published value per KPI, and the claim that rate-limits publishing."""
+
+    async def claim_publish(
+        self, session: AsyncSession, value: CurrentValue, *, not_since: datetime
+    ) -> bool:
+        """Store ``value`` if the status changed or nothing was published since
+        ``not_since``; True when this caller should publish it. Atomic across instances."""
+        c = kpi_current.c
+        fields = {
+            "value": value.value,
+            "numerator": value.numerator,
+            "denominator": value.denominator,
+            "status": value.status,
+            "score": value.score,
+            "as_of": value.as_of,
+            "published_at": value.published_at,
+        }
+        result = await session.execute(
+            update(kpi_current)
+            .where(
+                c.kpi_key == value.kpi_key,
+                (c.status != value.status) | (c.published_at <= not_since),
+            )
+            .values(**fields)
+        )
+        claimed = bool(getattr(result, "rowcount", 0))
+        if not claimed:
+            inserted = await session.execute(
+                insert_for(session, kpi_current)
+                .values(kpi_key=value.kpi_key, **fields)
+                .on_conflict_do_nothing(index_elements=["kpi_key"])
+            )
+            claimed = bool(getattr(inserted, "rowcount", 0))
+        if claimed:
+            await session.execute(
+                kpi_history.insert().values(
+                    kpi_key=value.kpi_key,
+                    at=value.as_of,
+                    value=value.value,
+                    status=value.status,
+                    score=value.score,
+                )
+            )
+        return claimed
+
+    async def all(self, session: AsyncSession) -> dict[str, CurrentValue]:
+        rows = await session.execute(select(kpi_current))
+        return {
+            r["kpi_key"]: CurrentValue(
+                kpi_key=r["kpi_key"],
+                value=r["value"],
+                numerator=r["numerator"],
+                denominator=r["denominator"],
+                status=r["status"],
+                score=r["score"],
+                as_of=utc(r["as_of"]),
+                published_at=utc(r["published_at"]),
+            )
+            for r in rows.mappings()
+        }
+
+    async def recent(
+        self, session: AsyncSession, kpi_key: str, since: datetime, limit: int = 500
+    ) -> list[tuple[datetime, float | None, str]]:
+        c = kpi_history.c
+        rows = await session.execute(
+            select(c.at, c.value, c.status)
+            .where(c.kpi_key == kpi_key, c.at >= since)
+            .order_by(c.at.desc())
+            .limit(limit)
+        )
+        return [(utc(at), v, s) for at, v, s in reversed(rows.all())]

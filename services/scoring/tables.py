@@ -1,0 +1,95 @@
+"""Scoring's tables, declared on the shared metadata (the migrations mirror them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+)
+
+from shared.db.metadata import metadata
+
+# The catalog as applied: one row per KPI, the definition as JSON, retired KPIs kept.
+kpi_definitions = Table(
+    "kpi_definitions",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+)
+
+# Every catalog change: what changed, when, and by whom (key name or "cli").
+kpi_changes = Table(
+    "kpi_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kpi_key", String(64), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Additive partial aggregates per KPI term, bucket and Kafka partition. Only the
+# consumer holding a partition writes its rows, so instances never contend on them.
+kpi_buckets = Table(
+    "kpi_buckets",
+    metadata,
+    Column("kpi_key", String(64), primary_key=True),
+    Column("term", Integer, primary_key=True),
+    Column("bucket_start", DateTime(timezone=True), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    # Sums are kept in integer micro-units: exact under any order of merges.
+    Column("sum_micros", Numeric(38, 0), nullable=False),
+    Column("min", Float),
+    Column("max", Float),
+    Column("sketch", LargeBinary),
+    Column("sketch_kind", String(8)),
+)
+
+# Event ids counted recently: the same id within the dedupe horizon counts once.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# The latest evaluated value per KPI (read API, and the claim that rate-limits publishing).
+kpi_current = Table(
+    "kpi_current",
+    metadata,
+    Column("kpi_key", String(64), primary_key=True),
+    Column("value", Float),
+    Column("numerator", Float),
+    Column("denominator", Float),
+    Column("status", String(16), nullable=False),
+    Column("score", Float),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+)
+
+# Published values over time (sparklines; the exact history is recomputed from buckets).
+kpi_history = Table(
+    "kpi_history",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kpi_key", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("value", Float),
+    Column("status", String(16), nullable=False),
+    Column("score", Float),
+)
