@@ -197,6 +197,15 @@ class _Compiled:
     prop: str
     width_s: int
     retention_s: float
+    # copied off ``term`` so the per-event path reads plain attributes
+    kind: str = field(init=False)
+    sketch_kind: SketchKind | None = field(init=False)
+    properties: tuple[tuple[str, object], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kind = self.term.kind
+        self.sketch_kind = self.term.sketch_kind
+        self.properties = self.term.properties
 
 
 class _Acc:
@@ -242,6 +251,7 @@ class Folder:
         self._retention = {kpi.key: kpi.effective_retention for kpi in catalog}
         self._index: dict[tuple[str, str], list[_Compiled]] = {}
         self._midnights: dict[int, int] = {}
+        self._starts: dict[int, datetime] = {}
 
     def _terms_for(self, source: str, event_type: str) -> list[_Compiled]:
         found = self._index.get((source, event_type))
@@ -279,7 +289,9 @@ class Folder:
                 result.unmatched += 1
             if too_old:
                 result.refused.append(self._refusal(event, too_old))
-        result.buckets = _freeze(accs)
+        if len(self._starts) > 100_000:
+            self._starts.clear()
+        result.buckets = _freeze(accs, self._starts)
         result.skipped = {(c.kpi_key, c.term_index): n for c, n in skipped.items()}
         return result
 
@@ -297,7 +309,7 @@ class Folder:
         too_old: list[str] = []
         matched = False
         for c in terms:
-            wanted = c.term.properties
+            wanted = c.properties
             if wanted and not _props_match(properties, wanted):
                 continue
             matched = True
@@ -346,21 +358,28 @@ def _props_match(properties: Mapping[str, object], wanted: tuple[tuple[str, obje
 
 def _update(accs: dict[tuple[_Compiled, int], _Acc], c: _Compiled, start: int, raw: object) -> bool:
     """Add one event to its accumulator; False when its field is unusable (skipped)."""
-    kind = c.term.kind
+    kind = c.kind
+    if kind == "count":
+        acc = accs.get((c, start))
+        if acc is None:
+            acc = accs[(c, start)] = _Acc(None)
+        acc.count += 1
+        return True
     if kind == "distinct":
         if raw is None or raw is _MISSING or isinstance(raw, dict | list):
             return False
-        acc = _acc(accs, c, start)
+        acc = accs.get((c, start))
+        if acc is None:
+            acc = accs[(c, start)] = _Acc(c.sketch_kind)
         acc.count += 1
         acc.sketch.update(str(raw))
-        return True
-    if kind == "count":
-        _acc(accs, c, start).count += 1
         return True
     number = numeric(raw)
     if number is None or abs(number) > MAX_ABS_VALUE:
         return False
-    acc = _acc(accs, c, start)
+    acc = accs.get((c, start))
+    if acc is None:
+        acc = accs[(c, start)] = _Acc(c.sketch_kind)
     acc.count += 1
     acc.total += round(number * MICROS)
     if acc.low is None or number < acc.low:
@@ -372,27 +391,20 @@ def _update(accs: dict[tuple[_Compiled, int], _Acc], c: _Compiled, start: int, r
     return True
 
 
-def _acc(accs: dict[tuple[_Compiled, int], _Acc], c: _Compiled, start: int) -> _Acc:
-    key = (c, start)
-    acc = accs.get(key)
-    if acc is None:
-        acc = accs[key] = _Acc(c.term.sketch_kind)
-    return acc
-
-
-def _freeze(accs: Mapping[tuple[_Compiled, int], _Acc]) -> dict[BucketKey, TermAggregate]:
+def _freeze(
+    accs: Mapping[tuple[_Compiled, int], _Acc], starts: dict[int, datetime]
+) -> dict[BucketKey, TermAggregate]:
     out: dict[BucketKey, TermAggregate] = {}
-    starts: dict[int, datetime] = {}
     for (c, start), acc in accs.items():
         when = starts.get(start)
         if when is None:
             when = starts[start] = datetime.fromtimestamp(start, UTC)
         sketch: bytes | None = None
-        if isinstance(acc.sketch, hll_sketch):
+        if c.sketch_kind == "hll":
             sketch = acc.sketch.serialize_compact()
-        elif isinstance(acc.sketch, kll_doubles_sketch):
+        elif c.sketch_kind == "kll":
             sketch = acc.sketch.serialize()
         out[BucketKey(c.kpi_key, c.term_index, when)] = TermAggregate(
-            acc.count, acc.total, acc.low, acc.high, sketch, c.term.sketch_kind
+            acc.count, acc.total, acc.low, acc.high, sketch, c.sketch_kind
         )
     return out

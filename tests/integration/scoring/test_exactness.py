@@ -47,7 +47,7 @@ class Stream:
             self.unique.append(
                 EventEnvelope(
                     event_id=uuid.uuid4().hex,
-                    source=source,  # type: ignore[arg-type]
+                    source=source,
                     type=kind,
                     occurred_at=occurred,
                     received_at=now,
