@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
+import orjson
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from shared.metrics import HttpMetrics, HttpMetricsMiddleware, metrics_endpoint
@@ -35,7 +36,7 @@ def install_common(
         summary="Readiness: every dependency (Kafka, database) is reachable",
         responses={503: {"description": "A dependency is unreachable"}},
     )
-    async def readyz() -> ORJSONResponse:
+    async def readyz() -> Response:
         names = list(readiness)
         results = await asyncio.gather(*(readiness[name]() for name in names))
         checks = {
@@ -43,9 +44,9 @@ def install_common(
             for name, ok in zip(names, results, strict=True)
         }
         ready = all(results)
-        return ORJSONResponse(
-            {"status": "ready" if ready else "unready", "service": service, "checks": checks},
-            status_code=200 if ready else 503,
+        body = {"status": "ready" if ready else "unready", "service": service, "checks": checks}
+        return Response(
+            orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
         )
 
     app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)

@@ -1,0 +1,93 @@
+"""Composition of the ingest HTTP app: collaborators in, FastAPI app out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.api import admin, events, segment, webhooks
+from services.ingest.api.common import ApiError, handle_api_error
+from services.ingest.api.context import IngestContext
+from services.ingest.domain.ids import UuidSource
+from services.ingest.domain.ratelimit import RateLimiter
+from services.ingest.handlers import Ingestor
+from services.ingest.keycache import KeyCache
+from services.ingest.metrics import IngestMetrics
+from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.webhook_config import WebhookSecrets
+from shared.bus.ports import Publisher
+from shared.http import install_common
+from shared.metrics import HttpMetrics
+from shared.settings import Settings
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    publisher: Publisher,
+    sessions: async_sessionmaker[AsyncSession],
+    registry: CollectorRegistry,
+    now: Callable[[], datetime] = _utcnow,
+    monotonic: Callable[[], float] | None = None,
+) -> FastAPI:
+    clock = monotonic or time.monotonic
+    limits = settings.ingest
+    key_repository = WriteKeyRepository(sessions)
+    ctx = IngestContext(
+        settings=settings,
+        ingestor=Ingestor(
+            publisher=publisher,
+            topics=settings.kafka.topics(),
+            metrics=IngestMetrics(registry),
+            max_event_bytes=limits.max_event_bytes,
+        ),
+        keys=KeyCache(key_repository, ttl_s=limits.key_cache_ttl_s, clock=clock),
+        key_repository=key_repository,
+        deliveries=DeliveryRepository(sessions),
+        limiter=RateLimiter(
+            rate=limits.rate_limit_per_second, burst=limits.rate_limit_burst, clock=clock
+        ),
+        secrets=WebhookSecrets.from_settings(limits),
+        now=now,
+        new_id=UuidSource(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The publisher starts even with Kafka down (requests then get 503 and
+        # /readyz says why); stop flushes whatever is in flight.
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    app = FastAPI(
+        title="KPI Pulse ingest",
+        version="1",
+        description="Events from product backends, Segment SDKs and signed webhooks into "
+        "Kafka; every 2xx means Kafka acknowledged (acks=all).",
+        lifespan=lifespan,
+    )
+    app.state.ingest = ctx
+    app.add_exception_handler(ApiError, handle_api_error)
+    for router in (events.router, segment.router, webhooks.router, admin.router):
+        app.include_router(router)
+    install_common(
+        app,
+        service="ingest",
+        registry=registry,
+        http_metrics=HttpMetrics(registry),
+        readiness={"kafka": publisher.ping, "database": key_repository.ping},
+    )
+    return app

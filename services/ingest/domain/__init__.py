@@ -1,0 +1,1 @@
+"""Pure ingest logic: mapping, validation, signatures, limits. No I/O frameworks here."""

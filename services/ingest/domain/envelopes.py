@@ -1,0 +1,132 @@
+"""Validation of incoming events into envelopes, answering per event.
+
+A batch is validated with one ``TypeAdapter`` call (the fast path when everything is
+valid); only when something fails are the errors grouped by index and the valid rest
+validated once more. Per-event reasons name the offending field, e.g. ``type: …``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from shared.contracts.events import EventEnvelope
+
+_ENVELOPES: TypeAdapter[list[EventEnvelope]] = TypeAdapter(list[EventEnvelope])
+# The same bytes as ``model_dump_json().encode()`` without the str round trip.
+_TO_JSON = EventEnvelope.__pydantic_serializer__.to_json
+
+
+class SchemaError(ValueError):
+    """The request body as a whole has the wrong shape (not one event's problem)."""
+
+
+class SourceMismatch(Exception):
+    """An event claims a source the write key was not issued for."""
+
+    def __init__(self, index: int, claimed: object, allowed: str) -> None:
+        super().__init__(f"event {index} has source {claimed!r} but the key is for {allowed!r}")
+        self.index = index
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason: str
+    raw: object
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    accepted: list[tuple[int, EventEnvelope]]
+    rejected: list[Rejection]
+
+
+def unpack_native(payload: object) -> list[Any]:
+    """One envelope, ``{"batch": [...]}`` or a JSON array → the list of items."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        if "batch" in payload:
+            batch = payload["batch"]
+            if not isinstance(batch, list):
+                raise SchemaError("batch: must be a list of events")
+            return batch
+        return [payload]
+    raise SchemaError("body: must be an event object, a list of events or {\"batch\": [...]}")
+
+
+def prepare_native(
+    items: Sequence[Any],
+    *,
+    source: str,
+    received_at: datetime,
+    new_id: Callable[[], str],
+) -> None:
+    """Fill what the server owns, in place: ids when absent, source, received_at.
+
+    ``received_at`` is always the server's clock (a client's value is overwritten), and
+    an event without ``occurred_at`` happened when it arrived.
+    """
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue  # validation reports it with its index
+        claimed = item.get("source")
+        if claimed is None:
+            item["source"] = source
+        elif claimed != source:
+            raise SourceMismatch(index, claimed, source)
+        if not item.get("event_id"):
+            item["event_id"] = new_id()
+        item["received_at"] = received_at
+        if item.get("occurred_at") is None:
+            item["occurred_at"] = received_at
+
+
+def validate(items: Sequence[Any], *, indexes: Sequence[int] | None = None) -> Validated:
+    """Envelopes for the valid items, reasons for the others.
+
+    ``indexes`` gives each item's position in the request when some were set aside
+    before validation (e.g. Segment messages that could not be mapped).
+    """
+    where: Sequence[int] = indexes if indexes is not None else range(len(items))
+    try:
+        envelopes = _ENVELOPES.validate_python(items)
+    except ValidationError as exc:
+        reasons: dict[int, list[str]] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = error["loc"]
+            position = int(loc[0])
+            field = ".".join(str(part) for part in loc[1:]) or "event"
+            reasons.setdefault(position, []).append(f"{field}: {error['msg']}")
+        good = [i for i in range(len(items)) if i not in reasons]
+        valid = _ENVELOPES.validate_python([items[i] for i in good]) if good else []
+        return Validated(
+            accepted=[(where[i], env) for i, env in zip(good, valid, strict=True)],
+            rejected=[
+                Rejection(where[i], "; ".join(reasons[i]), items[i]) for i in sorted(reasons)
+            ],
+        )
+    return Validated(accepted=list(zip(where, envelopes, strict=True)), rejected=[])
+
+
+def encode(
+    validated: Validated, *, max_event_bytes: int
+) -> tuple[list[tuple[EventEnvelope, bytes]], list[Rejection]]:
+    """Serialise the accepted envelopes; one over the per-event limit is rejected."""
+    encoded: list[tuple[EventEnvelope, bytes]] = []
+    rejected = list(validated.rejected)
+    for index, envelope in validated.accepted:
+        value = _TO_JSON(envelope)
+        if len(value) > max_event_bytes:
+            rejected.append(
+                Rejection(index, f"event: larger than the {max_event_bytes}-byte limit", value)
+            )
+            continue
+        encoded.append((envelope, value))
+    rejected.sort(key=lambda r: r.index)
+    return encoded, rejected

@@ -1,0 +1,74 @@
+"""The publishing step every route ends in: accepted events to Kafka, rejected to the DLQ.
+
+One publish call per topic per request; both run concurrently and the request is only
+answered once Kafka acknowledged both (acks=all), so a 2xx never hides a dropped or
+unrecorded event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from services.ingest.domain.envelopes import Rejection, Validated, encode
+from services.ingest.metrics import IngestMetrics
+from shared.bus.dlq import DeadLetter, DeadLetterQueue
+from shared.bus.ports import OutgoingRecord, Publisher, PublishError
+from shared.contracts.topics import TopicNames
+
+STAGE = "ingest"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    accepted: list[str]
+    rejected: list[Rejection]
+
+
+def _letter(rejection: Rejection) -> DeadLetter:
+    raw = rejection.raw
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return DeadLetter(
+        reason=f"index {rejection.index}: {rejection.reason}",
+        payload=DeadLetterQueue.rejected_payload(raw),
+        stage=STAGE,
+        key=event_id.encode() if isinstance(event_id, str) else None,
+    )
+
+
+class Ingestor:
+    def __init__(
+        self,
+        *,
+        publisher: Publisher,
+        topics: TopicNames,
+        metrics: IngestMetrics,
+        max_event_bytes: int,
+    ) -> None:
+        self._publisher = publisher
+        self._events_topic = topics.events
+        self._dlq = DeadLetterQueue(publisher, topics.events_dlq)
+        self._metrics = metrics
+        self._max_event_bytes = max_event_bytes
+
+    async def publish(self, source: str, validated: Validated) -> Outcome:
+        """Publish and wait for the acks; raises PublishError when Kafka did not ack."""
+        encoded, rejected = encode(validated, max_event_bytes=self._max_event_bytes)
+        records = [
+            OutgoingRecord(key=envelope.event_id.encode(), value=value)
+            for envelope, value in encoded
+        ]
+        pending = [self._publisher.publish(self._events_topic, records)]
+        if rejected:
+            pending.append(self._dlq.send([_letter(r) for r in rejected]))
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            self._metrics.producer_errors.inc()
+            first = failures[0]
+            if isinstance(first, PublishError):
+                raise first
+            raise PublishError(f"publish failed: {first!r}") from first
+        self._metrics.counted(source, len(records), len(rejected))
+        self._metrics.batch_size.observe(len(records) + len(rejected))
+        return Outcome([envelope.event_id for envelope, _ in encoded], rejected)

@@ -1,0 +1,100 @@
+"""Fixtures for ingest integration tests: the app on the real broker and database."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.ingest.app import create_app
+from services.ingest.keys import create_key
+from services.ingest.repository import WriteKeyRepository
+from shared.bus.factory import create_publisher
+from shared.settings import Settings
+from tests.integration.ingest.helpers import Keys, Secrets
+
+SENDGRID_PRIVATE = ec.generate_private_key(ec.SECP256R1())
+SENDGRID_ROTATED = ec.generate_private_key(ec.SECP256R1())
+
+
+def _der_b64(private: ec.EllipticCurvePrivateKey) -> str:
+    der = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="session")
+def secrets() -> Secrets:
+    return Secrets(
+        hubspot=("hubspot-old", "hubspot-new"),
+        sendgrid=(SENDGRID_PRIVATE, SENDGRID_ROTATED),
+        mailchimp=("mc-secret-0123456789", "mc-secret-rotated"),
+        zendesk=("zendesk-old", "zendesk-new"),
+        standard=(
+            "whsec_" + base64.b64encode(b"standard-key-one").decode(),
+            "whsec_" + base64.b64encode(b"standard-key-two").decode(),
+        ),
+    )
+
+
+def with_ingest(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update={"ingest": settings.ingest.model_copy(update=changes)})
+
+
+@pytest.fixture(scope="session")
+def ingest_settings(topics_ready: Settings, secrets: Secrets) -> Settings:
+    return with_ingest(
+        topics_ready,
+        hubspot_secrets=[SecretStr(s) for s in secrets.hubspot],
+        sendgrid_public_keys=[_der_b64(k) for k in secrets.sendgrid],
+        mailchimp_secrets=[SecretStr(s) for s in secrets.mailchimp],
+        zendesk_secrets=[SecretStr(s) for s in secrets.zendesk],
+        standard_webhook_secrets=[SecretStr(s) for s in secrets.standard],
+    )
+
+
+def build_app(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+    return create_app(
+        settings,
+        publisher=create_publisher(settings.kafka, client_id="ingest-test"),
+        sessions=sessions,
+        registry=CollectorRegistry(),
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(
+    ingest_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[FastAPI]:
+    application = build_app(ingest_settings, sessions)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest.test") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+async def keys(sessions: async_sessionmaker[AsyncSession]) -> Keys:
+    repository = WriteKeyRepository(sessions)
+    made = {}
+    for source in ("web", "crm", "email", "support"):
+        _, key = await create_key(
+            repository, source=source, name=f"test {source}", now=datetime.now(UTC)
+        )
+        made[source] = key
+    return Keys(**made)

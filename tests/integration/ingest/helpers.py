@@ -1,0 +1,152 @@
+"""Plain helper functions and records for the ingest integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shared.bus.ports import Message
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Keys:
+    web: str
+    crm: str
+    email: str
+    support: str
+
+
+@dataclass(frozen=True)
+class Secrets:
+    hubspot: tuple[str, str]
+    sendgrid: tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey]
+    mailchimp: tuple[str, str]
+    zendesk: tuple[str, str]
+    standard: tuple[str, str]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def unique(prefix: str = "evt") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+async def consume(
+    settings: Settings, topic: str, keys: Iterable[str], *, timeout: float = 20.0
+) -> dict[str, Message]:
+    """Read ``topic`` from the beginning until a record for every key arrived."""
+    wanted = set(keys)
+    found: dict[str, Message] = {}
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while not wanted <= set(found):
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for r in records:
+                        key = r.key.decode() if r.key else ""
+                        if key in wanted:
+                            found[key] = Message(
+                                r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+                                tuple(r.headers or ()),
+                            )
+    except TimeoutError:
+        missing = wanted - set(found)
+        raise AssertionError(f"not in {topic} after {timeout}s: {sorted(missing)}") from None
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def consume_matching(
+    settings: Settings, topic: str, needle: bytes, *, count: int = 1, timeout: float = 20.0
+) -> list[Message]:
+    """Records whose value contains ``needle`` (DLQ records may have no key)."""
+    found: list[Message] = []
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while len(found) < count:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    found.extend(
+                        Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+                                tuple(r.headers or ()))
+                        for r in records
+                        if needle in r.value
+                    )
+    except TimeoutError:
+        raise AssertionError(f"{count} records with {needle!r} not in {topic}") from None
+    finally:
+        await consumer.stop()
+    return found
+
+
+def value(message: Message) -> dict[str, Any]:
+    decoded: dict[str, Any] = orjson.loads(message.value)
+    return decoded
+
+
+async def count_key(settings: Settings, topic: str, key: str) -> int:
+    """How many records in ``topic`` (up to its current end) have ``key``."""
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        count = 0
+        async with asyncio.timeout(20):
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                batches = await consumer.getmany(timeout_ms=500)
+                count += sum(
+                    1 for records in batches.values() for r in records
+                    if r.key == key.encode()
+                    and r.offset < ends[TopicPartition(r.topic, r.partition)]
+                )
+        return count
+    finally:
+        await consumer.stop()
