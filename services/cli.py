@@ -15,7 +15,12 @@ from collections.abc import Callable
 from shared.settings import Settings, SettingsError, load_settings
 
 # Each service contributes its subcommands (its process, and its operator tools).
-_SERVICE_CLIS: tuple[str, ...] = ("services.ingest.cli", "services.scoring.cli")
+_SERVICE_CLIS: tuple[str, ...] = (
+    "services.ingest.cli",
+    "services.scoring.cli",
+    "services.alerts.cli",
+    "services.simulator.cli",
+)
 
 Command = Callable[[argparse.Namespace, Settings], int]
 

@@ -88,6 +88,8 @@ class ScoringSettings(BaseModel):
     min_correlation_points: int = Field(default=6, ge=3)
     max_lag_periods: int = Field(default=3, ge=0)
     max_batch: int = Field(default=5000, ge=1)
+    # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
+    alerts_api: str = "http://127.0.0.1:8002"
 
 
 class SmtpSettings(BaseModel):

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
 from services.scoring.catalog_service import CatalogService, describe_diff
@@ -126,6 +127,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(kpi_router(queries, catalog_service, admin_guard(settings.admin_token)))
+    mount_page(app, alerts_api=scoring.alerts_api)
 
     async def bus_ready() -> bool:
         return await publisher.ping()

@@ -224,13 +224,16 @@ class _Acc:
 
 
 _MISSING: Final = object()
-_SLOT_S: Final = 900  # every real-world UTC offset change falls on a quarter hour
+# Local-midnight cache granularity: a 15-minute slot maps to one day start; the rare slot
+# that contains a local midnight (off-grid historical offsets) is resolved per event.
+_SLOT_S: Final = 900
 
 
 class Folder:
     """A catalog compiled for folding: filters precompiled, KPIs indexed by (source, type).
 
-    Reuse one ``Folder`` per catalog version; ``fold`` may be called for each batch.
+    Reuse one ``Folder`` per catalog version; ``fold`` may be called for each batch. It
+    keeps small caches, so give each consumer task its own instance (not thread-safe).
     """
 
     def __init__(self, catalog: Catalog, tz: tzinfo) -> None:

@@ -1,0 +1,1 @@
+"""The alerts HTTP API: reads are open, changes need the admin token."""

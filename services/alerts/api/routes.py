@@ -1,0 +1,120 @@
+"""Routes: alerts (list, ack), silences (create, end, list), notification history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts.api.auth import admin_guard
+from services.alerts.api.schemas import AckIn, AlertOut, NotificationOut, SilenceIn, SilenceOut
+from services.alerts.domain.lifecycle import State
+from services.alerts.repository import AlertRepository, OutboxRepository, SilenceRepository
+from shared.db.engine import transaction
+from shared.settings import Settings
+
+StateParam = Literal["pending", "firing", "resolved"]
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "suppressed"]
+
+
+def build_router(
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["alerts"])
+    admin = [Depends(admin_guard(settings.admin_token))]
+    alerts, silences, outbox = AlertRepository(), SilenceRepository(), OutboxRepository()
+
+    @router.get("/alerts", summary="Alerts, newest first, optionally by state or KPI")
+    async def list_alerts(
+        state: StateParam | None = None,
+        kpi_key: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AlertOut]:
+        async with sessions() as session:
+            rows = await alerts.search(
+                session, state=State(state) if state else None, kpi_key=kpi_key, limit=limit
+            )
+        return [AlertOut.of(row) for row in rows]
+
+    @router.post(
+        "/alerts/{alert_id}/ack",
+        dependencies=admin,
+        summary="Acknowledge: stops repeats; the resolve notice is still sent",
+    )
+    async def ack(alert_id: int, body: AckIn) -> AlertOut:
+        async with transaction(sessions) as session:
+            current = await alerts.get(session, alert_id)
+            if current is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} does not exist")
+            if current.state is State.RESOLVED:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT, f"alert {alert_id} is already resolved"
+                )
+            row = await alerts.ack(session, alert_id, note=body.note, now=clock())
+        assert row is not None
+        return AlertOut.of(row)
+
+    @router.post(
+        "/silences",
+        dependencies=admin,
+        status_code=status.HTTP_201_CREATED,
+        summary="Silence a KPI's notifications until ends_at (or for duration_s)",
+    )
+    async def create_silence(body: SilenceIn) -> SilenceOut:
+        now = clock()
+        ends_at = body.ends_at or now + timedelta(seconds=body.duration_s or 0)
+        if ends_at <= now:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "ends_at must be in the future"
+            )
+        async with transaction(sessions) as session:
+            row = await silences.add(
+                session,
+                kpi_key=body.kpi_key,
+                starts_at=now,
+                ends_at=ends_at,
+                created_by=body.created_by,
+                reason=body.reason,
+            )
+        return SilenceOut.of(row)
+
+    @router.delete(
+        "/silences/{silence_id}",
+        dependencies=admin,
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary="End a silence now (it stays in the history)",
+    )
+    async def end_silence(silence_id: int) -> Response:
+        async with transaction(sessions) as session:
+            if await silences.get(session, silence_id) is None:
+                raise HTTPException(
+                    status.HTTP_404_NOT_FOUND, f"silence {silence_id} does not exist"
+                )
+            await silences.end(session, silence_id, clock())
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.get("/silences", summary="Active silences (all=true: also ended ones)")
+    async def list_silences(
+        include_ended: Annotated[bool, Query(alias="all")] = False,
+    ) -> list[SilenceOut]:
+        async with sessions() as session:
+            rows = await silences.search(session, now=clock(), active_only=not include_ended)
+        return [SilenceOut.of(row) for row in rows]
+
+    @router.get("/notifications", summary="Delivery history with status and attempts")
+    async def notifications(
+        status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
+        alert_id: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[NotificationOut]:
+        async with sessions() as session:
+            rows = await outbox.history(session, status=status_, alert_id=alert_id, limit=limit)
+        return [NotificationOut.of(row) for row in rows]
+
+    return router

@@ -1,0 +1,138 @@
+"""The alerts service's application: API plus three background loops in one lifespan.
+
+The consumer applies KPI values, the scheduler evaluates time-driven conditions, and the
+delivery worker drains the outbox. On shutdown the consumer finishes and commits its
+batch, and the worker finishes the sends in hand, so a graceful stop re-sends nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts.api.routes import build_router
+from services.alerts.channels.base import Sender
+from services.alerts.handlers import KpiValueHandler
+from services.alerts.metrics import AlertMetrics
+from services.alerts.scheduler import Scheduler
+from services.alerts.transitions import AlertWriter
+from services.alerts.worker import DeliveryWorker
+from shared.bus.ports import Subscriber
+from shared.db.offsets import OffsetRepository
+from shared.http import install_common
+from shared.metrics import ConsumerMetrics, HttpMetrics
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+SERVICE = "alerts"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    subscriber: Subscriber,
+    registry: CollectorRegistry,
+    senders: Mapping[str, Sender],
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    cfg = settings.alerts
+    metrics = AlertMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry, SERVICE)
+    writer = AlertWriter(cfg, metrics)
+    worker = DeliveryWorker(
+        sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
+    )
+    handler = KpiValueHandler(
+        sessions=sessions,
+        offsets=OffsetRepository(sessions, consumer=cfg.group_id),
+        writer=writer,
+        consumer_metrics=consumer_metrics,
+        clock=clock,
+        trend_points=cfg.trend_points,
+        on_commit=worker.wake,
+    )
+    scheduler = Scheduler(
+        sessions=sessions,
+        writer=writer,
+        settings=cfg,
+        metrics=metrics,
+        clock=clock,
+        on_commit=worker.wake,
+        subscriber=subscriber,
+        consumer_metrics=consumer_metrics,
+    )
+
+    async def consume(stop: asyncio.Event) -> None:
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                await subscriber.start()
+                break
+            except Exception:  # noqa: BLE001 - Kafka down at start-up: keep trying
+                log.warning("kafka consumer could not start; retrying in %.1f s", delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(30.0, delay * 2)
+        if not stop.is_set():
+            await subscriber.run(handler)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = {
+            "consumer": asyncio.create_task(consume(stop), name="alerts-consumer"),
+            "scheduler": asyncio.create_task(scheduler.run(stop), name="alerts-scheduler"),
+            "worker": asyncio.create_task(worker.run(stop), name="alerts-worker"),
+        }
+        try:
+            yield
+        finally:
+            stop.set()
+            await subscriber.stop()
+            done, pending = await asyncio.wait(tasks.values(), timeout=30)
+            for task in pending:
+                task.cancel()
+            for name, task in tasks.items():
+                if task in done and not task.cancelled() and task.exception() is not None:
+                    log.error("%s task failed", name, exc_info=task.exception())
+            for sender in senders.values():
+                await sender.close()
+
+    async def database_ready() -> bool:
+        try:
+            async with sessions() as session:
+                await session.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    app = FastAPI(title="KPI Pulse alerts", version="1", lifespan=lifespan)
+    install_common(
+        app,
+        service=SERVICE,
+        registry=registry,
+        http_metrics=HttpMetrics(registry),
+        readiness={"database": database_ready, "kafka": subscriber.ping},
+    )
+    app.include_router(build_router(settings, sessions=sessions, clock=clock))
+    # Exposed for tests and the dev mode, which drive the loops step by step.
+    app.state.worker = worker
+    app.state.scheduler = scheduler
+    app.state.handler = handler
+    app.state.metrics = metrics
+    return app

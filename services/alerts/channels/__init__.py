@@ -1,0 +1,1 @@
+"""Adapters that hand a rendered notification to an external system."""

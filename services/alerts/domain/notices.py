@@ -1,0 +1,30 @@
+"""What goes into each outbox row: the channel's payload, rendered at transition time.
+
+Rendering when the transition happens (not when the worker sends) freezes the facts the
+owner is told about, and keeps the worker free of any domain knowledge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.alerts.domain.facts import AlertFacts
+from services.alerts.domain.payloads import slack_body, webhook_body
+from services.alerts.domain.render import render_email
+from services.alerts.domain.routing import Route
+
+
+def payload_for(facts: AlertFacts, route: Route) -> dict[str, Any]:
+    if route.channel == "email":
+        email = render_email(facts)
+        return {
+            "subject": email.subject,
+            "text": email.text,
+            "html": email.html,
+            "dedupe_key": facts.dedupe_key,
+        }
+    if route.channel == "webhook":
+        return {"body": webhook_body(facts, receiver=route.target)}
+    if route.channel == "slack":
+        return {"body": slack_body(facts)}
+    raise ValueError(f"unknown channel {route.channel!r}")

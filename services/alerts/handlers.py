@@ -1,0 +1,163 @@
+"""Consumer handler: KPI value messages → alert transitions + outbox rows + offsets.
+
+A batch is applied in ONE transaction together with the next offsets, so a crash at any
+point either keeps all of it or none of it; on restart the consumer seeks to the stored
+offsets and messages already applied are skipped, never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts.domain.conditions import Condition, has_recovered, is_worse
+from services.alerts.repository import KpiLatest
+from services.alerts.transitions import AlertWriter, Evaluation
+from shared.bus.ports import Message, PartitionId
+from shared.contracts.kpi_values import KpiValueMessage
+from shared.db.engine import transaction
+from shared.db.offsets import OffsetRepository
+from shared.metrics import ConsumerMetrics
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class KpiValueHandler:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        offsets: OffsetRepository,
+        writer: AlertWriter,
+        consumer_metrics: ConsumerMetrics,
+        clock: Clock,
+        trend_points: int,
+        on_commit: Callable[[], None] = lambda: None,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._sessions = sessions
+        self._offsets = offsets
+        self._writer = writer
+        self._consumer_metrics = consumer_metrics
+        self._clock = clock
+        self._keep = trend_points
+        self._on_commit = on_commit
+        self._retry_max_s = retry_max_s
+
+    async def __call__(self, messages: Sequence[Message]) -> None:
+        # The database being briefly away must not skip a batch: the consumer's position
+        # has moved past it, so retry here until it is applied (lag shows the stall).
+        delay = 0.2
+        while True:
+            try:
+                enqueued = await self.apply(messages)
+                break
+            except (SQLAlchemyError, OSError):
+                log.exception("applying a batch failed; retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(self._retry_max_s, delay * 2)
+        if enqueued:
+            self._on_commit()
+
+    async def apply(self, messages: Sequence[Message]) -> int:
+        partitions = sorted({PartitionId(m.topic, m.partition) for m in messages})
+        enqueued = 0
+        async with transaction(self._sessions) as session:
+            stored = await self._offsets.locked(session, partitions)
+            next_offsets: dict[PartitionId, int] = {}
+            for message in messages:
+                pid = PartitionId(message.topic, message.partition)
+                next_offsets[pid] = max(next_offsets.get(pid, 0), message.offset + 1)
+                if message.offset < stored.get(pid, 0):
+                    continue  # applied by an earlier run (or another instance)
+                value = self._parse(message)
+                if value is not None:
+                    enqueued += await self._apply_one(session, value)
+            await self._offsets.save(
+                session,
+                {p: o for p, o in next_offsets.items() if o > stored.get(p, 0)},
+            )
+        return enqueued
+
+    def _parse(self, message: Message) -> KpiValueMessage | None:
+        try:
+            return KpiValueMessage.from_bytes(message.value)
+        except (ValidationError, ValueError) as exc:
+            log.warning(
+                "skipping an invalid KPI value message",
+                extra={
+                    "topic": message.topic,
+                    "partition": message.partition,
+                    "offset": message.offset,
+                    "error": str(exc)[:500],
+                },
+            )
+            self._consumer_metrics.dead_lettered("invalid_kpi_value")
+            return None
+
+    async def _apply_one(self, session: AsyncSession, msg: KpiValueMessage) -> int:
+        now = self._clock()
+        writer = self._writer
+        previous = await writer.kpis.get(session, msg.kpi_key)
+        if previous is not None and msg.as_of < previous.as_of:
+            return 0  # an older value arriving late says nothing about the present
+        fresh = msg.value is not None
+        latest = KpiLatest(
+            kpi_key=msg.kpi_key,
+            name=msg.name,
+            value=msg.value,
+            status=msg.status,
+            minimum=msg.minimum,
+            target=msg.target,
+            direction=msg.direction,
+            owners=[owner.model_dump() for owner in msg.owners],
+            expires_on=msg.expires_on,
+            update_every_s=msg.update_every_s,
+            leading_in_breach=list(msg.leading_indicators_in_breach),
+            as_of=msg.as_of,
+            last_seen_at=now,
+            last_value_at=now if fresh else (previous.last_value_at if previous else None),
+        )
+        await writer.kpis.save(session, latest)
+        await writer.kpis.observe(
+            session,
+            kpi_key=msg.kpi_key,
+            value=msg.value,
+            status=msg.status,
+            as_of=msg.as_of,
+            received_at=now,
+            keep=self._keep,
+        )
+        open_alerts = await writer.alerts.open_for(session, msg.kpi_key)
+        evaluations = [
+            Evaluation(
+                Condition.EARLY_WARNING,
+                worse=bool(msg.leading_indicators_in_breach),
+                recovered=not msg.leading_indicators_in_breach,
+                value=msg.value,
+            )
+        ]
+        if msg.value is not None:
+            # "no_data" is not a value: it neither breaches nor recovers (staleness does).
+            margin = writer.recovery_margin(msg.kpi_key)
+            worse = is_worse(msg.value, msg.minimum, msg.direction, status=msg.status)
+            recovered = has_recovered(
+                msg.value, msg.minimum, msg.direction, status=msg.status, margin=margin
+            )
+            evaluations.append(
+                Evaluation(Condition.BELOW_MINIMUM, worse, recovered and not worse, msg.value)
+            )
+            evaluations.append(Evaluation(Condition.STALE, False, True, msg.value))
+        enqueued = 0
+        for evaluation in evaluations:
+            current = open_alerts.get(evaluation.condition)
+            enqueued += await writer.apply(session, latest, current, evaluation, now)
+        return enqueued

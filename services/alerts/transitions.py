@@ -1,0 +1,173 @@
+"""Applies lifecycle steps to the database and writes their notices to the outbox.
+
+Shared by the consumer (value-driven conditions) and the scheduler (time-driven ones).
+Runs inside the caller's transaction, so a transition and its outbox rows commit
+together: there is no moment where one exists without the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alerts.domain.conditions import ONE_SHOT, SEVERITY, Condition, dedupe_key, open_key
+from services.alerts.domain.facts import AlertFacts
+from services.alerts.domain.lifecycle import OpenAlert, State, step
+from services.alerts.domain.notices import payload_for
+from services.alerts.domain.routing import routes_for
+from services.alerts.metrics import AlertMetrics
+from services.alerts.repository import (
+    AlertRepository,
+    AlertRow,
+    KpiLatest,
+    KpiRepository,
+    SilenceRepository,
+)
+from services.alerts.repository.outbox import NewNotification, OutboxRepository
+from shared.contracts.kpi_values import Owner
+from shared.settings import AlertsSettings
+
+# Conditions that have their own delay built in (two update periods, a calendar date).
+_NO_HOLD_DOWN = frozenset({Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    condition: Condition
+    worse: bool
+    recovered: bool
+    value: float | None
+    # Names the episode in the dedupe key; defaults to its start time.
+    episode: str | None = None
+
+
+class AlertWriter:
+    def __init__(self, settings: AlertsSettings, metrics: AlertMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self.alerts = AlertRepository()
+        self.kpis = KpiRepository()
+        self.silences = SilenceRepository()
+        self.outbox = OutboxRepository()
+
+    def hold_down_s(self, kpi_key: str, condition: Condition) -> float:
+        if condition in _NO_HOLD_DOWN:
+            return 0
+        return self._settings.hold_down_overrides_s.get(kpi_key, self._settings.hold_down_s)
+
+    def recovery_margin(self, kpi_key: str) -> float:
+        return self._settings.recovery_margin_overrides.get(kpi_key, self._settings.recovery_margin)
+
+    async def apply(
+        self,
+        session: AsyncSession,
+        latest: KpiLatest,
+        current: AlertRow | None,
+        evaluation: Evaluation,
+        now: datetime,
+    ) -> int:
+        """Record the transitions ``evaluation`` causes; returns notices enqueued."""
+        condition = evaluation.condition
+        steps = step(
+            OpenAlert(current.state, current.started_at) if current else None,
+            worse=evaluation.worse,
+            recovered=evaluation.recovered,
+            now=now,
+            hold_down_s=self.hold_down_s(latest.kpi_key, condition),
+        )
+        alert = current
+        enqueued = 0
+        for transition in steps:
+            if transition.from_state is None:
+                key = dedupe_key(latest.kpi_key, condition, evaluation.episode or now.isoformat())
+                alert_id = await self.alerts.open(
+                    session,
+                    kpi_key=latest.kpi_key,
+                    condition=condition,
+                    severity=SEVERITY[condition],
+                    dedupe_key=key,
+                    open_key=open_key(latest.kpi_key, condition),
+                    value=evaluation.value,
+                    now=now,
+                )
+                if alert_id is None:
+                    return enqueued  # this episode exists already: never notify twice
+                alert = await self.alerts.get(session, alert_id)
+                self._metrics.transitions.labels(condition.value, State.PENDING.value).inc()
+                continue
+            assert alert is not None
+            moved = await self.alerts.move(
+                session,
+                alert.id,
+                from_state=transition.from_state,
+                to_state=transition.to_state,
+                value=evaluation.value,
+                now=now,
+            )
+            if not moved:
+                return enqueued  # someone else applied this step first
+            self._metrics.transitions.labels(condition.value, transition.to_state.value).inc()
+            notify = transition.notify
+            if notify is None or (notify == "resolved" and condition in ONE_SHOT):
+                continue
+            ended = now if transition.to_state is State.RESOLVED else None
+            enqueued += await self.notify(
+                session, alert, latest, kind=notify, value=evaluation.value, now=now, ended=ended
+            )
+        return enqueued
+
+    async def notify(
+        self,
+        session: AsyncSession,
+        alert: AlertRow,
+        latest: KpiLatest,
+        *,
+        kind: str,
+        value: float | None,
+        now: datetime,
+        ended: datetime | None = None,
+    ) -> int:
+        owners = [Owner.model_validate(owner) for owner in latest.owners]
+        trend = await self.kpis.trend(session, latest.kpi_key, self._settings.trend_points)
+        facts = AlertFacts(
+            alert_id=alert.id,
+            dedupe_key=alert.dedupe_key,
+            kpi_key=latest.kpi_key,
+            kpi_name=latest.name,
+            condition=alert.condition,
+            severity=alert.severity,
+            kind=kind,
+            value=value,
+            minimum=latest.minimum,
+            target=latest.target,
+            direction=latest.direction,
+            started_at=alert.started_at,
+            ended_at=ended,
+            scorecard_url=self._settings.scorecard_url,
+            owners=tuple(owner.name for owner in owners),
+            trend=tuple(trend),
+            expires_on=latest.expires_on,
+            last_value_at=latest.last_value_at,
+            leading_in_breach=tuple(latest.leading_in_breach),
+        )
+        routes = routes_for(owners, self._settings.default_email)
+        silenced = bool(await self.silences.silenced_kpis(session, {latest.kpi_key}, now))
+        items = [
+            NewNotification(
+                alert_id=alert.id,
+                channel=route.channel,
+                target=route.target,
+                kind=kind,
+                payload=payload_for(facts, route),
+                suppressed=silenced,
+            )
+            for route in routes
+        ]
+        await self.outbox.enqueue(session, items, now)
+        if silenced:
+            for item in items:
+                self._metrics.suppressed.labels(item.channel).inc()
+            return 0
+        return len(items)

@@ -1,0 +1,1 @@
+"""kpipulse simulate: a realistic stream of events through the real HTTP API."""
