@@ -26,3 +26,12 @@ wait_for() {
 
 # pid_alive FILE: true when FILE names a running process.
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Ports can move (e.g. a second checkout testing beside a running one); the services and
+# the tests then follow through the settings variables derived here.
+KPIPULSE_KAFKA_PORT="${KPIPULSE_KAFKA_PORT:-9092}"
+KPIPULSE_PG_PORT="${KPIPULSE_PG_PORT:-5432}"
+export KPIPULSE_KAFKA__BOOTSTRAP_SERVERS="${KPIPULSE_KAFKA__BOOTSTRAP_SERVERS:-127.0.0.1:$KPIPULSE_KAFKA_PORT}"
+export KPIPULSE_DATABASE__URL="${KPIPULSE_DATABASE__URL:-postgresql+asyncpg://kpipulse:kpipulse@127.0.0.1:$KPIPULSE_PG_PORT/kpipulse}"
+export KPIPULSE_TEST_KAFKA="${KPIPULSE_TEST_KAFKA:-127.0.0.1:$KPIPULSE_KAFKA_PORT}"
+export KPIPULSE_TEST_SERVER_DSN="${KPIPULSE_TEST_SERVER_DSN:-postgresql://kpipulse:kpipulse@127.0.0.1:$KPIPULSE_PG_PORT/kpipulse}"
