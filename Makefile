@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-unit run infra-up infra-down stack-up stack-down clean
+.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ stack-up: infra-up ## infra-up, then the three services in the background (logs 
 stack-down: ## stop the services, then Kafka and PostgreSQL
 	deploy/local/stack.sh down
 	deploy/local/infra.sh down
+
+run: $(STAMP) ## the whole platform in one process on http://127.0.0.1:8000 (SQLite + embedded log)
+	$(BIN)/kpipulse dev
+
+simulate: $(STAMP) ## post 14 simulated days of events to `make run`, ending in a complaints spike
+	$(BIN)/kpipulse simulate --days 14 --minutes 1 --scenario complaints_spike
 
 test-unit: $(STAMP) ## unit tests only (no Kafka, no PostgreSQL)
 	$(BIN)/pytest -q tests/unit

@@ -20,6 +20,7 @@ _SERVICE_CLIS: tuple[str, ...] = (
     "services.scoring.cli",
     "services.alerts.cli",
     "services.simulator.cli",
+    "services.dev",
 )
 
 Command = Callable[[argparse.Namespace, Settings], int]

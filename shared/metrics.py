@@ -8,6 +8,8 @@ on the global default registry.
 from __future__ import annotations
 
 import time
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,27 +25,47 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+# Metrics that every service declares (HTTP, consumer) are created once per registry,
+# so services sharing one registry (``kpipulse dev``) share them, told apart by the
+# ``service`` label.
+_shared: WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = WeakKeyDictionary()
+
+
+def shared_metric(
+    registry: CollectorRegistry, kind: type[M], name: str, doc: str, labels: list[str], **kw: Any
+) -> M:
+    known = _shared.setdefault(registry, {})
+    if name not in known:
+        known[name] = kind(name, doc, labels, registry=registry, **kw)
+    metric: M = known[name]
+    return metric
+
 
 class HttpMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
+        self.requests = shared_metric(
+            registry,
+            Counter,
             "kpipulse_http_requests_total",
             "HTTP requests answered, by route template and status code.",
             ["service", "method", "route", "status"],
-            registry=registry,
         )
-        self.duration = Histogram(
+        self.duration = shared_metric(
+            registry,
+            Histogram,
             "kpipulse_http_request_duration_seconds",
             "Time to answer an HTTP request.",
             ["service", "method", "route"],
             buckets=LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.in_flight = Gauge(
+        self.in_flight = shared_metric(
+            registry,
+            Gauge,
             "kpipulse_http_requests_in_flight",
             "HTTP requests being answered now.",
             ["service"],
-            registry=registry,
         )
 
 
@@ -95,17 +117,19 @@ class ConsumerMetrics:
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self._service = service
-        self.lag = Gauge(
+        self.lag = shared_metric(
+            registry,
+            Gauge,
             "kpipulse_consumer_lag",
             "Messages between the consumer's position and the partition's end.",
             ["service", "topic", "partition"],
-            registry=registry,
         )
-        self.dlq = Counter(
+        self.dlq = shared_metric(
+            registry,
+            Counter,
             "kpipulse_dlq_messages_total",
             "Messages sent to the dead-letter topic, by reason.",
             ["service", "reason"],
-            registry=registry,
         )
 
     def dead_lettered(self, reason: str, count: int = 1) -> None:

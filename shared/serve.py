@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from shared.settings import HttpSettings
 
 
-def serve(app: FastAPI, http: HttpSettings) -> None:
+def serve(app: ASGIApp, http: HttpSettings) -> None:
     # uvicorn turns SIGTERM into a lifespan shutdown: consumers finish their batch and
     # commit, producers flush, then the process exits.
     config = uvicorn.Config(

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # System tools the test suite uses, from Debian's packages, installed when missing:
-# promtool (prometheus), docker-compose (validates docker-compose.yml), and the
-# PostgreSQL server (postgres.sh installs that one itself).
+# promtool (prometheus), docker-compose (validates docker-compose.yml), chromium (the
+# browser test drives it with Playwright), and the PostgreSQL server (postgres.sh
+# installs that one itself).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 declare -A NEEDED=(
   [promtool]=prometheus
   [prometheus]=prometheus
   [docker-compose]=docker-compose
+  [chromium]=chromium
 )
 missing=()
 for tool in "${!NEEDED[@]}"; do

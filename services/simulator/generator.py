@@ -74,7 +74,7 @@ class DayGenerator:
 
     def _web(self, day: datetime) -> Iterator[Event]:
         rng = self._rng
-        for _ in range(self._n(400)):
+        for _ in range(self._n(2200)):
             yield self._event(
                 day,
                 "web",
@@ -161,7 +161,7 @@ class DayGenerator:
         complaints = 12.0 if self._scenario == "complaints_spike" else 0.8
         for _ in range(self._n(complaints)):
             yield self._event(day, "support", "complaint_received")
-        for _ in range(self._n(30)):
+        for _ in range(self._n(50)):
             yield self._event(
                 day,
                 "support",

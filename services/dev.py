@@ -1,0 +1,262 @@
+"""``kpipulse dev``: ingest, scoring and alerts in one process on embedded defaults.
+
+SQLite (a file) stands in for PostgreSQL and the embedded SQLite log for Kafka, behind
+the same ports as the real adapters, so everything above them is the production code.
+Alert emails go to a local SMTP sink that writes each message to ``<data-dir>/mail/``.
+Requests are dispatched to the service whose routes match, so each keeps its own
+middleware and error handling; they share one Prometheus registry at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from starlette.routing import Match
+from starlette.types import Receive, Scope, Send
+
+from services.alerts.__main__ import build_senders
+from services.alerts.app import create_app as create_alerts
+from services.ingest.app import create_app as create_ingest
+from services.ingest.domain.writekeys import hash_key
+from services.ingest.keys import create_key
+from services.ingest.repository import WriteKeyRepository
+from services.scoring.app import create_app as create_scoring
+from shared.bus.factory import create_publisher, create_subscriber
+from shared.bus.ports import Subscriber
+from shared.contracts.events import SOURCES
+from shared.db.engine import create_engine, create_session_factory
+from shared.db.migrate import upgrade
+from shared.db.offsets import OffsetRepository
+from shared.logging import configure_logging
+from shared.serve import serve
+from shared.settings import Settings
+
+DEFAULT_DATA_DIR = Path(".cache/dev")
+
+
+def register(sub: Any) -> None:
+    dev = sub.add_parser("dev", help="run the whole platform in one process, embedded storage")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    dev.set_defaults(run=_run)
+
+
+def dev_settings(settings: Settings, data_dir: Path, host: str, port: int, token: str) -> Settings:
+    data_dir = data_dir.resolve()
+    url = f"http://{host}:{port}"
+    changes: dict[str, Any] = {
+        "environment": "dev",
+        "admin_token": SecretStr(token),
+        "database": settings.database.model_copy(
+            update={"url": f"sqlite+aiosqlite:///{data_dir / 'kpipulse.db'}"}
+        ),
+        "kafka": settings.kafka.model_copy(
+            update={"bootstrap_servers": f"embedded:{data_dir / 'bus.db'}", "topic_prefix": ""}
+        ),
+        "scoring": settings.scoring.model_copy(update={"alerts_api": ""}),
+        "alerts": settings.alerts.model_copy(update={"scorecard_url": f"{url}/"}),
+    }
+    return settings.model_copy(update=changes)
+
+
+class MailSink:
+    """An SMTP server on 127.0.0.1 that files every message it receives (dev only)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+        path = self.folder / f"{stamp}.eml"
+        path.write_bytes(raw)
+        subject = str(make_header(decode_header(message_from_bytes(raw).get("Subject", ""))))
+        print(f"mail to {', '.join(envelope.rcpt_tos)}: {subject} ({path})", flush=True)
+        return "250 OK"
+
+
+class ServiceDispatcher:
+    """Routes each request to the first service with a matching route (else the last)."""
+
+    def __init__(self, apps: Sequence[FastAPI]) -> None:
+        self._apps = list(apps)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self._pick(scope)(scope, receive, send)
+
+    def _pick(self, scope: Scope) -> FastAPI:
+        partial: FastAPI | None = None
+        for app in self._apps:
+            for route in app.router.routes:
+                match, _ = route.matches(scope)
+                if match == Match.FULL and getattr(route, "path", "") != "/{path:path}":
+                    return app
+                if match == Match.PARTIAL and partial is None:
+                    partial = app  # right path, wrong method: that app answers 405
+        return partial or self._apps[-1]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                for app in self._apps:
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                raise
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def _dev_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]:
+    """One write key per source: the ``known`` ones while still valid, else new ones."""
+    engine = create_engine(settings.database)
+    try:
+        repository = WriteKeyRepository(create_session_factory(engine))
+        keys: dict[str, str] = {}
+        for source in SOURCES:
+            key = known.get(source)
+            record = await repository.by_hash(hash_key(key)) if key else None
+            if key is None or record is None or not record.active:
+                _, key = await create_key(
+                    repository, source=source, name=f"dev-{source}", now=datetime.now(UTC)
+                )
+            keys[source] = key
+    finally:
+        await engine.dispose()
+    return keys
+
+
+def _admin_token(settings: Settings, path: Path) -> str:
+    configured = settings.admin_token.get_secret_value()
+    if configured:
+        return configured
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def build_app(settings: Settings) -> ServiceDispatcher:
+    engine = create_engine(settings.database)
+    sessions = create_session_factory(engine)
+    registry = CollectorRegistry()
+    publisher = create_publisher(settings.kafka, client_id="kpipulse-dev")
+    topics = settings.kafka.topics()
+
+    def scoring_subscriber(offsets: OffsetRepository) -> Subscriber:
+        return create_subscriber(
+            settings.kafka,
+            topics=[topics.events],
+            group_id=settings.scoring.group_id,
+            offset_store=offsets,
+        )
+
+    ingest = create_ingest(settings, publisher=publisher, sessions=sessions, registry=registry)
+    alerts = create_alerts(
+        settings,
+        sessions=sessions,
+        subscriber=create_subscriber(
+            settings.kafka,
+            topics=[topics.kpi_values],
+            group_id=settings.alerts.group_id,
+            offset_store=OffsetRepository(sessions, consumer=settings.alerts.group_id),
+        ),
+        registry=registry,
+        senders=build_senders(settings),
+    )
+    scoring = create_scoring(
+        settings,
+        engine=engine,
+        sessions=sessions,
+        publisher=publisher,
+        subscriber_factory=scoring_subscriber,
+        registry=registry,
+    )
+    # Scoring last: it owns the page, /healthz, /readyz, /metrics and unknown paths.
+    return ServiceDispatcher([ingest, alerts, scoring])
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging("dev", settings.log_level)
+    token = _admin_token(settings, data_dir / "admin-token")
+    settings = dev_settings(settings, data_dir, args.host, args.port, token)
+    upgrade(settings.database.url)
+    # Plain keys are kept only here, in the ignored dev folder, so restarts reuse them.
+    keys_file = data_dir / "dev-keys.json"
+    known = orjson.loads(keys_file.read_bytes()) if keys_file.exists() else {}
+    keys = asyncio.run(_dev_keys(settings, known))
+    keys_file.write_bytes(orjson.dumps(keys, option=orjson.OPT_INDENT_2))
+    keys_file.chmod(0o600)
+    smtp_port = _free_port()
+    controller = Controller(MailSink(data_dir / "mail"), hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        settings = settings.model_copy(
+            update={
+                "alerts": settings.alerts.model_copy(
+                    update={
+                        "smtp": settings.alerts.smtp.model_copy(
+                            update={"host": "127.0.0.1", "port": smtp_port}
+                        )
+                    }
+                )
+            }
+        )
+        _banner(args.host, args.port, data_dir, keys, token)
+        http = settings.scoring.http.model_copy(update={"host": args.host, "port": args.port})
+        serve(build_app(settings), http)
+    finally:
+        controller.stop()
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _banner(host: str, port: int, data_dir: Path, keys: dict[str, str], token: str) -> None:
+    url = f"http://{host}:{port}"
+    lines = [
+        "",
+        "KPI Pulse is running in one process (SQLite + embedded log).",
+        f"  scorecard:      {url}/",
+        f"  API docs:       {url}/docs",
+        f"  metrics:        {url}/metrics",
+        f"  data folder:    {data_dir}",
+        f"  alert emails:   {data_dir / 'mail'} (one .eml file each, also printed here)",
+        *[f"  write key {source}: {key}" for source, key in keys.items()],
+        f"  admin token: {token}",
+        f"  simulate:       .venv/bin/kpipulse simulate --url {url} "
+        f"--keys-file {data_dir / 'dev-keys.json'} --scenario complaints_spike",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
