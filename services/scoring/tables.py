@@ -50,8 +50,10 @@ kpi_buckets = Table(
     Column("bucket_start", DateTime(timezone=True), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("count", BigInteger, nullable=False),
-    # Sums are kept in integer micro-units: exact under any order of merges.
-    Column("sum_micros", Numeric(38, 0), nullable=False),
+    # Sums are kept in integer micro-units: exact under any order of merges. SQLite's
+    # driver would round a NUMERIC through float, so there it is a 64-bit integer
+    # (exact up to 9.2e12 units, plenty for the embedded mode).
+    Column("sum_micros", Numeric(38, 0).with_variant(BigInteger, "sqlite"), nullable=False),
     Column("min", Float),
     Column("max", Float),
     Column("sketch", LargeBinary),

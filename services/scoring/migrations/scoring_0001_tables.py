@@ -41,7 +41,11 @@ def upgrade() -> None:
         sa.Column("bucket_start", TS, nullable=False),
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.Column("sum_micros", sa.Numeric(38, 0), nullable=False),
+        sa.Column(
+            "sum_micros",
+            sa.Numeric(38, 0).with_variant(sa.BigInteger(), "sqlite"),
+            nullable=False,
+        ),
         sa.Column("min", sa.Float()),
         sa.Column("max", sa.Float()),
         sa.Column("sketch", sa.LargeBinary()),

@@ -1,0 +1,217 @@
+"""Contract tests of the repositories: one suite, run on PostgreSQL and on SQLite.
+
+Embedded mode (``kpipulse dev``) runs the same repositories on SQLite; every behaviour
+the services rely on must hold on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerts.domain.conditions import Condition
+from services.alerts.repository.alerts import AlertRepository
+from services.alerts.repository.outbox import NewNotification, OutboxRepository
+from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.repository import (
+    BucketRepository,
+    CatalogRepository,
+    CurrentRepository,
+    CurrentValue,
+    PartitionBucket,
+)
+from shared.bus.ports import PartitionId
+from shared.db.engine import create_engine, create_session_factory, transaction
+from shared.db.migrate import upgrade
+from shared.db.offsets import OffsetRepository
+from shared.settings import DatabaseSettings
+from tests.conftest import create_database, drop_database
+
+Sessions = async_sessionmaker[AsyncSession]
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sessions]:
+    name = f"kpipulse_contract_{uuid.uuid4().hex[:8]}"
+    if request.param == "postgres":
+        url = await create_database(name)
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"
+        await asyncio.to_thread(upgrade, url)
+    engine = create_engine(DatabaseSettings(url=url))
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+        if request.param == "postgres":
+            await drop_database(name)
+
+
+async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
+    repo = OffsetRepository(sessions, consumer="c1")
+    p0, p1 = PartitionId("t", 0), PartitionId("t", 1)
+    async with transaction(sessions) as session:
+        await repo.save(session, {p0: 10, p1: 3})
+    async with transaction(sessions) as session:
+        assert await repo.locked(session, [p0, p1]) == {p0: 10, p1: 3}
+        await repo.save(session, {p0: 25})
+    assert await repo.load([p0, p1, PartitionId("t", 2)]) == {p0: 25, p1: 3}
+    assert await OffsetRepository(sessions, consumer="other").load([p0]) == {}
+
+
+async def test_event_ids_are_claimed_once(sessions: Sessions) -> None:
+    repo = BucketRepository()
+    async with transaction(sessions) as session:
+        assert await repo.claim_new_events(session, ["a", "b"], T0) == {"a", "b"}
+    async with transaction(sessions) as session:
+        assert await repo.claim_new_events(session, ["b", "c"], T0) == {"c"}
+    async with transaction(sessions) as session:
+        assert await repo.prune_seen(session, T0 + timedelta(seconds=1)) == 3
+        assert await repo.claim_new_events(session, ["a"], T0) == {"a"}
+
+
+async def test_buckets_save_load_and_window(sessions: Sessions) -> None:
+    repo = BucketRepository()
+    big = 123_456_789_012_345_678  # micro-units beyond float precision stay exact
+    first = PartitionBucket(BucketKey("k", 0, T0), 0)
+    second = PartitionBucket(BucketKey("k", 0, T0), 1)
+    later = PartitionBucket(BucketKey("k", 1, T0 + timedelta(hours=1)), 0)
+    async with transaction(sessions) as session:
+        await repo.save(
+            session,
+            {
+                first: TermAggregate(count=2, sum_micros=big, min=1.5, max=9.0),
+                second: TermAggregate(count=1, sum_micros=5, min=0.5, max=0.5),
+                later: TermAggregate(count=4, sum_micros=0, sketch=b"\x01\x02", sketch_kind="hll"),
+            },
+        )
+    async with transaction(sessions) as session:
+        loaded = await repo.load(session, [first, later, PartitionBucket(BucketKey("x", 0, T0), 0)])
+        assert loaded[first] == TermAggregate(count=2, sum_micros=big, min=1.5, max=9.0)
+        assert loaded[later].sketch == b"\x01\x02" and loaded[later].sketch_kind == "hll"
+        assert len(loaded) == 2
+        await repo.save(session, {first: TermAggregate(count=3, sum_micros=big + 1)})
+    async with sessions() as session:
+        window = await repo.window(session, "k", T0 - timedelta(seconds=1), T0)
+    assert sorted((k.term, a.count) for k, a in window) == [(0, 1), (0, 3)]
+    assert {a.sum_micros for _, a in window} == {big + 1, 5}
+
+
+async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None:
+    repo = CatalogRepository()
+    async with transaction(sessions) as session:
+        before = await repo.stamp(session)
+        await repo.upsert_definition(session, "kpi_a", {"key": "kpi_a", "n": 1}, T0)
+        await repo.record_change(
+            session, kpi_key="kpi_a", action="created", changes=[], actor="cli", at=T0
+        )
+    async with transaction(sessions) as session:
+        assert await repo.active(session) == [{"key": "kpi_a", "n": 1}]
+        assert await repo.stamp(session) != before
+        assert await repo.retire(session, "kpi_a", T0 + timedelta(minutes=1))
+        assert not await repo.retire(session, "kpi_a", T0 + timedelta(minutes=2))
+    async with sessions() as session:
+        assert await repo.active(session) == []
+        [change] = await repo.history(session, "kpi_a")
+    assert change["action"] == "created" and change["at"] == T0
+
+
+async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None:
+    repo = CurrentRepository()
+
+    def value(status: str, at: datetime) -> CurrentValue:
+        return CurrentValue("kpi", 1.0, None, None, status, 50.0, at, at)
+
+    async def claim(status: str, at: datetime) -> bool:
+        async with transaction(sessions) as session:
+            return await repo.claim_publish(
+                session, value(status, at), not_since=at - timedelta(minutes=1)
+            )
+
+    assert await claim("below_target", T0)
+    assert not await claim("below_target", T0 + timedelta(seconds=30))  # too soon
+    assert await claim("breach", T0 + timedelta(seconds=31))  # status changed: at once
+    assert await claim("breach", T0 + timedelta(minutes=2))  # interval passed
+    async with sessions() as session:
+        current = await repo.all(session)
+        history = await repo.recent(session, "kpi", T0 - timedelta(days=1))
+    assert current["kpi"].status == "breach"
+    assert [s for _, _, s in history] == ["below_target", "breach", "breach"]
+
+
+async def test_write_keys_by_hash_and_revocation(sessions: Sessions) -> None:
+    repo = WriteKeyRepository(sessions)
+    record = await repo.create(source="web", name="site", key_hash="h1", now=T0)
+    found = await repo.by_hash("h1")
+    assert found is not None and found.id == record.id and found.active
+    assert await repo.by_hash("nope") is None
+    revoked = await repo.revoke(record.id, now=T0)
+    assert revoked is not None and not revoked.active
+    assert await repo.revoke("missing", now=T0) is None
+
+
+async def test_webhook_delivery_claim_rolls_back_with_the_block(sessions: Sessions) -> None:
+    repo = DeliveryRepository(sessions)
+    with pytest.raises(RuntimeError):
+        async with repo.claim("hubspot", "d1", now=T0) as fresh:
+            assert fresh
+            raise RuntimeError("publish failed")
+    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+        assert fresh  # the failed attempt left no claim behind
+    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+        assert not fresh
+    async with repo.claim("zendesk", "d1", now=T0) as fresh:
+        assert fresh
+
+
+async def test_outbox_claims_leases_and_counts_uncertain_resends(sessions: Sessions) -> None:
+    alerts, outbox = AlertRepository(), OutboxRepository()
+    async with transaction(sessions) as session:
+        alert_id = await alerts.open(
+            session,
+            kpi_key="kpi",
+            condition=Condition.BELOW_MINIMUM,
+            severity="critical",
+            dedupe_key="kpi:below:1",
+            open_key="kpi:below",
+            value=1.0,
+            now=T0,
+        )
+        assert alert_id is not None
+        await outbox.enqueue(
+            session,
+            [NewNotification(alert_id, "email", "a@example.com", "firing", {"subject": "x"})],
+            T0,
+        )
+    lease = T0 + timedelta(minutes=1)
+    async with transaction(sessions) as session:
+        [row] = await outbox.claim_due(session, now=T0, limit=10, lease_until=lease, token="w1")
+        assert row.status == "sending" and row.attempts == 1
+    async with transaction(sessions) as session:
+        assert (
+            await outbox.claim_due(session, now=T0, limit=10, lease_until=lease, token="w2") == []
+        )
+        # The worker died mid-send: once the lease expires the row is re-queued, and
+        # counted as a resend whose first outcome is unknown.
+        assert await outbox.release_expired_leases(session, lease + timedelta(seconds=1)) == [
+            (row.id, "email")
+        ]
+    async with transaction(sessions) as session:
+        [again] = await outbox.claim_due(
+            session,
+            now=lease + timedelta(seconds=1),
+            limit=10,
+            lease_until=lease + timedelta(minutes=2),
+            token="w3",
+        )
+        assert again.uncertain_resends == 1 and again.attempts == 2
+        assert not await outbox.finish(session, again.id, token="w1", status="sent", now=T0)
+        assert await outbox.finish(session, again.id, token="w3", status="sent", now=T0)
