@@ -116,6 +116,8 @@ class AlertsSettings(BaseModel):
     webhook_secret: SecretStr = SecretStr("change-me")
     default_email: str | None = None
     scorecard_url: str = "http://127.0.0.1:8001/"
+    # Origins of the scorecard page allowed to read the alerts API from a browser.
+    cors_origins: list[str] = ["http://127.0.0.1:8001", "http://localhost:8001"]
     smtp: SmtpSettings = SmtpSettings()
     # Per-KPI overrides of the defaults above, keyed by KPI key (JSON in the env var).
     hold_down_overrides_s: dict[str, int] = {}

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -130,6 +131,11 @@ def create_app(
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
     app.include_router(build_router(settings, sessions=sessions, clock=clock))
+    if cfg.cors_origins:
+        # The scorecard page (served by scoring on another port) reads active alerts.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET"]
+        )
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker
     app.state.scheduler = scheduler
