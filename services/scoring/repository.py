@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, select, tuple_, update
+from sqlalchemy import RowMapping, case, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.domain.aggregates import BucketKey, TermAggregate
@@ -243,8 +243,9 @@ class CurrentRepository:
     async def claim_publish(
         self, session: AsyncSession, value: CurrentValue, *, not_since: datetime
     ) -> bool:
-        """Store ``value`` if the status changed or nothing was published since
-        ``not_since``; True when this caller should publish it. Atomic across instances."""
+        """Store ``value`` as the KPI's current value (always), and claim its publication
+        if the status changed or nothing was published since ``not_since``: True when
+        this caller should publish it. One statement, so atomic across instances."""
         c = kpi_current.c
         fields = {
             "value": value.value,
@@ -253,21 +254,22 @@ class CurrentRepository:
             "status": value.status,
             "score": value.score,
             "as_of": value.as_of,
-            "published_at": value.published_at,
         }
-        result = await session.execute(
+        due = (c.status != value.status) | (c.published_at <= not_since)
+        updated = await session.execute(
             update(kpi_current)
-            .where(
-                c.kpi_key == value.kpi_key,
-                (c.status != value.status) | (c.published_at <= not_since),
-            )
-            .values(**fields)
+            .where(c.kpi_key == value.kpi_key)
+            # SET expressions see the row as it was: the claim compares old and new.
+            .values(**fields, published_at=case((due, value.published_at), else_=c.published_at))
+            .returning(c.published_at)
         )
-        claimed = bool(getattr(result, "rowcount", 0))
-        if not claimed:
+        row = updated.first()
+        if row is not None:
+            claimed = utc(row[0]) == value.published_at
+        else:
             inserted = await session.execute(
                 insert_for(session, kpi_current)
-                .values(kpi_key=value.kpi_key, **fields)
+                .values(kpi_key=value.kpi_key, published_at=value.published_at, **fields)
                 .on_conflict_do_nothing(index_elements=["kpi_key"])
             )
             claimed = bool(getattr(inserted, "rowcount", 0))

@@ -121,7 +121,7 @@ def run_dev_server(
 ) -> Iterator[DevServer]:
     """Start ``kpipulse dev`` on a free port; ready once /healthz answers and keys are printed."""
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "KPIPULSE_DEV__PORT": str(port)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         dev_command(port, data_dir),
         cwd=REPO,

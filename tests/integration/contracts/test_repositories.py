@@ -127,17 +127,21 @@ async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None
 async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None:
     repo = CurrentRepository()
 
-    def value(status: str, at: datetime) -> CurrentValue:
-        return CurrentValue("kpi", 1.0, None, None, status, 50.0, at, at)
+    def value(status: str, at: datetime, number: float = 1.0) -> CurrentValue:
+        return CurrentValue("kpi", number, None, None, status, 50.0, at, at)
 
-    async def claim(status: str, at: datetime) -> bool:
+    async def claim(status: str, at: datetime, number: float = 1.0) -> bool:
         async with transaction(sessions) as session:
             return await repo.claim_publish(
-                session, value(status, at), not_since=at - timedelta(minutes=1)
+                session, value(status, at, number), not_since=at - timedelta(minutes=1)
             )
 
     assert await claim("below_target", T0)
-    assert not await claim("below_target", T0 + timedelta(seconds=30))  # too soon
+    assert not await claim("below_target", T0 + timedelta(seconds=30), 2.0)  # too soon
+    async with sessions() as session:
+        fresh = (await repo.all(session))["kpi"]
+    # Not published again yet, but the current value is the newest one.
+    assert fresh.value == 2.0 and fresh.published_at == T0
     assert await claim("breach", T0 + timedelta(seconds=31))  # status changed: at once
     assert await claim("breach", T0 + timedelta(minutes=2))  # interval passed
     async with sessions() as session:
