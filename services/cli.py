@@ -25,6 +25,9 @@ _SERVICE_CLIS: tuple[str, ...] = (
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
+# Services refuse to start on a database that lacks their migrations.
+_NEEDS_SCHEMA = frozenset({"ingest", "scoring", "alerts"})
+
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     from shared.db.migrate import downgrade, upgrade
@@ -76,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kpipulse: {exc}", file=sys.stderr)
         return 2
     run: Command = args.run
+    if args.command in _NEEDS_SCHEMA:
+        from shared.db.migrate import SchemaOutOfDate, require_current_schema
+
+        try:
+            require_current_schema(settings.database.url)
+        except SchemaOutOfDate as exc:
+            print(f"kpipulse {args.command}: {exc}", file=sys.stderr)
+            return 2
     return run(args, settings)
 
 

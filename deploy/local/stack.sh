@@ -7,14 +7,15 @@ KPIPULSE="$REPO_ROOT/.venv/bin/kpipulse"
 declare -A PORTS=([ingest]=8000 [scoring]=8001 [alerts]=8002)
 
 up() {
+  cd "$REPO_ROOT"
   [[ -x "$KPIPULSE" ]] || die "the virtual environment is missing; run 'make install' first"
   export KPIPULSE_ADMIN_TOKEN="${KPIPULSE_ADMIN_TOKEN:-dev-admin-token}"
   for svc in ingest scoring alerts; do
     local pidfile="$RUN_DIR/$svc.pid" port="${PORTS[$svc]}"
     if pid_alive "$pidfile"; then info "$svc already running (pid $(cat "$pidfile"))"; continue; fi
     port_open 127.0.0.1 "$port" && die "port 127.0.0.1:$port is taken; $svc cannot start"
-    (cd "$REPO_ROOT" && nohup "$KPIPULSE" "$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
-     echo $! > "$pidfile")
+    nohup "$KPIPULSE" "$svc" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
+    echo $! > "$pidfile"
     info "started $svc (log: $LOG_DIR/$svc.log)"
   done
   for svc in ingest scoring alerts; do
