@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_a
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.evaluate import Evaluation, evaluate, window_terms
 from services.scoring.domain.leadlag import early_warnings
-from services.scoring.domain.scoring import assess
+from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 
 _MIN_REEVALUATE_S = 0.2
 _TICK_S = 0.1
+# The current value in the database (read API) is refreshed at most this often per KPI
+# while neither its status changes nor a publication is due.
+_STORE_EVERY_S = 1.0
+# Evaluation may take at most about a third of the time: under heavy load the re-check
+# interval stretches (e.g. 50 ms of queries -> every 150 ms at the least).
+_LOAD_FACTOR = 3.0
 
 Clock = Callable[[], datetime]
 
@@ -66,6 +73,9 @@ class Evaluator:
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
         self._statuses: dict[str, KpiStatus] = {}
+        # What this process last wrote per KPI: (value, status, written at, published at).
+        self._written: dict[str, tuple[float | None, str, datetime, datetime]] = {}
+        self._reevaluate_s = _MIN_REEVALUATE_S
         self._wake = asyncio.Event()
         self._started_at = clock()
 
@@ -80,18 +90,24 @@ class Evaluator:
     async def run(self, stop: asyncio.Event) -> None:
         async with self._sessions() as session:
             stored = await self._current.all(session)
-        self._statuses = {k: v.status for k, v in stored.items()}  # type: ignore[misc]
+        self._statuses = {k: as_status(v.status) for k, v in stored.items()}
+        self._written = {
+            k: (v.value, v.status, v.published_at, v.published_at) for k, v in stored.items()
+        }
         while not stop.is_set():
             self._wake.clear()
+            started = time.perf_counter()
             try:
                 await self.tick()
             except Exception:
                 # The next tick retries; a database or broker hiccup must not stop scoring.
                 log.exception("kpi evaluation failed")
                 await asyncio.sleep(1)
+            spent = time.perf_counter() - started
+            self._reevaluate_s = max(_MIN_REEVALUATE_S, _LOAD_FACTOR * spent)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _TICK_S)
-            await asyncio.sleep(_MIN_REEVALUATE_S if self._dirty else 0)
+            await asyncio.sleep(self._reevaluate_s if self._dirty else 0)
 
     async def tick(self) -> None:
         now = self._clock()
@@ -116,7 +132,7 @@ class Evaluator:
         if last is None:
             return True
         if kpi.key in self._dirty:
-            return (now - last).total_seconds() >= _MIN_REEVALUATE_S
+            return (now - last).total_seconds() >= self._reevaluate_s
         return now - last >= kpi.update_every
 
     async def evaluate(
@@ -124,6 +140,20 @@ class Evaluator:
     ) -> Evaluation:
         rows = await self._buckets.window(session, kpi.key, as_of - kpi.window, as_of)
         return evaluate(kpi.formula, window_terms(kpi, merge_partitions(rows), as_of))
+
+    def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
+        """Skip the database round trip when it would change nothing that matters yet.
+
+        The claim in the database stays the authority on publishing (other instances
+        may publish too); this only avoids asking it when the answer cannot be yes.
+        """
+        written = self._written.get(kpi.key)
+        if written is None:
+            return True
+        old_value, old_status, written_at, published_at = written
+        if value.status != old_status or now - published_at >= kpi.update_every:
+            return True
+        return value.value != old_value and (now - written_at).total_seconds() >= _STORE_EVERY_S
 
     async def _publish(
         self, kpi: KpiDefinition, evaluation: Evaluation, now: datetime, leading: list[str]
@@ -158,6 +188,11 @@ class Evaluator:
             update_every_s=max(1, int(kpi.update_every.total_seconds())),
             leading_indicators_in_breach=leading,
         )
+        if not self._worth_writing(kpi, value, now):
+            self._metrics.kpi(
+                kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
+            )
+            return
         # Claim and publish in one transaction: if Kafka refuses, the claim rolls back
         # and the next tick tries again.
         try:
@@ -165,6 +200,9 @@ class Evaluator:
                 claimed = await self._current.claim_publish(
                     session, value, not_since=now - kpi.update_every
                 )
+                written = self._written.get(kpi.key)
+                published_at = now if claimed else (written[3] if written else now)
+                self._written[kpi.key] = (value.value, value.status, now, published_at)
                 if claimed:
                     await self._publisher.publish(
                         self._topic,

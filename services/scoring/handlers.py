@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
@@ -121,10 +121,30 @@ class FoldHandler:
             self._on_folded(touched)
 
 
+_BATCH = TypeAdapter(list[EventEnvelope])
+
+
 def _decode(
     messages: Sequence[Message],
 ) -> tuple[dict[str, tuple[int, EventEnvelope]], list[DeadLetter]]:
     """Valid events by id (first occurrence wins), and letters for the rest."""
+    events: dict[str, tuple[int, EventEnvelope]] = {}
+    try:
+        # One validation call for the whole batch (the common case: all valid).
+        decoded = _BATCH.validate_json(b"[" + b",".join(m.value for m in messages) + b"]")
+    except ValidationError:
+        return _decode_one_by_one(messages)
+    if len(decoded) != len(messages):
+        # A message holding several comma-joined events must not pass as many.
+        return _decode_one_by_one(messages)
+    for message, event in zip(messages, decoded, strict=True):
+        events.setdefault(event.event_id, (message.partition, event))
+    return events, []
+
+
+def _decode_one_by_one(
+    messages: Sequence[Message],
+) -> tuple[dict[str, tuple[int, EventEnvelope]], list[DeadLetter]]:
     events: dict[str, tuple[int, EventEnvelope]] = {}
     letters: list[DeadLetter] = []
     for message in messages:

@@ -23,7 +23,7 @@ from services.scoring.domain.periods import (
     period_series,
     period_start,
 )
-from services.scoring.domain.scoring import ScoreEntry, assess, scorecard
+from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
 from services.scoring.evaluator import merge_partitions
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
@@ -53,7 +53,7 @@ class KpiQueries:
         async with self.sessions() as session:
             current = await self.current.all(session)
             statuses: dict[str, KpiStatus] = {
-                k: _status(v.status) for k, v in current.items() if k in catalog
+                k: as_status(v.status) for k, v in current.items() if k in catalog
             }
             warnings = early_warnings(catalog, statuses)
             views = []
@@ -204,12 +204,6 @@ class KpiQueries:
         if key not in catalog:
             raise KeyError(key)
         return catalog[key]
-
-
-def _status(raw: str) -> KpiStatus:
-    if raw in ("breach", "below_target", "on_target", "no_data"):
-        return raw  # type: ignore[return-value]
-    return "no_data"
 
 
 def _view(

@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, case, delete, func, select, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    RowMapping,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.domain.aggregates import BucketKey, TermAggregate
@@ -23,6 +36,14 @@ from shared.db.upsert import insert_for, upsert
 
 # Postgres caps a statement at 32767 parameters; stay well below for multi-row VALUES.
 _CHUNK = 4000
+
+_CLAIM_EVENTS_PG = text(
+    "INSERT INTO processed_events (event_id, seen_at)"
+    " SELECT id, :seen_at FROM unnest(CAST(:ids AS varchar[])) AS ids(id)"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+).bindparams(
+    bindparam("ids", type_=ARRAY(String)), bindparam("seen_at", type_=DateTime(timezone=True))
+)
 
 
 def utc(value: datetime) -> datetime:
@@ -48,6 +69,14 @@ class BucketRepository:
         self, session: AsyncSession, event_ids: Sequence[str], seen_at: datetime
     ) -> set[str]:
         """Record ``event_ids``; return those not seen before (the ones to count)."""
+        if not event_ids:
+            return set()
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            # One constant statement whatever the batch size: compiled and prepared once.
+            result = await session.execute(
+                _CLAIM_EVENTS_PG, {"ids": list(event_ids), "seen_at": seen_at}
+            )
+            return set(result.scalars())
         fresh: set[str] = set()
         for chunk in _chunks(list(event_ids)):
             stmt = (

@@ -31,6 +31,14 @@ from services.scoring.domain.catalog import PERSPECTIVES, KpiDefinition, Perspec
 from shared.contracts.kpi_values import KpiStatus
 
 
+def as_status(raw: str) -> KpiStatus:
+    """A status read back from storage; anything unknown counts as ``no_data``."""
+    for status in ("breach", "below_target", "on_target", "no_data"):
+        if raw == status:
+            return status
+    return "no_data"
+
+
 @dataclass(frozen=True, slots=True)
 class Assessment:
     status: KpiStatus
