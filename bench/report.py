@@ -1,0 +1,276 @@
+"""Render ``.cache/bench/*.json`` into ``docs/benchmarks.md`` and ``docs/latency.png``.
+
+Usage: ``python -m bench.report``. Missing results are listed as not run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, machine, read_result
+
+DOC = REPO / "docs" / "benchmarks.md"
+PLOT = REPO / "docs" / "latency.png"
+
+
+def _n(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ok(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _machine(found: dict[str, Any]) -> list[str]:
+    pk = ", ".join(f"{k} {v}" for k, v in found.get("packages", {}).items())
+    return [
+        "## Machine",
+        "",
+        f"- Date: {found['date']}",
+        f"- CPU: {found['nproc']} x {found['cpu_model']} (shared, noisy: every figure is a "
+        "ratio against a baseline measured in the same run, or a median over rounds)",
+        f"- Memory: {found['memory_gib']} GiB; kernel {found['kernel']}",
+        f"- Python {found['python']}, Apache Kafka {found['kafka']} (KRaft, one broker, "
+        f"replication 1), PostgreSQL {found['postgres']}",
+        f"- Packages: {pk}",
+        f"- Load average when the result was written: {found.get('load_average', '?')} "
+        "(other sessions share the machine; wall-clock latencies suffer most)",
+        "",
+    ]
+
+
+def _ingest(r: dict[str, Any]) -> list[str]:
+    s, b, f, met = r["single"], r["batch"], r["figures"], r["met"]
+    st = r["settings"]
+    sb = b.get("raw_aiokafka_send_batch")
+    lines = [
+        "## Ingest (`make bench-ingest`, `bench/ingest.py`)",
+        "",
+        f"Closed loop with wrk (1 thread, keep-alive): {st['single_connections']} connections "
+        f"for single events, {st['batch_connections']} for batches of {st['batch_size']} "
+        f"(≈{_n(st['batch_body_bytes'] / 1024)} KiB bodies, mean event "
+        f"{_n(st['mean_event_json_bytes'])} B); {st['rounds']} interleaved rounds of "
+        f"{_n(st['seconds'])} s, medians. CPU = utime+stime of the measured process over "
+        f"the window. Producer: {st['producer']}.",
+        "",
+        "| Mode | Process | per CPU-second | wall rate | CPU share | p50 / p99 |",
+        "|---|---|---:|---:|---:|---:|",
+        f"| single | **ingest** | {_n(s['ingest']['requests_per_cpu_s'])} req | "
+        f"{_n(s['ingest']['events_per_s'])} req/s | {_n(s['ingest']['cpu_share'], 2)} | "
+        f"{_n(s['ingest']['p50_ms'], 1)} / {_n(s['ingest']['p99_ms'], 1)} ms |",
+        f"| single | bare uvicorn/Starlette (HTTP ceiling) | "
+        f"{_n(s['bare_http']['requests_per_cpu_s'])} req | {_n(s['bare_http']['events_per_s'])}"
+        f" req/s | {_n(s['bare_http']['cpu_share'], 2)} | {_n(s['bare_http']['p50_ms'], 1)} / "
+        f"{_n(s['bare_http']['p99_ms'], 1)} ms |",
+        f"| single | raw aiokafka `send()`, 1 record per request | "
+        f"{_n(s['raw_aiokafka']['events_per_cpu_s'])} rec | "
+        f"{_n(s['raw_aiokafka']['events_per_s'])} rec/s | {_n(s['raw_aiokafka']['cpu_share'], 2)}"
+        " | - |",
+        f"| batch | **ingest** | {_n(b['ingest']['events_per_cpu_s'])} events | "
+        f"{_n(b['ingest']['events_per_s'])} events/s | {_n(b['ingest']['cpu_share'], 2)} | "
+        f"{_n(b['ingest']['p50_ms'], 1)} / {_n(b['ingest']['p99_ms'], 1)} ms |",
+        f"| batch | raw aiokafka `send()` per record (Kafka-client ceiling) | "
+        f"{_n(b['raw_aiokafka']['events_per_cpu_s'])} events | "
+        f"{_n(b['raw_aiokafka']['events_per_s'])} events/s | "
+        f"{_n(b['raw_aiokafka']['cpu_share'], 2)} | - |",
+    ]
+    if sb:
+        lines.append(
+            f"| batch | raw aiokafka `create_batch`/`send_batch` (1 in flight) | "
+            f"{_n(sb['events_per_cpu_s'])} events | {_n(sb['events_per_s'])} events/s | "
+            f"{_n(sb['cpu_share'], 2)} | - |"
+        )
+    lines += [
+        f"| batch | bare uvicorn/Starlette (HTTP ceiling) | "
+        f"{_n(b['bare_http']['events_per_cpu_s'])} events | "
+        f"{_n(b['bare_http']['events_per_s'])} events/s | {_n(b['bare_http']['cpu_share'], 2)}"
+        f" | {_n(b['bare_http']['p50_ms'], 1)} / {_n(b['bare_http']['p99_ms'], 1)} ms |",
+        "",
+        "| Target | Measured | Result |",
+        "|---|---:|---|",
+        f"| batched ≥ 50,000 events per CPU-s | {_n(f['batch_events_per_cpu_s'])} | "
+        f"{_ok(met['batch_events_per_cpu_s'])} |",
+        f"| batched ≥ 0.6 of raw aiokafka | {_n(f['batch_ratio_to_raw'], 2)} | "
+        f"{_ok(met['batch_ratio_to_raw'])} |",
+        f"| single ≥ 5,000 requests per CPU-s | {_n(f['single_requests_per_cpu_s'])} | "
+        f"{_ok(met['single_requests_per_cpu_s'])} |",
+        f"| single ≥ 0.5 of the bare endpoint | {_n(f['single_ratio_to_bare'], 2)} | "
+        f"{_ok(met['single_ratio_to_bare'])} |",
+        "",
+    ]
+    return lines
+
+
+def _scoring(r: dict[str, Any]) -> list[str]:
+    f, met, sc = r["figures"], r["met"], r["scorer"]
+    raw, rd = r["raw_aiokafka"], r["raw_aiokafka_decode"]
+    lines = [
+        "## Scoring (`make bench-scoring`, `bench/scoring.py`)",
+        "",
+        f"{_n(r['settings']['events'])} generator events pre-filled into a private topic "
+        f"({r['settings']['partitions']} partitions); the scorer runs the example catalog "
+        "against a fresh database. Steady state = from the first commit to the last (start-up "
+        "excluded; the figure including start-up is given too).",
+        "",
+        "| Process | events per CPU-s | events/s (wall) |",
+        "|---|---:|---:|",
+        f"| raw aiokafka consumption (ceiling) | {_n(raw['events_per_cpu_s'])} | "
+        f"{_n(raw['events_per_s'])} |",
+        f"| raw aiokafka + `EventEnvelope` decoding | {_n(rd['events_per_cpu_s'])} | "
+        f"{_n(rd['events_per_s'])} |",
+        f"| **scorer**, folded & committed (steady) | {_n(sc['events_per_cpu_s'])} | "
+        f"{_n(sc['events_per_s'])} |",
+        f"| scorer including start-up | {_n(sc['events_per_cpu_s_from_start'])} | "
+        f"{_n(sc['committed'] / sc['wall_s_from_start'])} |",
+        "",
+        f"PostgreSQL used {_n(sc['postgres_cpu_s'], 1)} CPU-s during the catch-up (all "
+        f"backends), the scorer {_n(sc['cpu_s_from_start'], 1)}.",
+        "",
+        "Latency, open loop, Kafka timestamp → offset committed in Postgres (10 ms polls):",
+        "",
+        "| Offered events/s | share of max | p50 ms | p90 ms | p99 ms | max ms | drained |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in r["latency"]:
+        lines.append(
+            f"| {_n(p['offered_rate'])} | {p['fraction_of_max']:.0%} | {_n(p['p50_ms'])} | "
+            f"{_n(p['p90_ms'])} | {_n(p['p99_ms'])} | {_n(p['max_ms'])} | "
+            f"{'yes' if p['drained'] else 'no'} |"
+        )
+    lines += [
+        "",
+        "| Target | Measured | Result |",
+        "|---|---:|---|",
+        f"| ≥ 50,000 events per CPU-s | {_n(f['events_per_cpu_s'])} | "
+        f"{_ok(met['events_per_cpu_s'])} |",
+        f"| ≥ 0.5 of raw consumption | {_n(f['ratio_to_raw'], 3)} | {_ok(met['ratio_to_raw'])} |",
+        f"| p99 ≤ 250 ms at half max ({_n(f['max_rate'] / 2)} events/s) | "
+        f"{_n(f['p99_ms_at_half_max'])} ms | {_ok(met['p99_ms_at_half_max'])} |",
+        "",
+    ]
+    return lines
+
+
+def _alerts(r: dict[str, Any] | None) -> list[str]:
+    lines = ["## Alert latency (`make bench-alerts`, `bench/alerts_latency.py`)", ""]
+    if r is None or "skipped" in r:
+        why = "not run" if r is None else r["skipped"]
+        return [*lines, f"Not measured: {why}.", ""]
+    return [
+        *lines,
+        f"{r['settings']['probes']} probe KPIs breached and recovered in turn for "
+        f"{_n(r['settings']['seconds'])} s, hold-down 0, no background load; email received "
+        "by an aiosmtpd server in the bench process.",
+        "",
+        "| Episodes | p50 ms | p99 ms | max ms | p99 from POST sent | resolve p99 | timeouts |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {r['episodes']} | {_n(r['p50_ms'])} | {_n(r['p99_ms'])} | {_n(r['max_ms'])} | "
+        f"{_n(r['p99_from_post_ms'])} | {_n(r['resolved_p99_ms'])} | {r['timeouts']} |",
+        "",
+        f"Target p99 ≤ 2,000 ms from ingest's 200 to the email: {_ok(r['met']['p99_ms'])}.",
+        "",
+    ]
+
+
+def _e2e(r: dict[str, Any] | None) -> list[str]:
+    lines = ["## End to end (`bench/e2e.py`)", ""]
+    if r is None:
+        return [*lines, "Not run.", ""]
+    st = r["settings"]
+    lines += [
+        f"ingest, scoring and alerts as processes; open-loop load (`bench/loadgen.py`, a "
+        f"request per source every {st['tick_ms']} ms) for {_n(st['seconds'])} s per rate; "
+        f"max = {_n(st['max_rate'])} events/s ({st['max_basis']}). Alert probes run during "
+        "the load. Plot: `docs/latency.png`.",
+        "",
+        "| Offered events/s | share | POST→200 p50/p99 ms | POST→committed p50 / p99 ms | "
+        "alert p50 / p99 ms (episodes) | non-200 | drained |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in r["points"]:
+        a = p.get("alerts") or {}
+        alert = (f"{_n(a.get('p50_ms', float('nan')))} / {_n(a.get('p99_ms', float('nan')))}"
+                 f" ({a.get('episodes', 0)})") if a else "-"
+        lines.append(
+            f"| {_n(p['offered_rate'])} | {p['fraction_of_max']:.0%} | {_n(p['ack_p50_ms'])} / "
+            f"{_n(p['ack_p99_ms'])} | {_n(p['committed_p50_ms'])} / {_n(p['committed_p99_ms'])}"
+            f" | {alert} | {p['non_200']} | {'yes' if p['drained'] else 'no'} |"
+        )
+    return [*lines, ""]
+
+
+def plot(scoring: dict[str, Any] | None, e2e: dict[str, Any] | None, path: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    drew = False
+    if e2e is not None:
+        pts = e2e["points"]
+        x = [p["offered_rate"] for p in pts]
+        ax.plot(x, [p["committed_p50_ms"] for p in pts], "o-", label="POST → committed p50")
+        ax.plot(x, [p["committed_p99_ms"] for p in pts], "o--", label="POST → committed p99")
+        alert = [(p["offered_rate"], p["alerts"]) for p in pts if p.get("alerts")]
+        if alert:
+            ax.plot([a[0] for a in alert], [a[1]["p99_ms"] for a in alert], "s--",
+                    label="accepted → alert email p99")
+        drew = True
+    if scoring is not None:
+        pts = scoring["latency"]
+        x = [p["offered_rate"] for p in pts]
+        ax.plot(x, [p["p50_ms"] for p in pts], "^-", label="scorer: Kafka ts → committed p50")
+        ax.plot(x, [p["p99_ms"] for p in pts], "^--", label="scorer: Kafka ts → committed p99")
+        drew = True
+    if not drew:
+        plt.close(fig)
+        return False
+    ax.set_xlabel("offered rate (events/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("KPI Pulse latency against offered rate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def main() -> None:
+    ingest, scoring = read_result("ingest"), read_result("scoring")
+    alerts, e2e = read_result("alerts_latency"), read_result("e2e")
+    found = next(
+        (r["machine"] for r in (ingest, scoring, alerts, e2e) if r and "machine" in r), None
+    ) or machine()
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench.report` renders `.cache/bench/*.json`). "
+        "Targets are checked here, never by timed assertions in tests. Every throughput "
+        "figure is per CPU-second of the measured process (utime+stime from /proc), beside "
+        "a ceiling measured in the same run.",
+        "",
+        *_machine(found),
+        *(_ingest(ingest) if ingest else ["## Ingest", "", "Not run.", ""]),
+        *(_scoring(scoring) if scoring else ["## Scoring", "", "Not run.", ""]),
+        *_alerts(alerts),
+        *_e2e(e2e),
+    ]
+    notes = REPO / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    if plot(scoring, e2e, PLOT):
+        lines += ["![latency against offered rate](latency.png)", ""]
+    DOC.write_text("\n".join(lines))
+    print(f"written {DOC}" + (f" and {PLOT}" if PLOT.exists() else ""))
+
+
+if __name__ == "__main__":
+    main()
