@@ -13,7 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,11 +64,15 @@ class FoldHandler:
         now = self._clock()
         touched: set[str] = set()
         async with transaction(self._sessions) as session:
-            partitions = sorted({PartitionId(m.topic, m.partition) for m in messages})
-            stored = await self._offsets.locked(session, partitions)
-            fresh = [
-                m for m in messages if m.offset >= stored.get(PartitionId(m.topic, m.partition), -1)
-            ]
+            # Plain tuples on the per-message paths: hashing dataclasses costs more.
+            partitions = sorted({(m.topic, m.partition) for m in messages})
+            stored = {
+                (p.topic, p.partition): offset
+                for p, offset in (
+                    await self._offsets.locked(session, [PartitionId(*p) for p in partitions])
+                ).items()
+            }
+            fresh = [m for m in messages if m.offset >= stored.get((m.topic, m.partition), -1)]
             if not fresh:
                 return  # another instance applied these while the partition moved
             events, letters = _decode(fresh)
@@ -168,12 +172,11 @@ def _decode_one_by_one(
 
 
 def _next_offsets(messages: Sequence[Message]) -> dict[PartitionId, int]:
-    result: dict[PartitionId, int] = {}
+    result: dict[tuple[str, int], int] = {}
     for m in messages:
-        pid = PartitionId(m.topic, m.partition)
-        result[pid] = max(result.get(pid, 0), m.offset + 1)
-    return result
+        key = (m.topic, m.partition)
+        if m.offset >= result.get(key, 0):
+            result[key] = m.offset + 1
+    return {PartitionId(topic, part): offset for (topic, part), offset in result.items()}
 
 
-def dedupe_cutoff(now: datetime, horizon_s: int) -> datetime:
-    return now - timedelta(seconds=horizon_s)
