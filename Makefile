@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean
+.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean bench bench-ingest bench-scoring bench-alerts
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -50,3 +50,26 @@ test: install lint ## install, lint, start the infrastructure, run every test, s
 
 clean: ## remove the virtual environment and caches (keeps downloaded Kafka)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+bench-ingest: $(STAMP) ## ingest events/s per CPU-second beside a bare HTTP endpoint and raw aiokafka (needs wrk)
+	deploy/local/tools.sh wrk
+	$(BIN)/python -m bench.ingest
+
+bench-scoring: $(STAMP) ## scorer events/s per CPU-second beside raw consumption, and its latency
+	$(BIN)/python -m bench.scoring
+
+bench-alerts: $(STAMP) ## alert latency: breaching event accepted by ingest -> email at SMTP
+	$(BIN)/python -m bench.alerts_latency
+
+bench: infra-up ## every benchmark on the real stack, then docs/benchmarks.md and docs/latency.png
+	$(MAKE) bench-ingest bench-scoring bench-alerts
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.report
+
+.PHONY: chaos
+chaos: install ## fault injection, longer run: kill -9 each service, stop Kafka, restart Postgres
+	KPIPULSE_CHAOS_SCALE=$${KPIPULSE_CHAOS_SCALE:-5} deploy/local/test.sh chaos
+
+.PHONY: fuzz
+fuzz: infra-up ## longer schemathesis run on the three services (KPIPULSE_FUZZ_EXAMPLES, default 200)
+	KPIPULSE_FUZZ_EXAMPLES=$${KPIPULSE_FUZZ_EXAMPLES:-200} $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py

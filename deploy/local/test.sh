@@ -9,6 +9,18 @@ cleanup() { "$HERE/stack.sh" down >/dev/null 2>&1 || true; "$HERE/infra.sh" down
 trap cleanup EXIT
 "$HERE/infra.sh" up
 cd "$REPO_ROOT"
+
+# Fault injection (tests/chaos) stops Kafka and restarts Postgres, so it runs alone, after
+# everything else. KPIPULSE_CHAOS_SCALE lengthens it (`make chaos`); `test.sh chaos` runs
+# only it.
+chaos() {
+  local started=$SECONDS
+  .venv/bin/pytest -q -p no:cacheprovider tests/chaos
+  echo "chaos suite (scale ${KPIPULSE_CHAOS_SCALE:-1}) took $((SECONDS - started)) s"
+}
+if [[ "${1:-}" == "chaos" ]]; then chaos; exit; fi
+
 started=$SECONDS
 .venv/bin/pytest -q -p no:cacheprovider tests "$@"
 echo "test suite took $((SECONDS - started)) s"
+chaos

@@ -11,6 +11,8 @@ declare -A NEEDED=(
   [docker-compose]=docker-compose
   [chromium]=chromium
 )
+# Extra tools a target needs beyond the tests (e.g. `tools.sh wrk` for the benchmarks).
+for extra in "$@"; do NEEDED[$extra]=$extra; done
 missing=()
 for tool in "${!NEEDED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEEDED[$tool]}")

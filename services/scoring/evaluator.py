@@ -124,8 +124,13 @@ class Evaluator:
             self._dirty.discard(kpi.key)
             self._evaluated_at[kpi.key] = now
         warnings = early_warnings(catalog, self._statuses)
-        for kpi in due:
-            await self._publish(kpi, evaluations[kpi.key], now, warnings.get(kpi.key, []))
+        for index, kpi in enumerate(due):
+            try:
+                await self._publish(kpi, evaluations[kpi.key], now, warnings.get(kpi.key, []))
+            except Exception:
+                # A database error: whatever was not stored yet is evaluated again next tick.
+                self._dirty.update(k.key for k in due[index:])
+                raise
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)
@@ -188,36 +193,34 @@ class Evaluator:
             update_every_s=max(1, int(kpi.update_every.total_seconds())),
             leading_indicators_in_breach=leading,
         )
+        stale = now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
+        self._metrics.kpi(
+            kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
+        )
+        self._metrics.stale.labels(kpi.key).set(1.0 if stale else 0.0)
         if not self._worth_writing(kpi, value, now):
-            self._metrics.kpi(
-                kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
-            )
             return
         # Claim and publish in one transaction: if Kafka refuses, the claim rolls back
-        # and the next tick tries again.
+        # and the KPI is evaluated and offered again on the next tick.
         try:
             async with transaction(self._sessions) as session:
                 claimed = await self._current.claim_publish(
                     session, value, not_since=now - kpi.update_every
                 )
-                written = self._written.get(kpi.key)
-                published_at = now if claimed else (written[3] if written else now)
-                self._written[kpi.key] = (value.value, value.status, now, published_at)
                 if claimed:
                     await self._publisher.publish(
                         self._topic,
                         [OutgoingRecord(key=kpi.key.encode(), value=message.to_bytes())],
                     )
         except PublishError as exc:
+            self._dirty.add(kpi.key)
             log.warning(
                 "kpi value not published, retrying", extra={"kpi": kpi.key, "error": str(exc)}
             )
             return
-        stale = now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
-        self._metrics.kpi(
-            kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
-        )
-        self._metrics.stale.labels(kpi.key).set(1.0 if stale else 0.0)
+        written = self._written.get(kpi.key)
+        published_at = now if claimed else (written[3] if written else now)
+        self._written[kpi.key] = (value.value, value.status, now, published_at)
 
 
 def merge_partitions(

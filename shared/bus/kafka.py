@@ -42,6 +42,7 @@ class KafkaPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._healthy = False
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         # Starting fails when the broker is down; the service still starts (it answers
@@ -81,6 +82,27 @@ class KafkaPublisher:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await _quietly(producer.stop())  # flushes what is pending
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def _discard(self, producer: AIOKafkaProducer) -> None:
+        """Replace a producer after a failed publish; the next publish starts a new one.
+
+        A failed batch may have used up idempotent sequence numbers without reaching the
+        broker (aiokafka expires a batch whose partition has no leader, e.g. while the
+        broker is down, after assigning its sequence). The broker then refuses every
+        later batch of that producer with OutOfOrderSequenceNumber, for good. A new
+        producer gets a new producer id and starts its sequences at zero.
+        """
+        current = self._producer
+        if current is None or current is not producer:
+            return  # another request already replaced it
+        self._producer = None
+        task = asyncio.create_task(
+            _quietly(asyncio.wait_for(current.stop(), self._settings.publish_timeout_s))
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def publish(self, topic: str, records: Sequence[OutgoingRecord]) -> None:
         if not records:
@@ -102,6 +124,7 @@ class KafkaPublisher:
             )
         except (KafkaError, OSError, TimeoutError) as exc:
             self._healthy = False
+            self._discard(producer)
             raise PublishError(f"kafka did not acknowledge: {exc!r}") from exc
         self._healthy = True
 
@@ -208,7 +231,14 @@ class KafkaSubscriber:
                 ]
                 if not messages:
                     continue
-                await handler(messages)
+                try:
+                    await handler(messages)
+                except BaseException:
+                    # The position is already past this batch: rewind to its start, so
+                    # the restarted loop reads it again instead of skipping it (handlers
+                    # drop what they already applied).
+                    _rewind(consumer, batches)
+                    raise
                 # Commit only after the handler made its effect durable: a crash in
                 # between re-delivers, and handlers are idempotent by design.
                 await consumer.commit(
@@ -258,6 +288,13 @@ class KafkaSubscriber:
         if self._consumer is None:
             raise RuntimeError("subscriber not started")
         return self._consumer
+
+
+def _rewind(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+    assigned = consumer.assignment()
+    for tp, records in batches.items():
+        if records and tp in assigned:  # a revoked partition's new owner seeks itself
+            consumer.seek(tp, records[0].offset)
 
 
 def _to_message(record: Any) -> Message:
