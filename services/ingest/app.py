@@ -89,5 +89,8 @@ def create_app(
         registry=registry,
         http_metrics=HttpMetrics(registry),
         readiness={"kafka": publisher.ping, "database": key_repository.ping},
+        # read_body enforces max_request_bytes exactly (with ingest's error format) on the
+        # event and webhook routes; this bounds the bodies FastAPI parses (admin API).
+        max_body_bytes=2 * limits.max_request_bytes,
     )
     return app

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,15 +110,22 @@ class KafkaPublisher:
             return
         producer = await self._ensure_started()
         try:
+            partitions = sorted(await producer.partitions_for(topic))
+            count = len(partitions)
             futures = [
                 await producer.send(
                     topic,
                     value=record.value,
                     key=record.key,
+                    # Our own stable key hash: aiokafka's pure-Python murmur2 costs more
+                    # than the rest of a send. Equal keys still share a partition.
+                    partition=partitions[
+                        zlib.crc32(record.key) % count if record.key else index % count
+                    ],
                     headers=list(record.headers) or None,
                     timestamp_ms=record.timestamp_ms,
                 )
-                for record in records
+                for index, record in enumerate(records)
             ]
             await asyncio.wait_for(
                 asyncio.gather(*futures), self._settings.publish_timeout_s

@@ -15,7 +15,8 @@ SOURCES: Final[tuple[str, ...]] = ("web", "crm", "email", "support")
 EventType = Annotated[
     str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$", strip_whitespace=True)
 ]
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# No NUL: PostgreSQL text refuses it, and scoring stores event ids to deduplicate them.
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 
 
 class EventEnvelope(BaseModel):

@@ -6,18 +6,28 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.api.auth import admin_guard
-from services.alerts.api.schemas import AckIn, AlertOut, NotificationOut, SilenceIn, SilenceOut
+from services.alerts.api.schemas import (
+    NO_NUL,
+    AckIn,
+    AlertOut,
+    NotificationOut,
+    SilenceIn,
+    SilenceOut,
+)
 from services.alerts.domain.lifecycle import State
 from services.alerts.repository import AlertRepository, OutboxRepository, SilenceRepository
+from shared.auth import admin_guard
 from shared.db.engine import transaction
 from shared.settings import Settings
 
 StateParam = Literal["pending", "firing", "resolved"]
 DeliveryStatus = Literal["pending", "sending", "sent", "failed", "suppressed"]
+# Ids are BIGINT: a larger number is refused (422) rather than failing in the driver (500).
+DbId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
+KpiKeyParam = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 def build_router(
@@ -33,7 +43,7 @@ def build_router(
     @router.get("/alerts", summary="Alerts, newest first, optionally by state or KPI")
     async def list_alerts(
         state: StateParam | None = None,
-        kpi_key: str | None = None,
+        kpi_key: KpiKeyParam = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         async with sessions() as session:
@@ -47,7 +57,7 @@ def build_router(
         dependencies=admin,
         summary="Acknowledge: stops repeats; the resolve notice is still sent",
     )
-    async def ack(alert_id: int, body: AckIn) -> AlertOut:
+    async def ack(alert_id: DbId, body: AckIn) -> AlertOut:
         async with transaction(sessions) as session:
             current = await alerts.get(session, alert_id)
             if current is None:
@@ -90,7 +100,7 @@ def build_router(
         status_code=status.HTTP_204_NO_CONTENT,
         summary="End a silence now (it stays in the history)",
     )
-    async def end_silence(silence_id: int) -> Response:
+    async def end_silence(silence_id: DbId) -> Response:
         async with transaction(sessions) as session:
             if await silences.get(session, silence_id) is None:
                 raise HTTPException(
@@ -110,7 +120,7 @@ def build_router(
     @router.get("/notifications", summary="Delivery history with status and attempts")
     async def notifications(
         status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-        alert_id: int | None = None,
+        alert_id: Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[NotificationOut]:
         async with sessions() as session:

@@ -9,20 +9,23 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from services.alerts.repository import AlertRow, OutboxRow, SilenceRow
 
+# PostgreSQL text cannot hold NUL: refuse it (422) instead of failing the insert (500).
+NO_NUL = r"^[^\x00]*$"
+
 
 class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000, pattern=NO_NUL)
 
 
 class SilenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kpi_key: str = Field(min_length=1, max_length=200)
+    kpi_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     ends_at: AwareDatetime | None = None
     duration_s: int | None = Field(default=None, gt=0, le=366 * 86400)
-    reason: str = Field(min_length=1, max_length=2000)
-    created_by: str = Field(default="admin", min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
+    created_by: str = Field(default="admin", min_length=1, max_length=200, pattern=NO_NUL)
 
     @model_validator(mode="after")
     def _one_end(self) -> SilenceIn:

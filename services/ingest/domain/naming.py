@@ -41,8 +41,10 @@ def parse_time(value: object) -> datetime | None:  # noqa: PLR0911 - one return 
             return None
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
-            return parse_time(int(text))
+        # ASCII only: str.isdigit() accepts "²", which int() refuses; and no more digits
+        # than an epoch in milliseconds has (int() refuses over 4300 digits).
+        if text.isascii() and text.isdigit():
+            return parse_time(int(text)) if len(text) <= 18 else None
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:

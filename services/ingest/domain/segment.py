@@ -66,7 +66,10 @@ def skew_corrected(
         return received_at
     if sent_at is None:
         return timestamp
-    return received_at - (sent_at - timestamp)
+    try:
+        return received_at - (sent_at - timestamp)
+    except OverflowError:  # e.g. year 1 and year 9999: no interval worth trusting
+        raise MappingError("timestamp: too far from sentAt to correct the clock skew") from None
 
 
 def _time_field(message: dict[str, Any], name: str) -> datetime | None:
@@ -128,7 +131,7 @@ def map_message(
     if not isinstance(message, dict):
         raise MappingError("message: must be an object")
     kind = message.get("type")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list is unhashable
         raise MappingError(f"type: must be one of {sorted(KINDS)}, got {kind!r}")
     event_type, properties = _type_and_properties(kind, message)
     own_sent_at = _time_field(message, "sentAt") or sent_at

@@ -118,7 +118,8 @@ def verify_standard(
     """``v1,<base64 HMAC-SHA256 of id.timestamp.body>``, space-separated list (spec)."""
     if not msg_id or not timestamp or not signature:
         return Verdict.MISSING
-    if not timestamp.isdigit():
+    # ASCII digits only ("²".isdigit() is true but int() refuses it), at most 18 of them.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 18:
         return Verdict.STALE
     message = f"{msg_id}.{timestamp}.".encode() + body
     expected = [_hmac_b64(key, message) for key in keys]
