@@ -246,6 +246,7 @@ class EmbeddedSubscriber:
 
     async def run(self, handler: BatchHandler) -> None:
         self._running = True
+        self._finished.clear()  # a restarted loop (after a failed batch) is running again
         try:
             while not self._stopping.is_set():
                 delivered = False

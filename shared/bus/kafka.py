@@ -228,6 +228,7 @@ class KafkaSubscriber:
 
     async def run(self, handler: BatchHandler) -> None:
         self._running = True
+        self._finished.clear()  # a restarted loop (after a failed batch) is running again
         consumer = self._require()
         try:
             while not self._stopping.is_set():
