@@ -199,6 +199,10 @@ class Evaluator:
         )
         self._metrics.stale.labels(kpi.key).set(1.0 if stale else 0.0)
         if not self._worth_writing(kpi, value, now):
+            written = self._written.get(kpi.key)
+            if written is not None and written[0] != value.value:
+                # A newer value waits for the store interval: look again, don't drop it.
+                self._dirty.add(kpi.key)
             return
         # Claim and publish in one transaction: if Kafka refuses, the claim rolls back
         # and the KPI is evaluated and offered again on the next tick.
