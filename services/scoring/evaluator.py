@@ -115,13 +115,20 @@ class Evaluator:
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
         if not due:
             return
+        # Clear the marks before reading: events folded while we read mark the KPI
+        # again, so their value is looked at on the next tick instead of being lost.
+        for kpi in due:
+            self._dirty.discard(kpi.key)
         evaluations = {}
-        async with self._sessions() as session:
-            for kpi in due:
-                evaluations[kpi.key] = await self.evaluate(session, kpi, now)
+        try:
+            async with self._sessions() as session:
+                for kpi in due:
+                    evaluations[kpi.key] = await self.evaluate(session, kpi, now)
+        except Exception:
+            self._dirty.update(kpi.key for kpi in due)
+            raise
         for kpi in due:
             self._statuses[kpi.key] = assess(kpi, evaluations[kpi.key].value).status
-            self._dirty.discard(kpi.key)
             self._evaluated_at[kpi.key] = now
         warnings = early_warnings(catalog, self._statuses)
         for index, kpi in enumerate(due):

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright
+
+from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("KPIPULSE_E2E_CHROMIUM", "/usr/bin/chromium")
@@ -42,13 +43,6 @@ SCREENSHOTS = REPO / ".cache" / "screenshots"
 
 _WRITE_KEY = re.compile(r"write key (?P<source>[a-z_]+):\s*(?P<key>\S+)", re.IGNORECASE)
 _ADMIN_TOKEN = re.compile(r"admin token:\s*(?P<token>\S+)", re.IGNORECASE)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def dev_command(port: int, data_dir: Path) -> list[str]:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import email
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,11 +19,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.processes import free_port
 
 
 @dataclass

@@ -12,7 +12,8 @@ from services.alerts.channels.smtp import SmtpSender
 from services.alerts.domain.payloads import SIGNATURE_HEADER, sign, verify
 from shared.settings import SmtpSettings
 from tests.integration.alerts.factories import unique
-from tests.integration.alerts.receivers import HttpReceiver, SmtpServer, free_port
+from tests.integration.alerts.receivers import HttpReceiver, SmtpServer
+from tests.support.processes import free_port
 
 EMAIL = {
     "subject": "[FIRING] Churn rate is worse than its minimum",

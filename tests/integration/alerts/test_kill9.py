@@ -32,7 +32,8 @@ from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.alerts.conftest import produce
 from tests.integration.alerts.factories import kpi_value, unique
-from tests.integration.alerts.receivers import SmtpServer, eventually, free_port
+from tests.integration.alerts.receivers import SmtpServer, eventually
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 LEASE_S = 6
