@@ -46,10 +46,15 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+async def create_empty_database(name: str) -> str:
+    """Create a database on the test server, without any schema; return its async URL."""
+    await _admin(f'CREATE DATABASE "{name}"')
+    return _async_url(SERVER_DSN, name)
+
+
 async def create_database(name: str) -> str:
     """Create and migrate a database on the test server; return its async URL."""
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = _async_url(SERVER_DSN, name)
+    url = await create_empty_database(name)
     await asyncio.to_thread(upgrade, url)
     return url
 

@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.migrate import downgrade, upgrade
-from tests.conftest import SERVER_DSN, _async_url
+from tests.conftest import create_empty_database, drop_database
 
 
 async def _tables(url: str) -> set[str]:
@@ -36,19 +35,11 @@ def _cycle(url: str) -> None:
 
 def test_postgres_upgrade_downgrade_upgrade() -> None:
     name = f"kpipulse_mig_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(SERVER_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_empty_database(name))
     try:
-        _cycle(_async_url(SERVER_DSN, name))
+        _cycle(url)
     finally:
-        asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))
 
 
 def test_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.migrate import downgrade, upgrade
-from tests.conftest import SERVER_DSN, _async_url
+from tests.conftest import create_empty_database, drop_database
 
 TABLES = {"ingest_write_keys", "ingest_webhook_deliveries"}
 
@@ -44,16 +43,8 @@ def test_sqlite(tmp_path: Path) -> None:
 
 def test_postgres() -> None:
     name = f"kpipulse_ingest_mig_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(SERVER_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_empty_database(name))
     try:
-        round_trip(_async_url(SERVER_DSN, name))
+        round_trip(url)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))
