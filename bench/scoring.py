@@ -236,7 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             max_rate = folded["events_per_s"]
             pool = generated(5000, seed=5)
             latency = []
-            for fraction in FRACTIONS:
+            for fraction in () if args.throughput_only else FRACTIONS:
                 rate = max(50.0, round(max_rate * fraction, -1))
                 print(f"latency at {rate:,.0f} events/s ({fraction:.0%} of max) …", flush=True)
                 point = await constant_rate(topic, tracker, rate, args.seconds, pool)
@@ -246,6 +246,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"  p50 {point['p50_ms']:.0f} ms, p99 {point['p99_ms']:.0f} ms", flush=True)
         finally:
             await tracker.stop()
+    if args.throughput_only:
+        return {"raw_aiokafka": raw, "raw_aiokafka_decode": raw_decode, "scorer": folded}
     half = next(p for p in latency if p["fraction_of_max"] == 0.5)
     figures = {
         "events_per_cpu_s": folded["events_per_cpu_s"],
@@ -279,8 +281,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="skip the latency runs and write no result (for profiling)")
     args = parser.parse_args()
     result = uvloop.run(run(args))
+    if args.throughput_only:
+        print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        scorer, raw = result["scorer"], result["raw_aiokafka"]
+        print(f"ratio to raw: {ratio(scorer['events_per_cpu_s'], raw['events_per_cpu_s']):.3f}")
+        return
     path = write_result("scoring", result)
     f = result["figures"]
     print(

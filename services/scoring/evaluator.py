@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_all
 from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.domain.evaluate import Evaluation, evaluate, window_terms
+from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
@@ -150,8 +150,8 @@ class Evaluator:
     async def evaluate(
         self, session: AsyncSession, kpi: KpiDefinition, as_of: datetime
     ) -> Evaluation:
-        rows = await self._buckets.window(session, kpi.key, as_of - kpi.window, as_of)
-        return evaluate(kpi.formula, window_terms(kpi, merge_partitions(rows), as_of))
+        totals = await self._buckets.window_totals(session, kpi.key, as_of - kpi.window, as_of)
+        return evaluate(kpi.formula, [totals.get(term) for term in range(len(kpi.formula.sides()))])
 
     def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
         """Skip the database round trip when it would change nothing that matters yet.

@@ -23,7 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge, merge_all
+from services.scoring.domain.formulas import SketchKind
 from services.scoring.tables import (
     kpi_buckets,
     kpi_changes,
@@ -37,12 +38,38 @@ from shared.db.upsert import insert_for, upsert
 # Postgres caps a statement at 32767 parameters; stay well below for multi-row VALUES.
 _CHUNK = 4000
 
+# Returns the ids already seen (usually none) rather than the thousands just claimed:
+# every row sent back costs the scorer CPU, and duplicates are the exception.
 _CLAIM_EVENTS_PG = text(
-    "INSERT INTO processed_events (event_id, seen_at)"
+    "WITH claimed AS ("
+    " INSERT INTO processed_events (event_id, seen_at)"
     " SELECT id, :seen_at FROM unnest(CAST(:ids AS varchar[])) AS ids(id)"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
+    " SELECT id FROM unnest(CAST(:ids AS varchar[])) AS ids(id)"
+    " EXCEPT SELECT event_id FROM claimed"
 ).bindparams(
     bindparam("ids", type_=ARRAY(String)), bindparam("seen_at", type_=DateTime(timezone=True))
+)
+
+# Adds deltas to the stored buckets in the database: counts and sums add, min and max
+# keep the extreme (NULLs ignored). Sketches cannot be merged in SQL, so the caller sends
+# them already merged with the stored one. One constant statement per batch.
+_ADD_BUCKETS_PG = text(
+    "INSERT INTO kpi_buckets AS b"
+    " (kpi_key, term, bucket_start, partition, count, sum_micros, min, max, sketch,"
+    " sketch_kind)"
+    " SELECT * FROM unnest(CAST(:kpi_key AS varchar[]), CAST(:term AS integer[]),"
+    " CAST(:bucket_start AS timestamptz[]), CAST(:partition AS integer[]),"
+    " CAST(:count AS bigint[]), CAST(:sum_micros AS numeric[]),"
+    " CAST(:min AS double precision[]), CAST(:max AS double precision[]),"
+    " CAST(:sketch AS bytea[]), CAST(:sketch_kind AS varchar[]))"
+    " ON CONFLICT (kpi_key, term, bucket_start, partition) DO UPDATE SET"
+    " count = b.count + excluded.count,"
+    " sum_micros = b.sum_micros + excluded.sum_micros,"
+    " min = least(b.min, excluded.min),"
+    " max = greatest(b.max, excluded.max),"
+    " sketch = coalesce(excluded.sketch, b.sketch),"
+    " sketch_kind = coalesce(excluded.sketch_kind, b.sketch_kind)"
 )
 
 
@@ -71,12 +98,12 @@ class BucketRepository:
         """Record ``event_ids``; return those not seen before (the ones to count)."""
         if not event_ids:
             return set()
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if _is_postgres(session):
             # One constant statement whatever the batch size: compiled and prepared once.
             result = await session.execute(
                 _CLAIM_EVENTS_PG, {"ids": list(event_ids), "seen_at": seen_at}
             )
-            return set(result.scalars())
+            return set(event_ids).difference(result.scalars())
         fresh: set[str] = set()
         for chunk in _chunks(list(event_ids)):
             stmt = (
@@ -87,6 +114,45 @@ class BucketRepository:
             )
             fresh.update((await session.execute(stmt)).scalars())
         return fresh
+
+    async def add(
+        self, session: AsyncSession, deltas: Mapping[PartitionBucket, TermAggregate]
+    ) -> None:
+        """Merge ``deltas`` into the stored buckets, creating the missing ones."""
+        if not deltas:
+            return
+        sketched = [key for key, delta in deltas.items() if delta.sketch is not None]
+        if not _is_postgres(session):
+            existing = await self.load(session, list(deltas))
+            await self.save(
+                session,
+                {
+                    key: merge(existing[key], delta) if key in existing else delta
+                    for key, delta in deltas.items()
+                },
+            )
+            return
+        stored = await self.load(session, sketched) if sketched else {}
+        ordered = sorted(deltas.items(), key=lambda item: _order(item[0]))
+        sketches = [
+            merge(stored[key], delta).sketch if key in stored else delta.sketch
+            for key, delta in ordered
+        ]
+        await session.execute(
+            _ADD_BUCKETS_PG,
+            {
+                "kpi_key": [k.key.kpi_key for k, _ in ordered],
+                "term": [k.key.term for k, _ in ordered],
+                "bucket_start": [k.key.bucket_start for k, _ in ordered],
+                "partition": [k.partition for k, _ in ordered],
+                "count": [d.count for _, d in ordered],
+                "sum_micros": [d.sum_micros for _, d in ordered],
+                "min": [d.min for _, d in ordered],
+                "max": [d.max for _, d in ordered],
+                "sketch": sketches,
+                "sketch_kind": [d.sketch_kind for _, d in ordered],
+            },
+        )
 
     async def load(
         self, session: AsyncSession, keys: Sequence[PartitionBucket]
@@ -151,6 +217,49 @@ class BucketRepository:
             for r in rows.mappings()
         ]
 
+    async def window_totals(
+        self, session: AsyncSession, kpi_key: str, since: datetime, until: datetime
+    ) -> dict[int, TermAggregate]:
+        """Per term, the merge of every partition's buckets with start in (since, until].
+
+        Counts, sums and extremes are added up by the database, so only one row per term
+        travels (the evaluator asks this for every busy KPI several times a second);
+        sketches are merged here, the only rows fetched one by one.
+        """
+        c = kpi_buckets.c
+        in_window = (c.kpi_key == kpi_key, c.bucket_start > since, c.bucket_start <= until)
+        totals = await session.execute(
+            select(
+                c.term,
+                func.sum(c.count),
+                func.sum(c.sum_micros),
+                func.min(c.min),
+                func.max(c.max),
+                func.max(c.sketch_kind),
+            )
+            .where(*in_window)
+            .group_by(c.term)
+        )
+        merged: dict[int, TermAggregate] = {}
+        kinds: dict[int, SketchKind] = {}
+        for term, count, sum_micros, low, high, kind in totals:
+            merged[term] = TermAggregate(int(count), int(sum_micros), low, high)
+            if kind is not None:
+                kinds[term] = kind
+        if kinds:
+            sketches: dict[int, list[TermAggregate]] = {term: [] for term in kinds}
+            rows = await session.execute(
+                select(c.term, c.sketch).where(*in_window, c.sketch.is_not(None))
+            )
+            for term, sketch in rows:
+                if term in sketches:
+                    sketches[term].append(TermAggregate(sketch=sketch, sketch_kind=kinds[term]))
+            for term, parts in sketches.items():
+                combined = merge_all([merged[term], *parts])
+                if combined is not None:
+                    merged[term] = combined
+        return merged
+
     async def forget_kpi(self, session: AsyncSession, kpi_key: str) -> None:
         await session.execute(delete(kpi_buckets).where(kpi_buckets.c.kpi_key == kpi_key))
 
@@ -159,6 +268,10 @@ class BucketRepository:
             delete(processed_events).where(processed_events.c.seen_at < before)
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _order(key: PartitionBucket) -> tuple[str, int, datetime, int]:

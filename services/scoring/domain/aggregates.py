@@ -252,14 +252,15 @@ class Folder:
             for index, term in enumerate(kpi.terms)
         ]
         self._retention = {kpi.key: kpi.effective_retention for kpi in catalog}
-        self._index: dict[tuple[str, str], list[_Compiled]] = {}
+        self._order = {key: index for index, key in enumerate(self._retention)}
+        self._index: dict[tuple[str, str], _Plan] = {}
         self._midnights: dict[int, int] = {}
         self._starts: dict[int, datetime] = {}
 
-    def _terms_for(self, source: str, event_type: str) -> list[_Compiled]:
+    def _plan_for(self, source: str, event_type: str) -> _Plan:
         found = self._index.get((source, event_type))
         if found is None:
-            found = [c for c in self._compiled if c.term.accepts(source, event_type)]
+            found = _Plan.of([c for c in self._compiled if c.term.accepts(source, event_type)])
             if len(self._index) > 10_000:  # types come from clients: keep the cache bounded
                 self._index.clear()
             self._index[(source, event_type)] = found
@@ -284,10 +285,11 @@ class Folder:
         skipped: dict[_Compiled, int] = {}
         result = FoldResult()
         for event in events:
-            terms = self._index.get((event.source, event.type))
-            if terms is None:
-                terms = self._terms_for(event.source, event.type)
-            matched, too_old = self._fold_one(event, terms, now_s, accs, skipped)
+            plan = self._index.get((event.source, event.type))
+            if plan is None:
+                plan = self._plan_for(event.source, event.type)
+            matched, too_old = self._fold_one(event, plan.matching(event.properties), now_s,
+                                              accs, skipped)
             if not matched:
                 result.unmatched += 1
             if too_old:
@@ -306,16 +308,13 @@ class Folder:
         accs: dict[tuple[_Compiled, int], _Acc],
         skipped: dict[_Compiled, int],
     ) -> tuple[bool, list[str]]:
-        """Fold one event into every term it matches: (matched any, KPIs it is too old for)."""
+        """Fold one event into the terms it matches: (matched any, KPIs it is too old for)."""
+        if not terms:
+            return False, []
         seconds = event.occurred_at.timestamp()
         properties = event.properties
         too_old: list[str] = []
-        matched = False
         for c in terms:
-            wanted = c.properties
-            if wanted and not _props_match(properties, wanted):
-                continue
-            matched = True
             if now_s is not None and seconds < now_s - c.retention_s:
                 if c.kpi_key not in too_old:
                     too_old.append(c.kpi_key)
@@ -334,11 +333,59 @@ class Folder:
                 raw = event.subject_id
             if not _update(accs, c, start, raw):
                 skipped[c] = skipped.get(c, 0) + 1
-        return matched, too_old
+        return True, too_old
 
     def _refusal(self, event: EventEnvelope, keys: list[str]) -> Refusal:
+        keys = sorted(keys, key=self._order.__getitem__)  # catalog order, whatever matched
         spans = ", ".join(f"{key} ({format_duration(self._retention[key])})" for key in keys)
         return Refusal(event, tuple(keys), f"older than the retention of KPIs: {spans}")
+
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The terms an event of one (source, type) may match, arranged to match it quickly.
+
+    Most filters test one property for one value: those terms are found with one dict
+    lookup per property name instead of a comparison per term. ``same_scalar`` still
+    decides, because ``True``, ``1`` and ``1.0`` share a dict slot.
+    """
+
+    always: tuple[_Compiled, ...]
+    by_property: tuple[tuple[str, dict[object, tuple[_Compiled, ...]]], ...]
+    several: tuple[_Compiled, ...]  # filters on more than one property: checked in full
+
+    @classmethod
+    def of(cls, terms: list[_Compiled]) -> _Plan:
+        tables: dict[str, dict[object, list[_Compiled]]] = {}
+        for c in terms:
+            if len(c.properties) == 1:
+                name, expected = c.properties[0]
+                tables.setdefault(name, {}).setdefault(expected, []).append(c)
+        return cls(
+            always=tuple(c for c in terms if not c.properties),
+            by_property=tuple(
+                (name, {value: tuple(cs) for value, cs in table.items()})
+                for name, table in tables.items()
+            ),
+            several=tuple(c for c in terms if len(c.properties) > 1),
+        )
+
+    def matching(self, properties: Mapping[str, object]) -> list[_Compiled]:
+        found = list(self.always)
+        for name, table in self.by_property:
+            actual = properties.get(name, _MISSING)
+            if actual.__class__ not in _SCALARS:
+                continue  # missing, or a list/object: equal to no filter value
+            for c in table.get(actual, ()):
+                if same_scalar(actual, c.properties[0][1]):
+                    found.append(c)
+        for c in self.several:
+            if _props_match(properties, c.properties):
+                found.append(c)
+        return found
 
 
 def fold(

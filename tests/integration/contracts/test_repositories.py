@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from datasketches import hll_sketch
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.domain.conditions import Condition
 from services.alerts.repository.alerts import AlertRepository
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from services.ingest.repository import DeliveryRepository, WriteKeyRepository
-from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregate
 from services.scoring.repository import (
     BucketRepository,
     CatalogRepository,
@@ -103,6 +104,79 @@ async def test_buckets_save_load_and_window(sessions: Sessions) -> None:
         window = await repo.window(session, "k", T0 - timedelta(seconds=1), T0)
     assert sorted((k.term, a.count) for k, a in window) == [(0, 1), (0, 3)]
     assert {a.sum_micros for _, a in window} == {big + 1, 5}
+
+
+def _hll(*items: str) -> bytes:
+    sketch = hll_sketch(HLL_LG_K)
+    for item in items:
+        sketch.update(item)
+    raw: bytes = sketch.serialize_compact()
+    return raw
+
+
+async def test_buckets_add_merges_deltas_into_stored_buckets(sessions: Sessions) -> None:
+    repo = BucketRepository()
+    big = 123_456_789_012_345_678
+    plain = PartitionBucket(BucketKey("k", 0, T0), 0)
+    other_partition = PartitionBucket(BucketKey("k", 0, T0), 1)
+    sketched = PartitionBucket(BucketKey("d", 0, T0), 0)
+    async with transaction(sessions) as session:
+        await repo.add(
+            session,
+            {
+                plain: TermAggregate(count=2, sum_micros=big, min=1.5, max=9.0),
+                sketched: TermAggregate(count=2, sketch=_hll("a", "b"), sketch_kind="hll"),
+            },
+        )
+    async with transaction(sessions) as session:
+        await repo.add(
+            session,
+            {
+                plain: TermAggregate(count=3, sum_micros=7, min=0.25, max=4.0),
+                other_partition: TermAggregate(count=1, sum_micros=5),
+                sketched: TermAggregate(count=2, sketch=_hll("b", "c"), sketch_kind="hll"),
+            },
+        )
+    async with sessions() as session:
+        loaded = await repo.load(session, [plain, other_partition, sketched])
+    assert loaded[plain] == TermAggregate(count=5, sum_micros=big + 7, min=0.25, max=9.0)
+    assert loaded[other_partition] == TermAggregate(count=1, sum_micros=5)
+    merged = loaded[sketched]
+    assert (merged.count, merged.sketch_kind) == (4, "hll")
+    assert merged.sketch is not None
+    assert round(hll_sketch.deserialize(merged.sketch).get_estimate()) == 3
+
+
+async def test_window_totals_merge_terms_across_partitions(sessions: Sessions) -> None:
+    repo = BucketRepository()
+    big = 123_456_789_012_345_678
+    inside, edge = T0 - timedelta(minutes=5), T0
+    async with transaction(sessions) as session:
+        await repo.add(
+            session,
+            {
+                PartitionBucket(BucketKey("k", 0, inside), 0): TermAggregate(2, big, 1.5, 9.0),
+                PartitionBucket(BucketKey("k", 0, edge), 3): TermAggregate(1, 5, -2.0, 0.5),
+                PartitionBucket(BucketKey("k", 0, T0 - timedelta(hours=2)), 0): TermAggregate(
+                    7, 7, -9.0, 99.0  # before the window
+                ),
+                PartitionBucket(BucketKey("k", 1, inside), 1): TermAggregate(
+                    2, sketch=_hll("a", "b"), sketch_kind="hll"
+                ),
+                PartitionBucket(BucketKey("k", 1, edge), 2): TermAggregate(
+                    2, sketch=_hll("b", "c"), sketch_kind="hll"
+                ),
+                PartitionBucket(BucketKey("other", 0, edge), 0): TermAggregate(50),
+            },
+        )
+    async with sessions() as session:
+        totals = await repo.window_totals(session, "k", T0 - timedelta(hours=1), T0)
+        empty = await repo.window_totals(session, "k", T0, T0 + timedelta(hours=1))
+    assert totals[0] == TermAggregate(3, big + 5, -2.0, 9.0)
+    assert (totals[1].count, totals[1].sketch_kind) == (4, "hll")
+    assert totals[1].sketch is not None
+    assert round(hll_sketch.deserialize(totals[1].sketch).get_estimate()) == 3
+    assert empty == {}
 
 
 async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None:
