@@ -119,11 +119,9 @@ class Evaluator:
         # again, so their value is looked at on the next tick instead of being lost.
         for kpi in due:
             self._dirty.discard(kpi.key)
-        evaluations = {}
         try:
             async with self._sessions() as session:
-                for kpi in due:
-                    evaluations[kpi.key] = await self.evaluate(session, kpi, now)
+                evaluations = await self.evaluate_all(session, due, now)
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
             raise
@@ -147,11 +145,20 @@ class Evaluator:
             return (now - last).total_seconds() >= self._reevaluate_s
         return now - last >= kpi.update_every
 
-    async def evaluate(
-        self, session: AsyncSession, kpi: KpiDefinition, as_of: datetime
-    ) -> Evaluation:
-        totals = await self._buckets.window_totals(session, kpi.key, as_of - kpi.window, as_of)
-        return evaluate(kpi.formula, [totals.get(term) for term in range(len(kpi.formula.sides()))])
+    async def evaluate_all(
+        self, session: AsyncSession, kpis: list[KpiDefinition], as_of: datetime
+    ) -> dict[str, Evaluation]:
+        """Each KPI's value over its window ending at ``as_of`` (one query for all)."""
+        totals = await self._buckets.windows_totals(
+            session, {kpi.key: as_of - kpi.window for kpi in kpis}, as_of
+        )
+        return {
+            kpi.key: evaluate(
+                kpi.formula,
+                [totals[kpi.key].get(term) for term in range(len(kpi.formula.sides()))],
+            )
+            for kpi in kpis
+        }
 
     def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
         """Skip the database round trip when it would change nothing that matters yet.

@@ -172,6 +172,13 @@ async def test_window_totals_merge_terms_across_partitions(sessions: Sessions) -
     async with sessions() as session:
         totals = await repo.window_totals(session, "k", T0 - timedelta(hours=1), T0)
         empty = await repo.window_totals(session, "k", T0, T0 + timedelta(hours=1))
+        together = await repo.windows_totals(
+            session, {"k": T0 - timedelta(hours=1), "other": T0, "none": T0}, T0
+        )
+    assert together == {"k": totals, "other": {}, "none": {}}
+    async with sessions() as session:
+        wide = await repo.windows_totals(session, {"other": T0 - timedelta(seconds=1)}, T0)
+    assert wide == {"other": {0: TermAggregate(50)}}
     assert totals[0] == TermAggregate(3, big + 5, -2.0, 9.0)
     assert (totals[1].count, totals[1].sketch_kind) == (4, "hll")
     assert totals[1].sketch is not None
