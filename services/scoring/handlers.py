@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -59,6 +60,21 @@ class FoldHandler:
         self._on_folded = on_folded
         self._clock = clock
 
+    def _fold(
+        self,
+        by_partition: dict[int, list[Message]],
+        now: datetime,
+        seen: set[str],
+        letters: list[DeadLetter],
+        *,
+        skip: AbstractSet[str] = frozenset(),
+    ) -> dict[int, FoldResult]:
+        folder = self._catalog.folder
+        return {
+            partition: folder.fold(valid_events(batch, seen, letters, skip=skip), now=now)
+            for partition, batch in by_partition.items()
+        }
+
     async def __call__(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
         now = self._clock()
@@ -75,18 +91,21 @@ class FoldHandler:
             fresh = [m for m in messages if m.offset >= stored.get((m.topic, m.partition), -1)]
             if not fresh:
                 return  # another instance applied these while the partition moved
-            events, letters = _decode(fresh)
-            new_ids = await self._buckets.claim_new_events(session, list(events), now)
-            duplicates = len(events) - len(new_ids)
-            by_partition: dict[int, list[EventEnvelope]] = defaultdict(list)
-            for event_id, (partition, event) in events.items():
-                if event_id in new_ids:
-                    by_partition[partition].append(event)
-            folder = self._catalog.folder
+            by_partition: dict[int, list[Message]] = defaultdict(list)
+            for message in fresh:
+                by_partition[message.partition].append(message)
+            seen: set[str] = set()
+            letters: list[DeadLetter] = []
+            results = self._fold(by_partition, now, seen, letters)
+            new_ids = await self._buckets.claim_new_events(session, list(seen), now)
+            duplicates = len(seen) - len(new_ids)
+            if duplicates:
+                # Rare (a client's retry, a replay past the offsets): fold the batch again
+                # without the events an earlier batch already counted.
+                results = self._fold(by_partition, now, set(), [], skip=seen - new_ids)
             deltas: dict[PartitionBucket, TermAggregate] = {}
             refused = 0
-            for partition, batch in by_partition.items():
-                result: FoldResult = folder.fold(batch, now=now)
+            for partition, result in results.items():
                 for key, aggregate in result.buckets.items():
                     deltas[PartitionBucket(key, partition)] = aggregate
                     touched.add(key.kpi_key)
@@ -117,16 +136,19 @@ class FoldHandler:
             self._on_folded(touched)
 
 
-def _decode(
-    messages: Sequence[Message],
-) -> tuple[dict[str, tuple[int, EventEnvelope]], list[DeadLetter]]:
-    """Valid events by id (first occurrence wins), and letters for the rest.
+def valid_events(
+    messages: Iterable[Message],
+    seen: set[str],
+    letters: list[DeadLetter],
+    *,
+    skip: AbstractSet[str] = frozenset(),
+) -> Iterator[EventEnvelope]:
+    """The valid events of ``messages``, decoded one at a time as the fold asks for them.
 
-    One validation per message: measured 2.6x cheaper per event than validating the
-    batch as one JSON array (pydantic's list path), and a bad message costs nothing extra.
+    An id in ``seen`` or ``skip`` is not yielded again (the first occurrence in a batch
+    wins); yielded ids are added to ``seen``, and each invalid message becomes a letter.
+    Streamed, so only one decoded envelope at a time is alive whatever the batch size.
     """
-    events: dict[str, tuple[int, EventEnvelope]] = {}
-    letters: list[DeadLetter] = []
     for message in messages:
         try:
             event = EventEnvelope.from_bytes(message.value)
@@ -143,8 +165,11 @@ def _decode(
                 )
             )
             continue
-        events.setdefault(event.event_id, (message.partition, event))
-    return events, letters
+        event_id = event.event_id
+        if event_id in seen or event_id in skip:
+            continue
+        seen.add(event_id)
+        yield event
 
 
 def _next_offsets(messages: Sequence[Message]) -> dict[PartitionId, int]:

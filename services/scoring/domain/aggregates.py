@@ -312,7 +312,6 @@ class Folder:
         if not terms:
             return False, []
         seconds = event.occurred_at.timestamp()
-        properties = event.properties
         too_old: list[str] = []
         for c in terms:
             if now_s is not None and seconds < now_s - c.retention_s:
@@ -323,15 +322,13 @@ class Folder:
                 start = self._day_start(seconds)
             else:
                 start = int(seconds // c.width_s) * c.width_s
-            if c.accessor == "count":
-                raw: object = None
-            elif c.accessor == "value":
-                raw = event.value
-            elif c.accessor == "property":
-                raw = properties.get(c.prop, _MISSING)
-            else:
-                raw = event.subject_id
-            if not _update(accs, c, start, raw):
+            if c.kind == "count":  # most terms: counted here, without a call
+                acc = accs.get((c, start))
+                if acc is None:
+                    acc = accs[(c, start)] = _Acc(None)
+                acc.count += 1
+                continue
+            if not _update(accs, c, start, _field_value(c, event)):
                 skipped[c] = skipped.get(c, 0) + 1
         return True, too_old
 
@@ -341,51 +338,58 @@ class Folder:
         return Refusal(event, tuple(keys), f"older than the retention of KPIs: {spans}")
 
 
-_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+#: Distinct filter-relevant property combinations remembered per (source, type); past
+#: this (a filter on a high-cardinality property), further combinations are matched in full.
+_PLAN_CACHE_SIZE: Final = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Plan:
-    """The terms an event of one (source, type) may match, arranged to match it quickly.
+    """The terms an event of one (source, type) may match, and which of them it does.
 
-    Most filters test one property for one value: those terms are found with one dict
-    lookup per property name instead of a comparison per term. ``same_scalar`` still
-    decides, because ``True``, ``1`` and ``1.0`` share a dict slot.
+    Which terms match depends only on the few properties their filters read, and those
+    take few distinct values (a channel, a flag), so the answer is remembered per
+    combination: one lookup per event instead of a comparison per term. The key holds
+    the values' types too, because ``True``, ``1`` and ``1.0`` are equal dict keys but
+    not equal filter values (``same_scalar``).
     """
 
-    always: tuple[_Compiled, ...]
-    by_property: tuple[tuple[str, dict[object, tuple[_Compiled, ...]]], ...]
-    several: tuple[_Compiled, ...]  # filters on more than one property: checked in full
+    always: list[_Compiled]  # no property filter
+    filtered: tuple[_Compiled, ...]
+    names: tuple[str, ...]  # every property a filter of these terms reads
+    defaults: tuple[object, ...]  # _MISSING for each name
+    cache: dict[tuple[tuple[object, ...], tuple[type, ...]], list[_Compiled]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(cls, terms: list[_Compiled]) -> _Plan:
-        tables: dict[str, dict[object, list[_Compiled]]] = {}
-        for c in terms:
-            if len(c.properties) == 1:
-                name, expected = c.properties[0]
-                tables.setdefault(name, {}).setdefault(expected, []).append(c)
+        names = tuple(sorted({name for c in terms for name, _ in c.properties}))
         return cls(
-            always=tuple(c for c in terms if not c.properties),
-            by_property=tuple(
-                (name, {value: tuple(cs) for value, cs in table.items()})
-                for name, table in tables.items()
-            ),
-            several=tuple(c for c in terms if len(c.properties) > 1),
+            always=[c for c in terms if not c.properties],
+            filtered=tuple(c for c in terms if c.properties),
+            names=names,
+            defaults=(_MISSING,) * len(names),
         )
 
     def matching(self, properties: Mapping[str, object]) -> list[_Compiled]:
-        found = list(self.always)
-        for name, table in self.by_property:
-            actual = properties.get(name, _MISSING)
-            if actual.__class__ not in _SCALARS:
-                continue  # missing, or a list/object: equal to no filter value
-            for c in table.get(actual, ()):
-                if same_scalar(actual, c.properties[0][1]):
-                    found.append(c)
-        for c in self.several:
-            if _props_match(properties, c.properties):
-                found.append(c)
+        """The terms an event with ``properties`` matches (do not modify the list)."""
+        if not self.names:
+            return self.always
+        values = tuple(map(properties.get, self.names, self.defaults))
+        key = (values, tuple(map(type, values)))
+        try:
+            found = self.cache.get(key)
+        except TypeError:  # a list or object among the values: match in full
+            return self._match(properties)
+        if found is None:
+            found = self._match(properties)
+            if len(self.cache) < _PLAN_CACHE_SIZE:
+                self.cache[key] = found
         return found
+
+    def _match(self, properties: Mapping[str, object]) -> list[_Compiled]:
+        return self.always + [c for c in self.filtered if _props_match(properties, c.properties)]
 
 
 def fold(
@@ -396,6 +400,17 @@ def fold(
 ) -> FoldResult:
     """One-shot fold; prefer a long-lived ``Folder`` in a consumer loop."""
     return Folder(catalog, tz).fold(events, now)
+
+
+def _field_value(c: _Compiled, event: EventEnvelope) -> object:
+    accessor = c.accessor
+    if accessor == "value":
+        return event.value
+    if accessor == "property":
+        return event.properties.get(c.prop, _MISSING)
+    if accessor == "subject_id":
+        return event.subject_id
+    return None  # "count": no field
 
 
 def _props_match(properties: Mapping[str, object], wanted: tuple[tuple[str, object], ...]) -> bool:

@@ -108,6 +108,31 @@ def test_boolean_property_matches_only_booleans() -> None:
     assert result.unmatched == 2
 
 
+def test_remembered_matches_keep_booleans_numbers_and_lists_apart() -> None:
+    flag = make_kpi(
+        key="flag", formula={"count": {"type": "csat_response", "properties": {"satisfied": True}}}
+    )
+    one = make_kpi(
+        key="one", formula={"count": {"type": "csat_response", "properties": {"satisfied": 1}}}
+    )
+    both = make_kpi(
+        key="both",
+        formula={
+            "count": {"type": "csat_response", "properties": {"satisfied": 1, "tier": "gold"}}
+        },
+    )
+    folder = Folder(make_catalog(flag, one, both), UTC)
+    # Numbers first, so a remembered answer for 1 would be wrong for True if reused.
+    values: list[object] = [1, 1.0, True, [1], 1, True, {"a": 1}, False]
+    events = [event("csat_response", source="support", satisfied=v) for v in values]
+    events.append(event("csat_response", source="support", satisfied=1, tier="gold"))
+    events.append(event("csat_response", source="support", satisfied=True, tier="gold"))
+    result = folder.fold(events)
+    counts = {key.kpi_key: agg.count for key, agg in result.buckets.items()}
+    assert counts == {"one": 4, "flag": 3, "both": 1}
+    assert result.unmatched == 3  # the list, the object and False
+
+
 def test_type_list_matches_any_of_them() -> None:
     kpi = make_kpi(formula={"count": {"type": ["signup", "trial_started"]}})
     events = [event("signup"), event("trial_started"), event("page_view")]
