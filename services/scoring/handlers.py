@@ -25,7 +25,7 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
 from shared.bus.dlq import DeadLetter, DeadLetterQueue
 from shared.bus.ports import Message, PartitionId
-from shared.contracts.events import EventEnvelope
+from shared.contracts.event_reader import ReadEvent, read_or_validate
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
 
@@ -142,7 +142,7 @@ def valid_events(
     letters: list[DeadLetter],
     *,
     skip: AbstractSet[str] = frozenset(),
-) -> Iterator[EventEnvelope]:
+) -> Iterator[ReadEvent]:
     """The valid events of ``messages``, decoded one at a time as the fold asks for them.
 
     An id in ``seen`` or ``skip`` is not yielded again (the first occurrence in a batch
@@ -151,7 +151,7 @@ def valid_events(
     """
     for message in messages:
         try:
-            event = EventEnvelope.from_bytes(message.value)
+            event = read_or_validate(message.value)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"

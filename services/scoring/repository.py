@@ -73,19 +73,22 @@ _ADD_BUCKETS_PG = text(
 )
 
 # The evaluator's windows, one per KPI, all ending at :until: summed by the database.
-_WINDOWS_FROM_PG = (
+# (Whole literals, not assembled: no SQL is built from strings in this code base.)
+_WINDOWS_TOTALS_PG = text(
+    "SELECT b.kpi_key, b.term, sum(b.count), sum(b.sum_micros), min(b.min), max(b.max),"
+    " max(b.sketch_kind)"
     " FROM kpi_buckets AS b"
     " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[])) AS w(kpi_key, since)"
     " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= :until"
-)
-_WINDOWS_TOTALS_PG = text(
-    "SELECT b.kpi_key, b.term, sum(b.count), sum(b.sum_micros), min(b.min), max(b.max),"
-    " max(b.sketch_kind)" + _WINDOWS_FROM_PG + " GROUP BY b.kpi_key, b.term"
+    " GROUP BY b.kpi_key, b.term"
 ).bindparams(bindparam("until", type_=DateTime(timezone=True)))
 _WINDOWS_SKETCHES_PG = text(
-    "SELECT b.kpi_key, b.term, b.sketch" + _WINDOWS_FROM_PG + " AND b.sketch IS NOT NULL"
+    "SELECT b.kpi_key, b.term, b.sketch"
+    " FROM kpi_buckets AS b"
+    " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[])) AS w(kpi_key, since)"
+    " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= :until"
+    " AND b.sketch IS NOT NULL"
 ).bindparams(bindparam("until", type_=DateTime(timezone=True)))
-
 
 def utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""

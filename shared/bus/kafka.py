@@ -307,14 +307,15 @@ def _rewind(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]
 
 
 def _to_message(record: Any) -> Message:
+    headers = record.headers
     return Message(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        timestamp_ms=record.timestamp,
-        headers=tuple(record.headers or ()),
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.timestamp,
+        tuple(headers) if headers else (),
     )
 
 

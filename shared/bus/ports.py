@@ -10,8 +10,8 @@ consumer seeks to those offsets whenever partitions are assigned.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 
 class PublishError(Exception):
@@ -26,15 +26,17 @@ class OutgoingRecord:
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One consumed record. A named tuple rather than a frozen dataclass: one is built
+    per consumed record, and this is about three times cheaper to build."""
+
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
     timestamp_ms: int
-    headers: tuple[tuple[str, bytes], ...] = field(default=())
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     def header(self, name: str) -> bytes | None:
         for key, value in self.headers:

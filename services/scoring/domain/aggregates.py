@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from datasketches import hll_sketch, hll_union, kll_doubles_sketch, tgt_hll_type
 
@@ -36,7 +36,6 @@ from services.scoring.domain.formulas import (
     numeric,
     same_scalar,
 )
-from shared.contracts.events import EventEnvelope
 
 HLL_LG_K: Final = 12
 KLL_K: Final = 200
@@ -49,6 +48,26 @@ DAY_S: Final = 86_400
 WIDTHS_S: Final[tuple[int, ...]] = (1, 10, 60, 300, 900, 3600, DAY_S)
 MIN_BUCKETS_PER_WINDOW: Final = 60
 MAX_BUCKETS_PER_WINDOW: Final = 400
+
+
+class Event(Protocol):
+    """What folding reads of an event: ``EventEnvelope`` or the consumers' ``ReadEvent``."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def subject_id(self) -> str | None: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def properties(self) -> dict[str, Any]: ...
+    def to_bytes(self) -> bytes: ...
 
 
 class BucketKey(NamedTuple):
@@ -173,7 +192,7 @@ def local_midnight(seconds: float, tz: tzinfo) -> int:
 class Refusal:
     """An event too old for the retention of some KPIs it matches (dead-letter it)."""
 
-    event: EventEnvelope
+    event: Event
     kpi_keys: tuple[str, ...]
     reason: str
 
@@ -278,7 +297,7 @@ class Folder:
             self._midnights[slot] = cached
         return cached if cached != -1 else local_midnight(seconds, self._tz)
 
-    def fold(self, events: Iterable[EventEnvelope], now: datetime | None = None) -> FoldResult:
+    def fold(self, events: Iterable[Event], now: datetime | None = None) -> FoldResult:
         """Aggregate ``events``; with ``now``, refuse those older than a KPI's retention."""
         now_s = None if now is None else now.timestamp()
         accs: dict[tuple[_Compiled, int], _Acc] = {}
@@ -302,7 +321,7 @@ class Folder:
 
     def _fold_one(
         self,
-        event: EventEnvelope,
+        event: Event,
         terms: list[_Compiled],
         now_s: float | None,
         accs: dict[tuple[_Compiled, int], _Acc],
@@ -332,7 +351,7 @@ class Folder:
                 skipped[c] = skipped.get(c, 0) + 1
         return True, too_old
 
-    def _refusal(self, event: EventEnvelope, keys: list[str]) -> Refusal:
+    def _refusal(self, event: Event, keys: list[str]) -> Refusal:
         keys = sorted(keys, key=self._order.__getitem__)  # catalog order, whatever matched
         spans = ", ".join(f"{key} ({format_duration(self._retention[key])})" for key in keys)
         return Refusal(event, tuple(keys), f"older than the retention of KPIs: {spans}")
@@ -393,7 +412,7 @@ class _Plan:
 
 
 def fold(
-    events: Iterable[EventEnvelope],
+    events: Iterable[Event],
     catalog: Catalog,
     tz: tzinfo,
     now: datetime | None = None,
@@ -402,7 +421,7 @@ def fold(
     return Folder(catalog, tz).fold(events, now)
 
 
-def _field_value(c: _Compiled, event: EventEnvelope) -> object:
+def _field_value(c: _Compiled, event: Event) -> object:
     accessor = c.accessor
     if accessor == "value":
         return event.value
