@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.aggregates import FoldResult, TermAggregate
+from services.scoring.domain.aggregates import FoldResult, TermAggregate, merge
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
 from shared.bus.dlq import DeadLetter, DeadLetterQueue
@@ -60,19 +60,40 @@ class FoldHandler:
         self._on_folded = on_folded
         self._clock = clock
 
+    async def _unapplied(
+        self, session: AsyncSession, messages: Sequence[Message]
+    ) -> dict[tuple[str, int], list[Message]]:
+        """The messages not applied yet, per partition, in offset order (row-locks the
+        partitions' stored offsets until the transaction ends)."""
+        by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
+        for message in messages:
+            by_partition[message.topic, message.partition].append(message)
+        stored = await self._offsets.locked(
+            session, [PartitionId(*key) for key in sorted(by_partition)]
+        )
+        for (topic, partition), batch in list(by_partition.items()):
+            floor = stored.get(PartitionId(topic, partition), -1)
+            # A consumer hands each partition's records in offset order, so one look at
+            # the first tells whether any of them was applied already.
+            if batch[0].offset < floor:
+                batch[:] = [m for m in batch if m.offset >= floor]
+                if not batch:
+                    del by_partition[topic, partition]
+        return by_partition
+
     def _fold(
         self,
-        by_partition: dict[int, list[Message]],
+        by_partition: dict[tuple[str, int], list[Message]],
         now: datetime,
         seen: set[str],
         letters: list[DeadLetter],
         *,
         skip: AbstractSet[str] = frozenset(),
-    ) -> dict[int, FoldResult]:
+    ) -> dict[tuple[str, int], FoldResult]:
         folder = self._catalog.folder
         return {
-            partition: folder.fold(valid_events(batch, seen, letters, skip=skip), now=now)
-            for partition, batch in by_partition.items()
+            key: folder.fold(valid_events(batch, seen, letters, skip=skip), now=now)
+            for key, batch in by_partition.items()
         }
 
     async def __call__(self, messages: Sequence[Message]) -> None:
@@ -80,20 +101,9 @@ class FoldHandler:
         now = self._clock()
         touched: set[str] = set()
         async with transaction(self._sessions) as session:
-            # Plain tuples on the per-message paths: hashing dataclasses costs more.
-            partitions = sorted({(m.topic, m.partition) for m in messages})
-            stored = {
-                (p.topic, p.partition): offset
-                for p, offset in (
-                    await self._offsets.locked(session, [PartitionId(*p) for p in partitions])
-                ).items()
-            }
-            fresh = [m for m in messages if m.offset >= stored.get((m.topic, m.partition), -1)]
-            if not fresh:
+            by_partition = await self._unapplied(session, messages)
+            if not by_partition:
                 return  # another instance applied these while the partition moved
-            by_partition: dict[int, list[Message]] = defaultdict(list)
-            for message in fresh:
-                by_partition[message.partition].append(message)
             seen: set[str] = set()
             letters: list[DeadLetter] = []
             results = self._fold(by_partition, now, seen, letters)
@@ -105,9 +115,12 @@ class FoldHandler:
                 results = self._fold(by_partition, now, set(), [], skip=seen - new_ids)
             deltas: dict[PartitionBucket, TermAggregate] = {}
             refused = 0
-            for partition, result in results.items():
+            for (_, partition), result in results.items():
                 for key, aggregate in result.buckets.items():
-                    deltas[PartitionBucket(key, partition)] = aggregate
+                    bucket = PartitionBucket(key, partition)
+                    # Two topics may share a partition number: their deltas add up.
+                    known = deltas.get(bucket)
+                    deltas[bucket] = aggregate if known is None else merge(known, aggregate)
                     touched.add(key.kpi_key)
                 for refusal in result.refused:
                     refused += 1
@@ -124,7 +137,13 @@ class FoldHandler:
                 # Before the commit: a crash after it would otherwise lose the letters;
                 # a crash before it re-sends them (the DLQ is at-least-once).
                 await self._dlq.send(letters)
-            await self._offsets.save(session, _next_offsets(fresh))
+            await self._offsets.save(
+                session,
+                {
+                    PartitionId(topic, partition): batch[-1].offset + 1
+                    for (topic, partition), batch in by_partition.items()
+                },
+            )
         self._metrics.batch_done(
             folded=len(new_ids),
             duplicates=duplicates,
@@ -170,14 +189,3 @@ def valid_events(
             continue
         seen.add(event_id)
         yield event
-
-
-def _next_offsets(messages: Sequence[Message]) -> dict[PartitionId, int]:
-    result: dict[tuple[str, int], int] = {}
-    for m in messages:
-        key = (m.topic, m.partition)
-        if m.offset >= result.get(key, 0):
-            result[key] = m.offset + 1
-    return {PartitionId(topic, part): offset for (topic, part), offset in result.items()}
-
-

@@ -65,6 +65,7 @@ class Publisher(Protocol):
         """Whether the bus answers right now (used by /readyz)."""
 
 
+#: Receives a batch; within it, each partition's messages come in offset order.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 
 

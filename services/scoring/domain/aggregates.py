@@ -307,10 +307,11 @@ class Folder:
             plan = self._index.get((event.source, event.type))
             if plan is None:
                 plan = self._plan_for(event.source, event.type)
-            matched, too_old = self._fold_one(event, plan.matching(event.properties), now_s,
-                                              accs, skipped)
-            if not matched:
+            terms = plan.matching(event.properties)
+            if not terms:
                 result.unmatched += 1
+                continue
+            too_old = self._fold_one(event, terms, now_s, accs, skipped)
             if too_old:
                 result.refused.append(self._refusal(event, too_old))
         if len(self._starts) > 100_000:
@@ -326,15 +327,15 @@ class Folder:
         now_s: float | None,
         accs: dict[tuple[_Compiled, int], _Acc],
         skipped: dict[_Compiled, int],
-    ) -> tuple[bool, list[str]]:
-        """Fold one event into the terms it matches: (matched any, KPIs it is too old for)."""
-        if not terms:
-            return False, []
+    ) -> list[str] | None:
+        """Fold one event into ``terms``; the KPIs it is too old for, if any."""
         seconds = event.occurred_at.timestamp()
-        too_old: list[str] = []
+        too_old: list[str] | None = None
         for c in terms:
             if now_s is not None and seconds < now_s - c.retention_s:
-                if c.kpi_key not in too_old:
+                if too_old is None:
+                    too_old = [c.kpi_key]
+                elif c.kpi_key not in too_old:
                     too_old.append(c.kpi_key)
                 continue
             if c.width_s == DAY_S:
@@ -349,7 +350,7 @@ class Folder:
                 continue
             if not _update(accs, c, start, _field_value(c, event)):
                 skipped[c] = skipped.get(c, 0) + 1
-        return True, too_old
+        return too_old
 
     def _refusal(self, event: Event, keys: list[str]) -> Refusal:
         keys = sorted(keys, key=self._order.__getitem__)  # catalog order, whatever matched
