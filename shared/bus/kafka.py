@@ -200,6 +200,7 @@ class KafkaSubscriber:
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
         self._running = False
+        self._commit: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -250,11 +251,25 @@ class KafkaSubscriber:
                     raise
                 # Commit only after the handler made its effect durable: a crash in
                 # between re-delivers, and handlers are idempotent by design.
-                await consumer.commit(
-                    {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
-                )
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                if self._offset_store is None:
+                    await consumer.commit(offsets)
+                else:
+                    self._commit_in_background(consumer, offsets)
         finally:
+            if self._commit is not None:
+                await _quietly(self._commit)
             self._finished.set()
+
+    def _commit_in_background(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> None:
+        """With offsets stored beside the state, the group's offsets in Kafka only inform
+        lag tools (assignment seeks to the stored ones): no round trip is awaited for
+        them. At most one commit is in flight; a batch finishing meanwhile leaves its
+        offsets to the next commit."""
+        if self._commit is None or self._commit.done():
+            self._commit = asyncio.ensure_future(_quietly(consumer.commit(offsets)))
 
     async def stop(self) -> None:
         self._stopping.set()
