@@ -75,6 +75,16 @@ _ADD_BUCKETS_PG = text(
     " sketch_kind = coalesce(excluded.sketch_kind, b.sketch_kind)"
 )
 
+_LOAD_BUCKETS_PG = text(
+    "SELECT b.kpi_key, b.term, b.bucket_start, b.partition, b.count, b.sum_micros, b.min,"
+    " b.max, b.sketch, b.sketch_kind"
+    " FROM kpi_buckets AS b"
+    " JOIN jsonb_to_recordset(CAST(CAST(:keys AS text) AS jsonb)) AS k(kpi_key varchar,"
+    " term integer, bucket_start timestamptz, partition integer)"
+    " ON b.kpi_key = k.kpi_key AND b.term = k.term AND b.bucket_start = k.bucket_start"
+    " AND b.partition = k.partition"
+)
+
 # The evaluator's windows, one per KPI, all ending at :until: summed by the database.
 # (Whole literals, not assembled: no SQL is built from strings in this code base.)
 _WINDOWS_TOTALS_PG = text(
@@ -175,6 +185,22 @@ class BucketRepository:
         self, session: AsyncSession, keys: Sequence[PartitionBucket]
     ) -> dict[PartitionBucket, TermAggregate]:
         found: dict[PartitionBucket, TermAggregate] = {}
+        if _is_postgres(session):
+            # One constant statement (prepared once) whatever the number of keys.
+            wanted = [
+                {
+                    "kpi_key": k.key.kpi_key,
+                    "term": k.key.term,
+                    "bucket_start": k.key.bucket_start,
+                    "partition": k.partition,
+                }
+                for k in keys
+            ]
+            rows = await session.execute(_LOAD_BUCKETS_PG, {"keys": orjson.dumps(wanted).decode()})
+            for row in rows.mappings():
+                key = BucketKey(row["kpi_key"], row["term"], utc(row["bucket_start"]))
+                found[PartitionBucket(key, row["partition"])] = _aggregate(row)
+            return found
         c = kpi_buckets.c
         for chunk in _chunks(list(keys), 1000):
             rows = await session.execute(
