@@ -132,13 +132,19 @@ def _scoring(r: dict[str, Any]) -> list[str]:
         "",
         "Latency, open loop, Kafka timestamp → offset committed in Postgres (10 ms polls):",
         "",
-        "| Offered events/s | share of max | p50 ms | p90 ms | p99 ms | max ms | drained |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| Offered events/s | achieved | share of max | p50 ms | p90 ms | p99 ms | max ms "
+        "| scorer batches: mean events, mean ms | drained |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for p in r["latency"]:
+        batches = p.get("scorer_batches")
+        shape = (
+            f"{_n(batches['mean_events'])}, {_n(batches['mean_ms'])}" if batches else "—"
+        )
         lines.append(
-            f"| {_n(p['offered_rate'])} | {p['fraction_of_max']:.0%} | {_n(p['p50_ms'])} | "
-            f"{_n(p['p90_ms'])} | {_n(p['p99_ms'])} | {_n(p['max_ms'])} | "
+            f"| {_n(p['offered_rate'])} | {_n(p['achieved_rate'])} | "
+            f"{p['fraction_of_max']:.0%} | {_n(p['p50_ms'])} | "
+            f"{_n(p['p90_ms'])} | {_n(p['p99_ms'])} | {_n(p['max_ms'])} | {shape} | "
             f"{'yes' if p['drained'] else 'no'} |"
         )
     lines += [
