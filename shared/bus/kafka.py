@@ -88,6 +88,7 @@ class KafkaPublisher:
                 # Below the producer's own limit: the estimate leaves room for the
                 # batch header, so a batch never overflows the builder.
                 max_batch_bytes=MAX_BATCH_BYTES - 1024,
+                linger_s=self._settings.linger_ms / 1000,
                 on_failure=lambda _error: self._discard(session),
             )
             self._session = session

@@ -1,18 +1,22 @@
-"""One aiokafka producer with one sender task per partition, merging concurrent publishes.
+"""One aiokafka producer and the task that feeds it merged batches of concurrent publishes.
 
 aiokafka's ``create_batch()``/``send_batch()`` costs a fraction of a ``send()`` per
 record, but ``send_batch`` queues at most one batch per partition: concurrent callers on
 one partition wait on each other inside the accumulator and time out under load. So
-each partition gets exactly one sender task. Publish calls only queue their records
-(``shared.bus.batching``) and wait on a future; the sender takes everything queued as
-one batch whenever the partition has room (``max_in_flight`` unacknowledged batches:
-one at the broker, one waiting in aiokafka), so the busier the partition, the bigger
-its batches. A request's future resolves when the broker acknowledged (acks=all) every
-batch holding its records.
+publish calls only queue their records, per partition (``shared.bus.batching``), and
+wait on a future; a single sender task is the only caller of ``send_batch``.
 
-A ``ProducerSession`` fails as a whole: the first failed or refused batch fails every
-waiting publish, and the owner (``KafkaPublisher``) replaces the session, producer and
-all. The rest of the session's batches could not be trusted anyway: an idempotent
+The sender works in cycles: it takes what every partition has queued (one batch each),
+hands all of them to aiokafka in one go and waits until the broker acknowledged
+(acks=all) them; whatever arrived meanwhile is the next cycle. One cycle at a time
+matches aiokafka, which keeps one produce request per broker in flight: batches handed
+over together travel in one request, and the busier the service, the more each request
+carries. (Senders per partition, each cycling on its own, drifted apart and split the
+traffic into many small produce requests, each costing far more CPU than its records.)
+
+A ``ProducerSession`` fails as a whole: the first failed batch fails every waiting
+publish, and the owner (``KafkaPublisher``) replaces the session, producer and all.
+The rest of the session's batches could not be trusted anyway: an idempotent
 producer's later batches on a partition are refused once one of its batches was lost.
 """
 
@@ -22,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -33,10 +36,8 @@ log = logging.getLogger(__name__)
 
 Waiter = asyncio.Future[None]
 FailureCallback = Callable[[BaseException], None]
+Partition = tuple[str, int]
 
-# One batch at the broker and the next one waiting in aiokafka's accumulator: the most
-# a partition can use (aiokafka sends one batch per partition at a time, in order).
-MAX_IN_FLIGHT = 2
 # aiokafka's record builder wants a list; it only reads it.
 _NO_HEADERS: list[tuple[str, bytes]] = []
 
@@ -46,136 +47,34 @@ def _fail(waiter: Waiter, error: BaseException) -> None:
         waiter.set_exception(error)
 
 
-class PartitionSender:
-    """The only task producing to one partition of one topic for its session."""
-
-    def __init__(
-        self,
-        producer: AIOKafkaProducer,
-        topic: str,
-        partition: int,
-        *,
-        max_batch_bytes: int,
-        max_in_flight: int,
-        on_failure: FailureCallback,
-    ) -> None:
-        self._producer = producer
-        self._topic = topic
-        self._partition = partition
-        self._queue: PartitionQueue[Waiter] = PartitionQueue(max_batch_bytes=max_batch_bytes)
-        self._max_in_flight = max_in_flight
-        self._on_failure = on_failure
-        self._in_flight: set[Batch[Waiter]] = set()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"kafka-sender-{topic}-{partition}"
-        )
-
-    def enqueue(self, records: Sequence[OutgoingRecord]) -> Waiter:
-        waiter: Waiter = asyncio.get_running_loop().create_future()
-        self._queue.add(records, waiter)
-        self._wake()
-        return waiter
-
-    def _wake(self) -> None:
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-
-    def _ready(self) -> bool:
-        return bool(self._queue) and len(self._in_flight) < self._max_in_flight
-
-    async def _run(self) -> None:
-        try:
-            while True:
-                while not self._ready():
-                    self._wakeup = asyncio.get_running_loop().create_future()
-                    await self._wakeup
-                batch = self._queue.take()
-                self._in_flight.add(batch)  # from here on, a failure reaches its waiters
-                builder = self._producer.create_batch()
-                for record in batch.records:
-                    if builder.append(
-                        key=record.key,
-                        value=record.value,
-                        timestamp=record.timestamp_ms,
-                        headers=list(record.headers) if record.headers else _NO_HEADERS,
-                    ) is None:
-                        # record_size() is an upper bound, so this means a bug there.
-                        raise PublishError("a batch overflowed its estimated size")
-                # Returns once aiokafka queued the batch (after the partition's previous
-                # one left for the broker); the ack comes through the delivery future.
-                delivery = await self._producer.send_batch(
-                    builder, self._topic, partition=self._partition
-                )
-                delivery.add_done_callback(
-                    lambda done, batch=batch: self._delivered(batch, done)
-                )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the waiters must hear it
-            self._on_failure(exc)
-
-    def _delivered(self, batch: Batch[Waiter], delivery: asyncio.Future[Any]) -> None:
-        self._in_flight.discard(batch)
-        error = (
-            asyncio.CancelledError("delivery cancelled")
-            if delivery.cancelled()
-            else delivery.exception()
-        )
-        if error is not None:
-            self._on_failure(error)
-            return
-        for ticket in acknowledged(batch):
-            if not ticket.waiter.done():
-                ticket.waiter.set_result(None)
-        self._wake()
-
-    def waiters(self) -> list[Waiter]:
-        """The futures of every publish still waiting on this partition."""
-        queued = [ticket.waiter for ticket in self._queue]
-        sent = [ticket.waiter for batch in self._in_flight for ticket in batch.tickets]
-        return queued + sent
-
-    def fail(self, error: BaseException) -> None:
-        """Fail every waiter of this partition (queued or in flight) and stop."""
-        self._task.cancel()
-        for ticket in self._queue.drain():
-            _fail(ticket.waiter, error)
-        for batch in self._in_flight:
-            for ticket in batch.tickets:
-                _fail(ticket.waiter, error)
-        self._in_flight.clear()
-
-    async def stopped(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 class ProducerSession:
-    """An aiokafka producer and its per-partition senders, failing as one."""
+    """An aiokafka producer, its per-partition queues and their one sender task."""
 
     def __init__(
         self,
         producer: AIOKafkaProducer,
         *,
         max_batch_bytes: int,
-        max_in_flight: int = MAX_IN_FLIGHT,
+        linger_s: float,
         on_failure: FailureCallback,
     ) -> None:
         self.producer = producer
         self._max_batch_bytes = max_batch_bytes
-        self._max_in_flight = max_in_flight
+        self._linger_s = linger_s
         self._on_failure = on_failure
-        self._senders: dict[tuple[str, int], PartitionSender] = {}
+        self._queues: dict[Partition, PartitionQueue[Waiter]] = {}
         self._partitions: dict[str, list[int]] = {}
+        self._in_flight: list[Batch[Waiter]] = []
         self._error: BaseException | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="kafka-sender")
 
     @property
     def failed(self) -> bool:
         return self._error is not None
 
     async def enqueue(self, topic: str, records: Sequence[OutgoingRecord]) -> list[Waiter]:
-        """Queue ``records`` on their partitions' senders; one future per partition."""
+        """Queue ``records`` on their partitions; one future per partition."""
         partitions = self._partitions.get(topic)
         if partitions is None:
             # Waits for the topic's metadata once; then the list is reused.
@@ -183,41 +82,107 @@ class ProducerSession:
             self._partitions[topic] = partitions
         if self._error is not None:
             raise PublishError(f"kafka producer failed: {self._error!r}")
-        return [
-            self._sender(topic, partitions[index]).enqueue(group)
-            for index, group in split_by_partition(records, len(partitions)).items()
-        ]
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for index, group in split_by_partition(records, len(partitions)).items():
+            waiter: Waiter = loop.create_future()
+            self._queue(topic, partitions[index]).add(group, waiter)
+            waiters.append(waiter)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        return waiters
 
-    def _sender(self, topic: str, partition: int) -> PartitionSender:
-        sender = self._senders.get((topic, partition))
-        if sender is None:
-            sender = self._senders[topic, partition] = PartitionSender(
-                self.producer,
-                topic,
-                partition,
-                max_batch_bytes=self._max_batch_bytes,
-                max_in_flight=self._max_in_flight,
-                on_failure=self.fail,
+    def _queue(self, topic: str, partition: int) -> PartitionQueue[Waiter]:
+        queue = self._queues.get((topic, partition))
+        if queue is None:
+            queue = self._queues[topic, partition] = PartitionQueue(
+                max_batch_bytes=self._max_batch_bytes
             )
-        return sender
+        return queue
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                ready = [(key, queue) for key, queue in self._queues.items() if queue]
+                if not ready:
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    await self._wakeup
+                    continue
+                if self._linger_s > 0:
+                    # Let the requests answered by the last cycle come back first: their
+                    # clients' next publishes join this cycle instead of the one after,
+                    # and a produce cycle costs the client far more than its records.
+                    await asyncio.sleep(self._linger_s)
+                    ready = [(key, queue) for key, queue in self._queues.items() if queue]
+                await self._cycle(ready)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the waiters must hear it
+            self.fail(exc)
+
+    async def _cycle(self, ready: list[tuple[Partition, PartitionQueue[Waiter]]]) -> None:
+        """One batch per ready partition, handed over together, then all their acks."""
+        deliveries = []
+        for (topic, partition), queue in ready:
+            batch = queue.take()
+            self._in_flight.append(batch)  # from here on, a failure reaches its waiters
+            builder = self.producer.create_batch()
+            for record in batch.records:
+                if builder.append(
+                    key=record.key,
+                    value=record.value,
+                    timestamp=record.timestamp_ms,
+                    headers=list(record.headers) if record.headers else _NO_HEADERS,
+                ) is None:
+                    # record_size() is an upper bound, so this means a bug there.
+                    raise PublishError("a batch overflowed its estimated size")
+            builder.close()  # complete: no linger in aiokafka, the cycle is the linger
+            # No other batch of this partition is queued in aiokafka (the previous cycle
+            # was acknowledged), so this returns at once, without waiting.
+            deliveries.append(
+                await self.producer.send_batch(builder, topic, partition=partition)
+            )
+        await asyncio.wait(deliveries)
+        for delivery in deliveries:
+            error = delivery.exception()  # (aiokafka never cancels a delivery)
+            if error is not None:
+                raise error
+        for batch in self._in_flight:
+            for ticket in acknowledged(batch):
+                if not ticket.waiter.done():
+                    ticket.waiter.set_result(None)
+        self._in_flight.clear()
+
+    def _waiters(self) -> list[Waiter]:
+        """The futures of every publish still waiting, queued or in flight."""
+        queued = [ticket.waiter for queue in self._queues.values() for ticket in queue]
+        sent = [ticket.waiter for batch in self._in_flight for ticket in batch.tickets]
+        return queued + sent
 
     def fail(self, error: BaseException) -> None:
-        """Fail every waiting publish of the session; idempotent."""
+        """Fail every waiting publish of the session and stop its sender; idempotent."""
         if self._error is not None:
             return
         self._error = error
         log.warning("kafka producer failed, failing its pending publishes: %r", error)
         failure = PublishError(f"kafka did not acknowledge: {error!r}")
-        for sender in self._senders.values():
-            sender.fail(failure)
+        for waiter in self._waiters():
+            _fail(waiter, failure)
+        for queue in self._queues.values():
+            queue.drain()
+        self._in_flight.clear()
+        self._task.cancel()
         self._on_failure(error)
 
     async def close(self, timeout_s: float) -> None:
         """Send what is queued, wait (up to ``timeout_s``) for the acks, stop the producer."""
-        pending = [w for sender in self._senders.values() for w in sender.waiters()]
+        pending = self._waiters()
         if pending and self._error is None:
             await asyncio.wait(pending, timeout=timeout_s)
-        for sender in self._senders.values():
-            sender.fail(PublishError("kafka producer stopped"))
-        await asyncio.gather(*(s.stopped() for s in self._senders.values()))
+        self._error = self._error or PublishError("kafka producer stopped")
+        for waiter in self._waiters():
+            _fail(waiter, PublishError("kafka producer stopped"))
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
         await self.producer.stop()
