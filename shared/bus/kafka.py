@@ -135,8 +135,8 @@ class KafkaPublisher:
                 )
         session = await self._ensure_started()
         try:
-            waiters = await session.enqueue(topic, records)
             async with asyncio.timeout(self._settings.publish_timeout_s):
+                waiters = await session.enqueue(topic, records)  # may wait for metadata
                 # (gather also collects the errors of the waiters it did not report.)
                 await (waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters))
         except (KafkaError, OSError, TimeoutError, PublishError) as exc:
