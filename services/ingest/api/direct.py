@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -52,6 +52,11 @@ async def _answer(endpoint: Endpoint, request: Request) -> Response:
         return await endpoint(request)
     except ApiError as exc:
         return error_response(exc)
+    except ClientDisconnect:
+        # Gone before its body arrived, so nothing was published; the answer is lost
+        # (uvicorn drops it) but counts as the client's error, not the server's.
+        detail = "the client closed the connection before sending the whole body"
+        return error_response(ApiError(400, "client_disconnected", detail))
     except HTTPException as exc:  # the body limit middleware refusing while we read
         code = "payload_too_large" if exc.status_code == 413 else "http_error"
         return error_response(ApiError(exc.status_code, code, exc.detail))
