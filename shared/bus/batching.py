@@ -38,6 +38,15 @@ def record_size(record: OutgoingRecord) -> int:
     return size
 
 
+def record_sizes(records: Sequence[OutgoingRecord]) -> list[int]:
+    """``record_size`` of each record (inlined for the common header-less record:
+    this runs once per published record)."""
+    return [
+        record_size(r) if r.headers else RECORD_OVERHEAD + len(r.value) + len(r.key or b"")
+        for r in records
+    ]
+
+
 def partition_of(record: OutgoingRecord, index: int, partitions: int) -> int:
     """The partition index for ``record``: a stable hash of its key, so equal keys always
     share a partition; keyless records are spread by their position in the call.
@@ -55,8 +64,15 @@ def split_by_partition(
 ) -> dict[int, list[OutgoingRecord]]:
     """The records of one publish call grouped by partition index, in their order."""
     groups: dict[int, list[OutgoingRecord]] = {}
+    crc32 = zlib.crc32
     for index, record in enumerate(records):
-        groups.setdefault(partition_of(record, index, partitions), []).append(record)
+        key = record.key  # partition_of, inlined: this runs once per published record
+        partition = crc32(key) % partitions if key else index % partitions
+        group = groups.get(partition)
+        if group is None:
+            groups[partition] = [record]
+        else:
+            group.append(record)
     return groups
 
 
@@ -66,12 +82,22 @@ class Ticket(Generic[W]):
 
     records: Sequence[OutgoingRecord]
     waiter: W
+    sizes: list[int]  # record_size of each record
+    remaining: int  # bytes of the records not placed in a batch yet
     taken: int = 0  # records already placed in a batch
     unacked: int = 0  # batches holding some of its records, not acknowledged yet
 
     @property
     def done(self) -> bool:
         return self.taken == len(self.records) and self.unacked == 0
+
+
+def ticket(records: Sequence[OutgoingRecord], waiter: W) -> Ticket[W]:
+    """A ticket for ``records`` (not queued yet: check its sizes first)."""
+    if not records:
+        raise ValueError("a ticket needs at least one record")
+    sizes = record_sizes(records)
+    return Ticket(records, waiter, sizes, sum(sizes))
 
 
 @dataclass(eq=False, slots=True)
@@ -91,11 +117,11 @@ class PartitionQueue(Generic[W]):
         self._tickets: deque[Ticket[W]] = deque()
 
     def add(self, records: Sequence[OutgoingRecord], waiter: W) -> Ticket[W]:
-        if not records:
-            raise ValueError("a ticket needs at least one record")
-        ticket = Ticket(records, waiter)
-        self._tickets.append(ticket)
-        return ticket
+        return self.put(ticket(records, waiter))
+
+    def put(self, queued: Ticket[W]) -> Ticket[W]:
+        self._tickets.append(queued)
+        return queued
 
     def __bool__(self) -> bool:
         return bool(self._tickets)
@@ -115,21 +141,25 @@ class PartitionQueue(Generic[W]):
         batch: Batch[W] = Batch()
         budget = self._max_batch_bytes
         while self._tickets:
-            ticket = self._tickets[0]
-            start = ticket.taken
-            end = start
-            while end < len(ticket.records):
-                size = record_size(ticket.records[end])
-                if batch.records and batch.size + size > budget:
-                    break
-                batch.records.append(ticket.records[end])
-                batch.size += size
-                end += 1
+            head = self._tickets[0]
+            start, end, size = head.taken, len(head.records), head.remaining
+            if batch.size + size > budget:
+                # Only part of it fits: place its records one by one up to the budget
+                # (at least one when the batch is still empty).
+                end, size = start, 0
+                for record_bytes in head.sizes[start:]:
+                    if (batch.records or end > start) and batch.size + size + record_bytes > budget:
+                        break
+                    size += record_bytes
+                    end += 1
             if end > start:
-                ticket.taken = end
-                ticket.unacked += 1
-                batch.tickets.append(ticket)
-            if ticket.taken < len(ticket.records):
+                batch.records.extend(head.records[start:end])
+                batch.size += size
+                head.taken = end
+                head.remaining -= size
+                head.unacked += 1
+                batch.tickets.append(head)
+            if head.taken < len(head.records):
                 break  # the batch is full
             self._tickets.popleft()
         return batch

@@ -20,8 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
-from shared.bus.batching import record_size
-from shared.bus.kafka_sender import ProducerSession
+from shared.bus.kafka_sender import ProducerSession, RecordTooLarge
 from shared.bus.ports import (
     BatchHandler,
     Message,
@@ -36,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # The largest batch the producer builds; a broker takes up to 1 MiB per batch by default.
 MAX_BATCH_BYTES = 512 * 1024
+# The largest record accepted at all (the producer's request limit, as before).
+MAX_RECORD_BYTES = 2 * 1024 * 1024
 
 
 class KafkaPublisher:
@@ -75,7 +76,7 @@ class KafkaPublisher:
                 linger_ms=self._settings.linger_ms,
                 request_timeout_ms=self._settings.request_timeout_ms,
                 max_batch_size=MAX_BATCH_BYTES,
-                max_request_size=2 * 1024 * 1024,
+                max_request_size=MAX_RECORD_BYTES,
             )
             try:
                 await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
@@ -88,6 +89,7 @@ class KafkaPublisher:
                 # Below the producer's own limit: the estimate leaves room for the
                 # batch header, so a batch never overflows the builder.
                 max_batch_bytes=MAX_BATCH_BYTES - 1024,
+                max_record_bytes=MAX_RECORD_BYTES,
                 linger_s=self._settings.linger_ms / 1000,
                 on_failure=lambda _error: self._discard(session),
             )
@@ -126,19 +128,14 @@ class KafkaPublisher:
     async def publish(self, topic: str, records: Sequence[OutgoingRecord]) -> None:
         if not records:
             return
-        for record in records:
-            if record_size(record) > MAX_BATCH_BYTES - 1024:
-                # Refused before it reaches a sender: one oversized record must not
-                # fail the other publishes sharing its producer.
-                raise PublishError(
-                    f"a record of {record_size(record)} bytes exceeds the batch limit"
-                )
         session = await self._ensure_started()
         try:
             async with asyncio.timeout(self._settings.publish_timeout_s):
                 waiters = await session.enqueue(topic, records)  # may wait for metadata
                 # (gather also collects the errors of the waiters it did not report.)
                 await (waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters))
+        except RecordTooLarge:
+            raise  # the record's fault, not the producer's
         except (KafkaError, OSError, TimeoutError, PublishError) as exc:
             self._discard(session)
             if isinstance(exc, PublishError):

@@ -29,7 +29,13 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from shared.bus.batching import Batch, PartitionQueue, acknowledged, split_by_partition
+from shared.bus.batching import (
+    Batch,
+    PartitionQueue,
+    acknowledged,
+    split_by_partition,
+    ticket,
+)
 from shared.bus.ports import OutgoingRecord, PublishError
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,10 @@ Partition = tuple[str, int]
 
 # aiokafka's record builder wants a list; it only reads it.
 _NO_HEADERS: list[tuple[str, bytes]] = []
+
+
+class RecordTooLarge(PublishError):
+    """A record over the producer's request size; refused, the producer stays healthy."""
 
 
 def _fail(waiter: Waiter, error: BaseException) -> None:
@@ -55,11 +65,13 @@ class ProducerSession:
         producer: AIOKafkaProducer,
         *,
         max_batch_bytes: int,
+        max_record_bytes: int,
         linger_s: float,
         on_failure: FailureCallback,
     ) -> None:
         self.producer = producer
         self._max_batch_bytes = max_batch_bytes
+        self._max_record_bytes = max_record_bytes
         self._linger_s = linger_s
         self._on_failure = on_failure
         self._queues: dict[Partition, PartitionQueue[Waiter]] = {}
@@ -83,11 +95,22 @@ class ProducerSession:
         if self._error is not None:
             raise PublishError(f"kafka producer failed: {self._error!r}")
         loop = asyncio.get_running_loop()
+        tickets = [
+            (partitions[index], ticket(group, loop.create_future()))
+            for index, group in split_by_partition(records, len(partitions)).items()
+        ]
+        largest = max(max(t.sizes) for _, t in tickets)
+        if largest > self._max_record_bytes:
+            # Refused before anything is queued: one oversized record must not fail
+            # the other publishes sharing the producer. (A record over the batch
+            # budget but under this limit travels in a batch of its own.)
+            raise RecordTooLarge(
+                f"a record of {largest} bytes exceeds the limit of {self._max_record_bytes}"
+            )
         waiters = []
-        for index, group in split_by_partition(records, len(partitions)).items():
-            waiter: Waiter = loop.create_future()
-            self._queue(topic, partitions[index]).add(group, waiter)
-            waiters.append(waiter)
+        for partition, queued in tickets:
+            self._queue(topic, partition).put(queued)
+            waiters.append(queued.waiter)
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
         return waiters
@@ -148,15 +171,15 @@ class ProducerSession:
             if error is not None:
                 raise error
         for batch in self._in_flight:
-            for ticket in acknowledged(batch):
-                if not ticket.waiter.done():
-                    ticket.waiter.set_result(None)
+            for completed in acknowledged(batch):
+                if not completed.waiter.done():
+                    completed.waiter.set_result(None)
         self._in_flight.clear()
 
     def _waiters(self) -> list[Waiter]:
         """The futures of every publish still waiting, queued or in flight."""
-        queued = [ticket.waiter for queue in self._queues.values() for ticket in queue]
-        sent = [ticket.waiter for batch in self._in_flight for ticket in batch.tickets]
+        queued = [t.waiter for queue in self._queues.values() for t in queue]
+        sent = [t.waiter for batch in self._in_flight for t in batch.tickets]
         return queued + sent
 
     def fail(self, error: BaseException) -> None:

@@ -140,7 +140,11 @@ async def test_an_oversized_record_is_refused_without_failing_the_others(
     settings: Settings, publisher: KafkaPublisher
 ) -> None:
     topic = await _topic(settings)
-    with pytest.raises(PublishError, match="exceeds the batch limit"):
-        await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 600_000)])
+    with pytest.raises(PublishError, match="exceeds the limit"):
+        await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 3_000_000)])
+    # Over the batch budget but within the broker's limit: a batch of its own.
+    await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 600_000),
+                                    OutgoingRecord(key=None, value=b"y")])
     await publisher.publish(topic, [OutgoingRecord(key=None, value=b"fine")])
     assert publisher.is_healthy()
+    assert len(await _read(settings, topic, 3)) == 3

@@ -98,3 +98,26 @@ def test_a_ticket_needs_records() -> None:
     queue: PartitionQueue[str] = PartitionQueue(max_batch_bytes=10)
     with pytest.raises(ValueError, match="at least one record"):
         queue.add([], "w")
+
+
+def test_record_sizes_match_record_size_with_and_without_headers() -> None:
+    from shared.bus.batching import record_sizes
+
+    records = [
+        OutgoingRecord(key=b"k", value=b"v" * 7),
+        OutgoingRecord(key=None, value=b"v", headers=(("é", b"x"), ("reason", b"why"))),
+    ]
+    assert record_sizes(records) == [record_size(r) for r in records]
+
+
+def test_a_ticket_that_only_partly_fits_after_others_is_split_there() -> None:
+    size = record_size(_records("a", 1)[0])
+    queue: PartitionQueue[str] = PartitionQueue(max_batch_bytes=4 * size)
+    small = queue.add(_records("a", 2), "small")
+    big = queue.add(_records("b", 4), "big")
+    first = queue.take()
+    assert [r.key for r in first.records] == [b"a0", b"a1", b"b0", b"b1"]
+    assert first.tickets == [small, big] and big.taken == 2
+    second = queue.take()
+    assert [r.key for r in second.records] == [b"b2", b"b3"]
+    assert not queue
