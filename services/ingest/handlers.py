@@ -66,10 +66,7 @@ class Ingestor:
     async def publish(self, source: str, validated: Validated) -> Outcome:
         """Publish and wait for the acks; raises PublishError when Kafka did not ack."""
         encoded, rejected = encode(validated, max_event_bytes=self._max_event_bytes)
-        records = [
-            OutgoingRecord(key=envelope.event_id.encode(), value=value)
-            for envelope, value in encoded
-        ]
+        records = [OutgoingRecord(envelope.event_id.encode(), value) for envelope, value in encoded]
         try:
             if rejected:
                 await self._publish_with_letters(records, rejected)

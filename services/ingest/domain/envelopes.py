@@ -127,10 +127,14 @@ def encode(
     validated: Validated, *, max_event_bytes: int
 ) -> tuple[list[tuple[EventEnvelope, bytes]], list[Rejection]]:
     """Serialise the accepted envelopes; one over the per-event limit is rejected."""
+    values = [envelope_json(envelope) for _, envelope in validated.accepted]
+    if not values or max(map(len, values)) <= max_event_bytes:  # the common case
+        envelopes = [envelope for _, envelope in validated.accepted]
+        rejected = sorted(validated.rejected, key=lambda r: r.index)
+        return list(zip(envelopes, values, strict=True)), rejected
     encoded: list[tuple[EventEnvelope, bytes]] = []
     rejected = list(validated.rejected)
-    for index, envelope in validated.accepted:
-        value = envelope_json(envelope)
+    for (index, envelope), value in zip(validated.accepted, values, strict=True):
         if len(value) > max_event_bytes:
             rejected.append(
                 Rejection(index, f"event: larger than the {max_event_bytes}-byte limit", value)
