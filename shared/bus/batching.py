@@ -3,8 +3,8 @@
 Producing one Kafka batch per partition costs far less than one ``send()`` per record,
 but a partition can only take one batch at a time. So each partition has one queue:
 every publish call adds its records for that partition as a ``Ticket``, and the
-partition's single sender repeatedly takes whatever is queued (up to a byte budget) as
-one ``Batch``. A ticket is done when every one of its records was in a batch that the
+producer's one sender repeatedly takes whatever is queued (up to a byte budget) as
+one ``Batch`` per partition. A ticket is done when every one of its records was in a batch that the
 broker acknowledged; a large ticket may be split over several batches.
 
 Nothing here does I/O or knows asyncio: the sender (``shared.bus.kafka_sender``) owns

@@ -42,7 +42,7 @@ MAX_RECORD_BYTES = 2 * 1024 * 1024
 class KafkaPublisher:
     """Publishes records and waits for acks=all; reports unhealthy after a failure.
 
-    Records go through one sender task per partition (``shared.bus.kafka_sender``),
+    Records go through the producer's one sender task (``shared.bus.kafka_sender``),
     which merges the records of concurrent publish calls into one batch per partition.
     """
 

@@ -81,10 +81,6 @@ class ProducerSession:
         self._wakeup: asyncio.Future[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name="kafka-sender")
 
-    @property
-    def failed(self) -> bool:
-        return self._error is not None
-
     async def enqueue(self, topic: str, records: Sequence[OutgoingRecord]) -> list[Waiter]:
         """Queue ``records`` on their partitions; one future per partition."""
         partitions = self._partitions.get(topic)
