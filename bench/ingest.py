@@ -182,15 +182,13 @@ def main() -> None:
                                                per_request),
                     "raw_aiokafka": _measure_raw(files["records"], stack.topics["events"],
                                                  per_request, conns, args.seconds),
-                }
-                if mode == "batch":
-                    # One request in flight: concurrent send_batch calls on the same
-                    # partitions time out in aiokafka's accumulator (it queues one
-                    # batch per partition), so this ceiling is measured sequentially.
-                    measured["raw_aiokafka_send_batch"] = _measure_raw(
-                        files["records"], stack.topics["events"], per_request, 1,
+                    # The client's cheapest path at the same concurrency: one sender
+                    # merging the requests into send_batch calls, as ingest does.
+                    "raw_aiokafka_send_batch": _measure_raw(
+                        files["records"], stack.topics["events"], per_request, conns,
                         args.seconds, api="batch",
-                    )
+                    ),
+                }
                 rounds[mode].append(measured)
                 time.sleep(1)
 
@@ -199,15 +197,25 @@ def main() -> None:
                            option=orjson.OPT_INDENT_2).decode())
         return  # a partial run (profiling) is not a result
     single, batch = _summary(rounds["single"]), _summary(rounds["batch"])
+
+    def to_raw(mode: dict[str, dict[str, float]], raw: str) -> float:
+        return ratio(mode["ingest"]["events_per_cpu_s"], mode[raw]["events_per_cpu_s"])
+
+    batch_to_send = to_raw(batch, "raw_aiokafka")
+    batch_to_batch_api = to_raw(batch, "raw_aiokafka_send_batch")
     figures = {
         "single_requests_per_cpu_s": single["ingest"]["requests_per_cpu_s"],
         "single_ratio_to_bare": ratio(single["ingest"]["requests_per_cpu_s"],
                                       single["bare_http"]["requests_per_cpu_s"]),
-        "single_ratio_to_raw": ratio(single["ingest"]["events_per_cpu_s"],
-                                     single["raw_aiokafka"]["events_per_cpu_s"]),
+        "single_ratio_to_raw": to_raw(single, "raw_aiokafka"),
+        "single_ratio_to_raw_batch_api": to_raw(single, "raw_aiokafka_send_batch"),
         "batch_events_per_cpu_s": batch["ingest"]["events_per_cpu_s"],
-        "batch_ratio_to_raw": ratio(batch["ingest"]["events_per_cpu_s"],
-                                    batch["raw_aiokafka"]["events_per_cpu_s"]),
+        # Ingest produces with send_batch, so the honest ceiling is the raw client on
+        # that same path; the ratio to per-record send() is reported beside it, and
+        # the target is judged on the stricter of the two.
+        "batch_ratio_to_raw": min(batch_to_send, batch_to_batch_api),
+        "batch_ratio_to_raw_send": batch_to_send,
+        "batch_ratio_to_raw_batch_api": batch_to_batch_api,
         "batch_ratio_to_bare": ratio(batch["ingest"]["events_per_cpu_s"],
                                      batch["bare_http"]["events_per_cpu_s"]),
     }
@@ -223,7 +231,8 @@ def main() -> None:
             "load_generator": "wrk (1 thread, keep-alive)",
             "mean_event_json_bytes": files["mean_event_json_bytes"],
             "batch_body_bytes": files["batch_body_bytes"],
-            "producer": "acks=all, idempotent, linger_ms=5, max_batch_size=512 KiB",
+            "producer": "acks=all, idempotent, linger_ms=5, max_batch_size=512 KiB; ingest "
+                        "and raw batch API: one sender merging concurrent requests",
         },
         "single": single,
         "batch": batch,
@@ -238,8 +247,11 @@ def main() -> None:
         f"(bare {single['bare_http']['requests_per_cpu_s']:,.0f}; ratio "
         f"{figures['single_ratio_to_bare']:.2f}, target ≥ 5,000 and ≥ 0.5)\n"
         f"batch:  ingest {figures['batch_events_per_cpu_s']:,.0f} events/CPU-s "
-        f"(raw aiokafka {batch['raw_aiokafka']['events_per_cpu_s']:,.0f}; ratio "
-        f"{figures['batch_ratio_to_raw']:.2f}, target ≥ 50,000 and ≥ 0.6)\n"
+        f"(raw aiokafka send() {batch['raw_aiokafka']['events_per_cpu_s']:,.0f}, ratio "
+        f"{figures['batch_ratio_to_raw_send']:.2f}; raw send_batch "
+        f"{batch['raw_aiokafka_send_batch']['events_per_cpu_s']:,.0f}, ratio "
+        f"{figures['batch_ratio_to_raw_batch_api']:.2f}; target ≥ 50,000 and ≥ 0.6 "
+        f"of the stricter)\n"
         f"targets met: {met}\nwritten to {path}"
     )
 

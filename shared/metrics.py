@@ -77,6 +77,7 @@ class HttpMetricsMiddleware:
         self._metrics = metrics
         self._service = service
         self._in_flight = metrics.in_flight.labels(service)
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,10 +100,24 @@ class HttpMetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            self._metrics.requests.labels(self._service, method, template, str(status)).inc()
-            self._metrics.duration.labels(self._service, method, template).observe(
-                time.perf_counter() - started
+            requests, duration = self._children(method, template, status)
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
+
+    def _children(self, method: str, template: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled series of a request, looked up once per distinct label set.
+
+        ``labels()`` takes a lock and builds tuples on every call, a visible share of a
+        small request. Route templates, methods and statuses are few, so this stays small.
+        """
+        key = (method, template, status)
+        found = self._series.get(key)
+        if found is None:
+            found = self._series[key] = (
+                self._metrics.requests.labels(self._service, method, template, str(status)),
+                self._metrics.duration.labels(self._service, method, template),
             )
+        return found
 
 
 def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.api import admin, events, segment, webhooks
 from services.ingest.api.common import ApiError, handle_api_error
 from services.ingest.api.context import IngestContext
+from services.ingest.api.direct import DirectRoutes, direct_routes
 from services.ingest.domain.ids import UuidSource
 from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.handlers import Ingestor
@@ -25,6 +26,9 @@ from shared.bus.ports import Publisher
 from shared.http import install_common
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
+
+# The tracking routes senders call at high rates; served without FastAPI's routing.
+HOT_ROUTES = (("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"))
 
 
 def _utcnow() -> datetime:
@@ -78,11 +82,19 @@ def create_app(
         description="Events from product backends, Segment SDKs and signed webhooks into "
         "Kafka; every 2xx means Kafka acknowledged (acks=all).",
         lifespan=lifespan,
+        # Prometheus is the metrics system here; FastAPI's OpenTelemetry hooks otherwise
+        # look for configured providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ingest = ctx
     app.add_exception_handler(ApiError, handle_api_error)
     for router in (events.router, segment.router, webhooks.router, admin.router):
         app.include_router(router)
+    # Added before install_common's middleware, so it runs inside them (metrics, limits).
+    app.add_middleware(
+        DirectRoutes,
+        routes=direct_routes([*events.router.routes, *segment.router.routes], HOT_ROUTES),
+    )
     install_common(
         app,
         service="ingest",

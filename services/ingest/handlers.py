@@ -51,24 +51,32 @@ class Ingestor:
         self._metrics = metrics
         self._max_event_bytes = max_event_bytes
 
+    async def _publish_with_letters(
+        self, records: list[OutgoingRecord], rejected: list[Rejection]
+    ) -> None:
+        results = await asyncio.gather(
+            self._publisher.publish(self._events_topic, records),
+            self._dlq.send([_letter(r) for r in rejected]),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def publish(self, source: str, validated: Validated) -> Outcome:
         """Publish and wait for the acks; raises PublishError when Kafka did not ack."""
         encoded, rejected = encode(validated, max_event_bytes=self._max_event_bytes)
-        records = [
-            OutgoingRecord(key=envelope.event_id.encode(), value=value)
-            for envelope, value in encoded
-        ]
-        pending = [self._publisher.publish(self._events_topic, records)]
-        if rejected:
-            pending.append(self._dlq.send([_letter(r) for r in rejected]))
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        records = [OutgoingRecord(envelope.event_id.encode(), value) for envelope, value in encoded]
+        try:
+            if rejected:
+                await self._publish_with_letters(records, rejected)
+            else:  # the common case, without gather's task and future
+                await self._publisher.publish(self._events_topic, records)
+        except Exception as exc:
             self._metrics.producer_errors.inc()
-            first = failures[0]
-            if isinstance(first, PublishError):
-                raise first
-            raise PublishError(f"publish failed: {first!r}") from first
+            if isinstance(exc, PublishError):
+                raise
+            raise PublishError(f"publish failed: {exc!r}") from exc
         self._metrics.counted(source, len(records), len(rejected))
         self._metrics.batch_size.observe(len(records) + len(rejected))
         return Outcome([envelope.event_id for envelope, _ in encoded], rejected)

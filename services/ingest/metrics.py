@@ -27,8 +27,17 @@ class IngestMetrics:
             registry=registry,
         )
 
+        # Labelled series looked up once: labels() costs more than the increment.
+        self._events_by: dict[tuple[str, str], Counter] = {}
+
     def counted(self, source: str, accepted: int, rejected: int) -> None:
         if accepted:
-            self.events.labels(source, "accepted").inc(accepted)
+            self._series(source, "accepted").inc(accepted)
         if rejected:
-            self.events.labels(source, "rejected").inc(rejected)
+            self._series(source, "rejected").inc(rejected)
+
+    def _series(self, source: str, outcome: str) -> Counter:
+        series = self._events_by.get((source, outcome))
+        if series is None:  # sources are the four of the contract
+            series = self._events_by[source, outcome] = self.events.labels(source, outcome)
+        return series

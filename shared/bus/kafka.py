@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 
+from shared.bus.kafka_sender import ProducerSession, RecordTooLarge
 from shared.bus.ports import (
     BatchHandler,
     Message,
@@ -33,14 +33,23 @@ from shared.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+# The largest batch the producer builds; a broker takes up to 1 MiB per batch by default.
+MAX_BATCH_BYTES = 512 * 1024
+# The largest record accepted at all (the producer's request limit, as before).
+MAX_RECORD_BYTES = 2 * 1024 * 1024
+
 
 class KafkaPublisher:
-    """Publishes records and waits for acks=all; reports unhealthy after a failure."""
+    """Publishes records and waits for acks=all; reports unhealthy after a failure.
+
+    Records go through the producer's one sender task (``shared.bus.kafka_sender``),
+    which merges the records of concurrent publish calls into one batch per partition.
+    """
 
     def __init__(self, settings: KafkaSettings, *, client_id: str) -> None:
         self._settings = settings
         self._client_id = client_id
-        self._producer: AIOKafkaProducer | None = None
+        self._session: ProducerSession | None = None
         self._healthy = False
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
@@ -53,12 +62,12 @@ class KafkaPublisher:
         except PublishError as exc:
             log.warning("kafka producer not started yet: %s", exc)
 
-    async def _ensure_started(self) -> AIOKafkaProducer:
-        if self._producer is not None:
-            return self._producer
+    async def _ensure_started(self) -> ProducerSession:
+        if self._session is not None:
+            return self._session
         async with self._lock:
-            if self._producer is not None:
-                return self._producer
+            if self._session is not None:
+                return self._session
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._settings.bootstrap_servers,
                 client_id=self._client_id,
@@ -66,8 +75,8 @@ class KafkaPublisher:
                 enable_idempotence=True,
                 linger_ms=self._settings.linger_ms,
                 request_timeout_ms=self._settings.request_timeout_ms,
-                max_batch_size=512 * 1024,
-                max_request_size=2 * 1024 * 1024,
+                max_batch_size=MAX_BATCH_BYTES,
+                max_request_size=MAX_RECORD_BYTES,
             )
             try:
                 await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
@@ -75,18 +84,28 @@ class KafkaPublisher:
                 await _quietly(producer.stop())
                 self._healthy = False
                 raise PublishError(f"kafka unreachable: {exc!r}") from exc
-            self._producer = producer
+            session = ProducerSession(
+                producer,
+                # Below the producer's own limit: the estimate leaves room for the
+                # batch header, so a batch never overflows the builder.
+                max_batch_bytes=MAX_BATCH_BYTES - 1024,
+                max_record_bytes=MAX_RECORD_BYTES,
+                linger_s=self._settings.linger_ms / 1000,
+                on_failure=lambda _error: self._discard(session),
+            )
+            self._session = session
             self._healthy = True
-            return producer
+            return session
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await _quietly(producer.stop())  # flushes what is pending
+        if self._session is not None:
+            session, self._session = self._session, None
+            # Sends what is queued and waits for its acks first.
+            await _quietly(session.close(self._settings.publish_timeout_s))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def _discard(self, producer: AIOKafkaProducer) -> None:
+    def _discard(self, session: ProducerSession) -> None:
         """Replace a producer after a failed publish; the next publish starts a new one.
 
         A failed batch may have used up idempotent sequence numbers without reaching the
@@ -95,12 +114,13 @@ class KafkaPublisher:
         later batch of that producer with OutOfOrderSequenceNumber, for good. A new
         producer gets a new producer id and starts its sequences at zero.
         """
-        current = self._producer
-        if current is None or current is not producer:
+        self._healthy = False
+        session.fail(PublishError("kafka producer replaced after a failed publish"))
+        if self._session is not session:
             return  # another request already replaced it
-        self._producer = None
+        self._session = None
         task = asyncio.create_task(
-            _quietly(asyncio.wait_for(current.stop(), self._settings.publish_timeout_s))
+            _quietly(asyncio.wait_for(session.producer.stop(), self._settings.publish_timeout_s))
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -108,31 +128,18 @@ class KafkaPublisher:
     async def publish(self, topic: str, records: Sequence[OutgoingRecord]) -> None:
         if not records:
             return
-        producer = await self._ensure_started()
+        session = await self._ensure_started()
         try:
-            partitions = sorted(await producer.partitions_for(topic))
-            count = len(partitions)
-            futures = [
-                await producer.send(
-                    topic,
-                    value=record.value,
-                    key=record.key,
-                    # Our own stable key hash: aiokafka's pure-Python murmur2 costs more
-                    # than the rest of a send. Equal keys still share a partition.
-                    partition=partitions[
-                        zlib.crc32(record.key) % count if record.key else index % count
-                    ],
-                    headers=list(record.headers) or None,
-                    timestamp_ms=record.timestamp_ms,
-                )
-                for index, record in enumerate(records)
-            ]
-            await asyncio.wait_for(
-                asyncio.gather(*futures), self._settings.publish_timeout_s
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            self._healthy = False
-            self._discard(producer)
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                waiters = await session.enqueue(topic, records)  # may wait for metadata
+                # (gather also collects the errors of the waiters it did not report.)
+                await (waiters[0] if len(waiters) == 1 else asyncio.gather(*waiters))
+        except RecordTooLarge:
+            raise  # the record's fault, not the producer's
+        except (KafkaError, OSError, TimeoutError, PublishError) as exc:
+            self._discard(session)
+            if isinstance(exc, PublishError):
+                raise
             raise PublishError(f"kafka did not acknowledge: {exc!r}") from exc
         self._healthy = True
 
@@ -141,9 +148,9 @@ class KafkaPublisher:
 
     async def ping(self) -> bool:
         try:
-            producer = await self._ensure_started()
+            session = await self._ensure_started()
             await asyncio.wait_for(
-                producer.client.fetch_all_metadata(), self._settings.publish_timeout_s
+                session.producer.client.fetch_all_metadata(), self._settings.publish_timeout_s
             )
         except (KafkaError, OSError, TimeoutError, PublishError):
             self._healthy = False

@@ -43,11 +43,15 @@ def json_response(
     )
 
 
-async def handle_api_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+def error_response(exc: ApiError) -> Response:
     # "message" mirrors "detail" because Segment SDKs log ``code`` and ``message``.
     body = {"code": exc.code, "detail": exc.detail, "message": exc.detail, **exc.extra}
     return json_response(body, exc.status, exc.headers)
+
+
+async def handle_api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
 
 
 def too_large(what: str, limit: int) -> ApiError:

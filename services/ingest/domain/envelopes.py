@@ -12,13 +12,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from shared.contracts.events import EventEnvelope
 
 _ENVELOPES: TypeAdapter[list[EventEnvelope]] = TypeAdapter(list[EventEnvelope])
-# The same bytes as ``model_dump_json().encode()`` without the str round trip.
-_TO_JSON = EventEnvelope.__pydantic_serializer__.to_json
+
+
+def envelope_json(envelope: EventEnvelope) -> bytes:
+    """The envelope's JSON, byte for byte what ``EventEnvelope.to_bytes()`` gives.
+
+    orjson on the validated fields is about twice as fast as pydantic's serializer,
+    and the envelope has only plain JSON types and aware datetimes, which both write
+    alike (UTC as ``Z``). A unit test holds the two to the same bytes.
+    """
+    return orjson.dumps(envelope.__dict__, option=orjson.OPT_UTC_Z)
 
 
 class SchemaError(ValueError):
@@ -118,10 +127,14 @@ def encode(
     validated: Validated, *, max_event_bytes: int
 ) -> tuple[list[tuple[EventEnvelope, bytes]], list[Rejection]]:
     """Serialise the accepted envelopes; one over the per-event limit is rejected."""
+    values = [envelope_json(envelope) for _, envelope in validated.accepted]
+    if not values or max(map(len, values)) <= max_event_bytes:  # the common case
+        envelopes = [envelope for _, envelope in validated.accepted]
+        rejected = sorted(validated.rejected, key=lambda r: r.index)
+        return list(zip(envelopes, values, strict=True)), rejected
     encoded: list[tuple[EventEnvelope, bytes]] = []
     rejected = list(validated.rejected)
-    for index, envelope in validated.accepted:
-        value = _TO_JSON(envelope)
+    for (index, envelope), value in zip(validated.accepted, values, strict=True):
         if len(value) > max_event_bytes:
             rejected.append(
                 Rejection(index, f"event: larger than the {max_event_bytes}-byte limit", value)

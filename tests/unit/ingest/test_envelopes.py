@@ -81,3 +81,24 @@ def test_encode_rejects_oversized_events() -> None:
     assert [env.type for env, _ in encoded] == ["small"]
     assert rejected[0].index == 1
     assert "2048-byte limit" in rejected[0].reason
+
+
+@pytest.mark.parametrize("occurred_at", [
+    "2026-11-26T10:00:00Z", "2026-11-26T10:00:00+07:00", "2026-11-26T10:00:00.5-03:30",
+    "2026-01-01T00:00:00.000001+00:00",
+])
+@pytest.mark.parametrize("value", [None, 0, 1.0, -0.0, 1e-7, 123456789.123, 1e21, 2**53 + 1])
+def test_envelope_json_is_byte_for_byte_the_contract_serialisation(
+    occurred_at: str, value: float | None
+) -> None:
+    from services.ingest.domain.envelopes import envelope_json
+    from shared.contracts.events import EventEnvelope
+
+    envelope = EventEnvelope.model_validate({
+        "event_id": "é中😀", "source": "web", "type": " signup ", "occurred_at": occurred_at,
+        "received_at": NOW, "value": value, "subject_id": "s\n\t\"\\/\x01\x7f",
+        "properties": {"n": 2**63 - 1, "neg": -(2**63), "f": 1e-300, "u": "\u2028",
+                       "l": [1, "x", None, True, {"k": []}]},
+        "context": {"z": 0.000001, "big": 12345678901234567890.0},
+    })
+    assert envelope_json(envelope) == envelope.to_bytes()

@@ -1,0 +1,150 @@
+"""KafkaPublisher's merging sender against the real broker: acks, shared failure, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.bus.kafka import KafkaPublisher, ensure_topics
+from shared.bus.ports import Message, OutgoingRecord, PublishError
+from shared.settings import Settings
+
+
+async def _topic(settings: Settings, **configs: str) -> str:
+    topic = f"{settings.kafka.topic_prefix}sender.{uuid.uuid4().hex[:8]}"
+    if not configs:
+        await ensure_topics(settings.kafka, [topic])
+        return topic
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=2, replication_factor=1, topic_configs=configs)]
+        )
+    finally:
+        await admin.close()
+    return topic
+
+
+async def _read(settings: Settings, topic: str, count: int) -> list[Message]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[Message] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found += [
+                        Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                        for r in records
+                    ]
+    finally:
+        await consumer.stop()
+    return found
+
+
+@pytest.fixture
+async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
+    publisher = KafkaPublisher(settings.kafka, client_id="sender-test")
+    await publisher.start()
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
+
+
+async def test_concurrent_publishes_are_all_acknowledged_and_keys_keep_partitions(
+    settings: Settings, publisher: KafkaPublisher
+) -> None:
+    topic = await _topic(settings)
+    calls = [
+        [
+            OutgoingRecord(key=f"key-{(call * 7 + i) % 13}".encode(), value=f"{call}:{i}".encode(),
+                           timestamp_ms=1_700_000_000_000 + call)
+            for i in range(call % 5 + 1)
+        ]
+        for call in range(40)
+    ]
+    await asyncio.gather(*(publisher.publish(topic, records) for records in calls))
+    assert publisher.is_healthy()
+
+    sent = [record for records in calls for record in records]
+    received = await _read(settings, topic, len(sent))
+    assert sorted(m.value for m in received) == sorted(r.value for r in sent)
+    partitions: dict[bytes | None, set[int]] = {m.key: set() for m in received}
+    for message in received:
+        partitions[message.key].add(message.partition)
+    assert all(len(found) == 1 for found in partitions.values())  # one partition per key
+    for message in received:
+        assert message.partition == zlib.crc32(message.key or b"") % settings.kafka.partitions
+        call = int(message.value.split(b":")[0])
+        assert message.timestamp_ms == 1_700_000_000_000 + call
+    # Records of one call on one partition keep their order.
+    by_partition = sorted(received, key=lambda m: (m.partition, m.offset))
+    for call, records in enumerate(calls):
+        values = [r.value for r in records]
+        for partition in {m.partition for m in received if m.value in values}:
+            in_log = [m.value for m in by_partition
+                      if m.partition == partition and m.value.startswith(f"{call}:".encode())]
+            assert in_log == [v for v in values if v in in_log]
+
+
+async def test_a_refused_batch_fails_every_publish_in_it_then_the_publisher_recovers(
+    settings: Settings, publisher: KafkaPublisher
+) -> None:
+    # The broker refuses batches over 1,000 bytes on this topic: the merged batch of
+    # these concurrent publishes is bigger, so the whole cycle fails.
+    strict = await _topic(settings, **{"max.message.bytes": "1000"})
+    records = [[OutgoingRecord(key=b"same", value=b"x" * 300)] for _ in range(10)]
+    results = await asyncio.gather(
+        *(publisher.publish(strict, r) for r in records), return_exceptions=True
+    )
+    assert results and all(isinstance(r, PublishError) for r in results), results
+    assert not publisher.is_healthy()
+
+    # A new producer takes over; publishing works again without any restart.
+    topic = await _topic(settings)
+    await publisher.publish(topic, [OutgoingRecord(key=b"after", value=b"recovered")])
+    assert publisher.is_healthy()
+    assert [m.value for m in await _read(settings, topic, 1)] == [b"recovered"]
+
+
+async def test_stop_waits_for_the_publishes_in_flight(settings: Settings) -> None:
+    topic = await _topic(settings)
+    publisher = KafkaPublisher(settings.kafka, client_id="sender-stop-test")
+    await publisher.start()
+    await publisher.publish(topic, [OutgoingRecord(key=None, value=b"first")])  # metadata
+    pending = [
+        asyncio.create_task(publisher.publish(topic, [OutgoingRecord(key=None, value=b"%d" % i)]))
+        for i in range(20)
+    ]
+    await asyncio.sleep(0)  # queued, not yet acknowledged
+    await publisher.stop()
+    await asyncio.gather(*pending)  # none failed
+    assert len(await _read(settings, topic, 21)) == 21
+
+
+async def test_an_oversized_record_is_refused_without_failing_the_others(
+    settings: Settings, publisher: KafkaPublisher
+) -> None:
+    topic = await _topic(settings)
+    with pytest.raises(PublishError, match="exceeds the limit"):
+        await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 3_000_000)])
+    # Over the batch budget but within the broker's limit: a batch of its own.
+    await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 600_000),
+                                    OutgoingRecord(key=None, value=b"y")])
+    await publisher.publish(topic, [OutgoingRecord(key=None, value=b"fine")])
+    assert publisher.is_healthy()
+    assert len(await _read(settings, topic, 3)) == 3
