@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from prometheus_client import CollectorRegistry
 
 from services.ingest.app import create_app
@@ -23,30 +21,8 @@ def main(settings: Settings) -> None:
         sessions=create_session_factory(engine),
         registry=CollectorRegistry(),
     )
-    tune_garbage_collector()
     # uvicorn turns SIGTERM/SIGINT into a lifespan shutdown: the producer flushes.
     serve(app, settings.ingest.http)
-
-
-# Young-generation collections per allocations; CPython's default is 700.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector off ingest's hot path.
-
-    A batch request allocates thousands of short-lived objects (parsed JSON, envelopes,
-    records) and keeps them across its wait for Kafka's ack, so with the defaults they
-    are promoted and full collections keep re-scanning the whole heap: the imported
-    frameworks' hundreds of thousands of objects. Freezing what exists at start moves
-    those out of every collection, and a larger young threshold lets most request
-    objects die before a collection sees them. Measured: about half of ingest's CPU
-    per batched event (see bench/NOTES.md).
-    """
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 if __name__ == "__main__":
