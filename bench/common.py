@@ -123,7 +123,8 @@ def machine() -> dict[str, Any]:
         "kafka": kafka,
         "postgres": _postgres_version(),
         "packages": _versions(["aiokafka", "uvicorn", "uvloop", "httptools", "fastapi",
-                               "starlette", "pydantic", "orjson", "sqlalchemy", "asyncpg"]),
+                               "starlette", "pydantic", "orjson", "sqlalchemy", "asyncpg",
+                               "msgspec"]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         # Other work on the shared machine shows up here; wall-clock latencies suffer
         # from it far more than the per-CPU-second figures.
