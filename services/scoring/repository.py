@@ -103,6 +103,7 @@ _WINDOWS_SKETCHES_PG = text(
     " AND b.sketch IS NOT NULL"
 ).bindparams(bindparam("until", type_=DateTime(timezone=True)))
 
+
 def utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
