@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from services.scoring.tables import (
     kpi_history,
     processed_events,
 )
+from shared.db.dialect import is_postgres, utc
 from shared.db.upsert import insert_for, upsert
 
 # Postgres caps a statement at 32767 parameters; stay well below for multi-row VALUES.
@@ -104,11 +105,6 @@ _WINDOWS_SKETCHES_PG = text(
 ).bindparams(bindparam("until", type_=DateTime(timezone=True)))
 
 
-def utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class PartitionBucket:
     key: BucketKey
@@ -129,7 +125,7 @@ class BucketRepository:
         """Record ``event_ids``; return those not seen before (the ones to count)."""
         if not event_ids:
             return set()
-        if _is_postgres(session):
+        if is_postgres(session):
             # One constant statement whatever the batch size: compiled and prepared once.
             ids = orjson.dumps(list(event_ids)).decode()
             result = await session.execute(_CLAIM_EVENTS_PG, {"ids": ids, "seen_at": seen_at})
@@ -152,7 +148,7 @@ class BucketRepository:
         if not deltas:
             return
         sketched = [key for key, delta in deltas.items() if delta.sketch is not None]
-        if not _is_postgres(session):
+        if not is_postgres(session):
             existing = await self.load(session, list(deltas))
             await self.save(
                 session,
@@ -186,7 +182,7 @@ class BucketRepository:
         self, session: AsyncSession, keys: Sequence[PartitionBucket]
     ) -> dict[PartitionBucket, TermAggregate]:
         found: dict[PartitionBucket, TermAggregate] = {}
-        if _is_postgres(session):
+        if is_postgres(session):
             # One constant statement (prepared once) whatever the number of keys.
             wanted = [
                 {
@@ -265,7 +261,7 @@ class BucketRepository:
         self, session: AsyncSession, since: Mapping[str, datetime], until: datetime
     ) -> dict[str, dict[int, TermAggregate]]:
         """``window_totals`` of several KPIs (each from its own start) in one statement."""
-        if not _is_postgres(session) or not since:
+        if not is_postgres(session) or not since:
             return {
                 key: await self.window_totals(session, key, start, until)
                 for key, start in since.items()
@@ -347,10 +343,6 @@ class BucketRepository:
             delete(processed_events).where(processed_events.c.seen_at < before)
         )
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 def _order(key: PartitionBucket) -> tuple[str, int, datetime, int]:
@@ -486,7 +478,8 @@ class CurrentRepository:
         )
         row = updated.first()
         if row is not None:
-            claimed = utc(row[0]) == value.published_at
+            published_at: datetime = row[0]
+            claimed = utc(published_at) == value.published_at
         else:
             inserted = await session.execute(
                 insert_for(session, kpi_current)

@@ -276,7 +276,7 @@ class KafkaSubscriber:
         them. At most one commit is in flight; a batch finishing meanwhile leaves its
         offsets to the next commit."""
         if self._commit is None or self._commit.done():
-            self._commit = asyncio.ensure_future(_quietly(consumer.commit(offsets)))
+            self._commit = asyncio.ensure_future(_commit_informational(consumer, offsets))
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -375,6 +375,15 @@ async def ensure_topics(
         return missing
     finally:
         await admin.close()
+
+
+async def _commit_informational(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+) -> None:
+    try:
+        await consumer.commit(offsets)
+    except Exception as exc:  # noqa: BLE001 - reported; the stored offsets stay the truth
+        log.warning("group offsets not committed to kafka (lag tools lag behind): %r", exc)
 
 
 async def _quietly(awaitable: Any) -> None:

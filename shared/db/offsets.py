@@ -8,6 +8,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.ports import PartitionId
+from shared.db.dialect import is_postgres
 from shared.db.metadata import consumer_offsets
 from shared.db.upsert import upsert
 
@@ -59,7 +60,7 @@ class OffsetRepository:
             )
             .order_by(consumer_offsets.c.topic, consumer_offsets.c.partition)
         )
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if is_postgres(session):
             query = query.with_for_update()
         rows = await session.execute(query)
         return {PartitionId(t, p): o for t, p, o in rows.all()}

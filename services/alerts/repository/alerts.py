@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.domain.conditions import Condition
 from services.alerts.domain.lifecycle import State
-from services.alerts.repository._util import utc
 from services.alerts.tables import alert_transitions, alerts
+from shared.db.dialect import utc
 from shared.db.upsert import insert_for
 
 

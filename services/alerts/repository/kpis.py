@@ -10,8 +10,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.domain.facts import TrendPoint
-from services.alerts.repository._util import utc
 from services.alerts.tables import kpi_latest, kpi_observations
+from shared.db.dialect import utc
 from shared.db.upsert import upsert
 
 

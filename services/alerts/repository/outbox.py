@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.repository._util import is_postgres, utc
 from services.alerts.tables import alerts, outbox
+from shared.db.dialect import is_postgres, utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerts.repository._util import utc
 from services.alerts.tables import silences
+from shared.db.dialect import utc
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Small helpers the repositories share."""
+"""What the repositories need to know about the database they run on (Postgres or SQLite)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 from typing import overload
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 @overload
@@ -19,7 +23,3 @@ def utc(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
