@@ -306,42 +306,85 @@ class Folder:
         """
         now_s = None if now is None else now.timestamp()
         accs: dict[tuple[_Compiled, int], _Acc] = {}
+        # Events per (match, time slot, local day): count terms are added from these once
+        # per batch instead of once per event and term.
+        tallies: dict[tuple[_Match, int, int], int] = {}
         skipped: dict[_Compiled, int] = {}
         result = FoldResult()
         plans, plan_for, day_start, find = self._index, self._plan_for, self._day_start, accs.get
+        tally = tallies.get
         for event in events:
             plan = plans.get((event.source, event.type))
             if plan is None:
                 plan = plan_for(event.source, event.type)
-            terms = plan.matching(event.properties)
-            if not terms:
+            match = plan.matching(event.properties)
+            if not match.terms:
                 result.unmatched += 1
                 continue
             seconds = event.occurred_at.timestamp()
-            too_old: list[str] | None = None
-            for c in terms:
-                if now_s is not None and seconds < now_s - c.retention_s:
-                    if too_old is None:
-                        too_old = [c.kpi_key]
-                    elif c.kpi_key not in too_old:
-                        too_old.append(c.kpi_key)
-                    continue
+            if now_s is not None and seconds < now_s - match.retention_s:
+                self._fold_old(
+                    event,
+                    seconds=seconds,
+                    now_s=now_s,
+                    match=match,
+                    accs=accs,
+                    skipped=skipped,
+                    result=result,
+                )
+                continue
+            if match.counts:
+                key = (
+                    match,
+                    int(seconds // match.grain_s),
+                    day_start(seconds) if match.daily else 0,
+                )
+                tallies[key] = tally(key, 0) + 1
+            for c in match.others:
                 width = c.width_s
                 start = day_start(seconds) if width == DAY_S else int(seconds // width) * width
-                if c.kind == "count":  # most terms: counted here, without a call
-                    acc = find((c, start))
-                    if acc is None:
-                        acc = accs[(c, start)] = _Acc(None)
-                    acc.count += 1
-                elif not _update(accs, c, start, _field_value(c, event)):
+                if not _update(accs, c, start, _field_value(c, event)):
                     skipped[c] = skipped.get(c, 0) + 1
-            if too_old:
-                result.refused.append(self._refusal(event, too_old))
+        for (match, slot, day), n in tallies.items():
+            slot_s = slot * match.grain_s
+            for c in match.counts:
+                width = c.width_s
+                # Widths divide each other, so the slot lies in one bucket of each width.
+                start = day if width == DAY_S else slot_s // width * width
+                acc = find((c, start))
+                if acc is None:
+                    acc = accs[(c, start)] = _Acc(None)
+                acc.count += n
         if len(self._starts) > 100_000:
             self._starts.clear()
         result.buckets = _freeze(accs, self._starts)
         result.skipped = {(c.kpi_key, c.term_index): n for c, n in skipped.items()}
         return result
+
+    def _fold_old(
+        self,
+        event: Event,
+        *,
+        seconds: float,
+        now_s: float,
+        match: _Match,
+        accs: dict[tuple[_Compiled, int], _Acc],
+        skipped: dict[_Compiled, int],
+        result: FoldResult,
+    ) -> None:
+        """An event older than some matched KPI's retention: those refuse it (it goes to
+        the DLQ naming them), the others count it."""
+        too_old: list[str] = []
+        for c in match.terms:
+            if seconds < now_s - c.retention_s:
+                if c.kpi_key not in too_old:
+                    too_old.append(c.kpi_key)
+                continue
+            width = c.width_s
+            start = self._day_start(seconds) if width == DAY_S else int(seconds // width) * width
+            if not _update(accs, c, start, _field_value(c, event)):
+                skipped[c] = skipped.get(c, 0) + 1
+        result.refused.append(self._refusal(event, too_old))
 
     def _refusal(self, event: Event, keys: list[str]) -> Refusal:
         keys = sorted(keys, key=self._order.__getitem__)  # catalog order, whatever matched
@@ -365,11 +408,11 @@ class _Plan:
     not equal filter values (``same_scalar``).
     """
 
-    always: list[_Compiled]  # no property filter
+    always: _Match  # the terms without a property filter
     filtered: tuple[_Compiled, ...]
     names: tuple[str, ...]  # every property a filter of these terms reads
     defaults: tuple[object, ...]  # _MISSING for each name
-    cache: dict[tuple[tuple[object, ...], tuple[type, ...]], list[_Compiled]] = field(
+    cache: dict[tuple[tuple[object, ...], tuple[type, ...]], _Match] = field(
         default_factory=dict
     )
 
@@ -377,14 +420,14 @@ class _Plan:
     def of(cls, terms: list[_Compiled]) -> _Plan:
         names = tuple(sorted({name for c in terms for name, _ in c.properties}))
         return cls(
-            always=[c for c in terms if not c.properties],
+            always=_Match([c for c in terms if not c.properties]),
             filtered=tuple(c for c in terms if c.properties),
             names=names,
             defaults=(_MISSING,) * len(names),
         )
 
-    def matching(self, properties: Mapping[str, object]) -> list[_Compiled]:
-        """The terms an event with ``properties`` matches (do not modify the list)."""
+    def matching(self, properties: Mapping[str, object]) -> _Match:
+        """The terms an event with ``properties`` matches."""
         if not self.names:
             return self.always
         values = tuple(map(properties.get, self.names, self.defaults))
@@ -399,8 +442,33 @@ class _Plan:
                 self.cache[key] = found
         return found
 
-    def _match(self, properties: Mapping[str, object]) -> list[_Compiled]:
-        return self.always + [c for c in self.filtered if _props_match(properties, c.properties)]
+    def _match(self, properties: Mapping[str, object]) -> _Match:
+        return _Match(
+            self.always.terms
+            + [c for c in self.filtered if _props_match(properties, c.properties)]
+        )
+
+
+class _Match:
+    """The terms one kind of event matches, split the way the fold treats them.
+
+    Identity-hashed: the fold tallies events per match object, so a match is built once
+    per cache entry and reused.
+    """
+
+    __slots__ = ("counts", "daily", "grain_s", "others", "retention_s", "terms")
+
+    def __init__(self, terms: list[_Compiled]) -> None:
+        self.terms = terms
+        self.counts = tuple(c for c in terms if c.kind == "count")
+        self.others = tuple(c for c in terms if c.kind != "count")
+        #: Events newer than this many seconds before now are within every term's retention.
+        self.retention_s = min((c.retention_s for c in terms), default=0.0)
+        sub_day = [c.width_s for c in self.counts if c.width_s != DAY_S]
+        #: The finest sub-day width of the count terms, at most 15 minutes: a slot of it
+        #: lies in one bucket of every coarser width (the widths divide each other).
+        self.grain_s = min([*sub_day, 900])
+        self.daily = any(c.width_s == DAY_S for c in self.counts)
 
 
 def fold(

@@ -283,3 +283,61 @@ def test_day_start_inside_a_cache_slot_uses_the_exact_midnight() -> None:
     ).buckets}
     assert starts == {midnight - timedelta(days=1), midnight}
     assert bucket_start(kpi, after, monrovia) == midnight
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "Africa/Monrovia", "Asia/Kathmandu", "America/St_Johns"]
+)
+def test_counts_tallied_per_batch_equal_bucket_starts_event_by_event(zone: str) -> None:
+    """Count terms are added per (match, time slot, day) once per batch; every event must
+    still land in the bucket ``bucket_start`` gives it, for every width and time zone
+    (DST days, off-grid historical offsets, 45- and 30-minute offsets)."""
+    tz = ZoneInfo(zone)
+    windows = ["1m", "7m", "1h", "1d", "7d", "30d", "365d"]
+    kpis = [make_kpi(key=f"k{i}", window=w) for i, w in enumerate(windows)]
+    # Visits only in KPIs of 15-minute buckets and coarser: their slots are 15 minutes.
+    kpis += [
+        make_kpi(key=f"v{i}", window=w, formula={"count": {"type": "visit"}})
+        for i, w in enumerate(["1d", "7d", "30d", "365d"])
+    ]
+    kpis.append(
+        make_kpi(
+            key="paid",
+            window="1h",
+            formula={"count": {"type": "signup", "properties": {"plan": "paid"}}},
+        )
+    )
+    catalog = make_catalog(*kpis)
+    rng = random.Random(zone)
+    anchors = [
+        datetime(1971, 6, 2, 0, 44, 30, tzinfo=UTC),  # Monrovia's off-grid midnight
+        datetime(2026, 3, 29, 1, 0, tzinfo=UTC),  # Berlin springs forward
+        datetime(2026, 10, 25, 1, 0, tzinfo=UTC),  # and falls back
+        datetime(2026, 11, 27, 18, 15, tzinfo=UTC),  # Kathmandu's midnight
+    ]
+    events = [
+        event(
+            rng.choice(["signup", "visit"]),
+            at=rng.choice(anchors) + timedelta(seconds=rng.uniform(-spread, spread)),
+            plan=rng.choice(["paid", "free", 1, True]),
+        )
+        for spread in [60, 7200] * 2000
+    ]
+    expected: dict[BucketKey, int] = {}
+    for e in events:
+        for kpi in kpis:
+            if kpi.key.startswith("v") != (e.type == "visit"):
+                continue
+            if kpi.key == "paid" and e.properties["plan"] != "paid":
+                continue
+            key = BucketKey(kpi.key, 0, bucket_start(kpi, e.occurred_at, tz))
+            expected[key] = expected.get(key, 0) + 1
+    folder = Folder(catalog, tz)
+    got: dict[BucketKey, int] = {}
+    start = 0
+    while start < len(events):
+        size = rng.randint(1, 700)
+        for key, aggregate in folder.fold(events[start : start + size]).buckets.items():
+            got[key] = got.get(key, 0) + aggregate.count
+        start += size
+    assert got == expected
