@@ -31,7 +31,7 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
 from shared.bus.dlq import DeadLetter, DeadLetterQueue
 from shared.bus.ports import Message, PartitionId, Stage
-from shared.contracts.event_reader import ReadEvent, read_or_validate
+from shared.contracts.event_reader import ReadEvent, read_event, validate_event
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
 
@@ -224,21 +224,24 @@ def valid_events(
     Streamed, so only one decoded envelope at a time is alive whatever the batch size.
     """
     for message in messages:
-        try:
-            event = read_or_validate(message.value)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            letters.append(
-                DeadLetter(
-                    reason=f"invalid event: {where}: {first['msg']}",
-                    payload=message.value,
-                    stage="scoring",
-                    key=message.key,
-                    source=message,
+        # read_or_validate inlined: this runs once per consumed event.
+        event = read_event(message.value)
+        if event is None:
+            try:
+                event = validate_event(message.value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "body"
+                letters.append(
+                    DeadLetter(
+                        reason=f"invalid event: {where}: {first['msg']}",
+                        payload=message.value,
+                        stage="scoring",
+                        key=message.key,
+                        source=message,
+                    )
                 )
-            )
-            continue
+                continue
         event_id = event.event_id
         if event_id in seen or event_id in skip:
             continue

@@ -256,9 +256,7 @@ class KafkaSubscriber:
                 batches = await consumer.getmany(
                     timeout_ms=self._poll_timeout_ms, max_records=self._max_batch
                 )
-                messages = [
-                    _to_message(record) for records in batches.values() for record in records
-                ]
+                messages = _to_messages(batches)
                 if not messages:
                     if writing is not None:  # idle: commit the last batch now
                         done, writing = writing, None
@@ -379,17 +377,31 @@ def _rewind(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]
             consumer.seek(tp, records[0].offset)
 
 
-def _to_message(record: Any) -> Message:
-    headers = record.headers
-    return Message(
-        record.topic,
-        record.partition,
-        record.offset,
-        record.key,
-        record.value,
-        record.timestamp,
-        tuple(headers) if headers else (),
-    )
+def _to_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:
+    """The port's messages for aiokafka's records, in one flat loop: built once per
+    consumed record, so ``tuple.__new__`` rather than the named tuple's Python-level
+    constructor, and no call per record."""
+    new = tuple.__new__
+    messages: list[Message] = []
+    append = messages.append
+    for records in batches.values():
+        for r in records:
+            headers = r.headers
+            append(
+                new(
+                    Message,
+                    (
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        r.timestamp,
+                        tuple(headers) if headers else (),
+                    ),
+                )
+            )
+    return messages
 
 
 async def ensure_topics(
