@@ -94,9 +94,7 @@ def create_app(
         await subscriber.start()
         stop = asyncio.Event()
         tasks = [
-            asyncio.create_task(
-                guarded("consumer", lambda: subscriber.run_staged(handler.prepare))
-            ),
+            asyncio.create_task(guarded("consumer", lambda: subscriber.run(handler))),
             asyncio.create_task(guarded("evaluator", lambda: evaluator.run(stop))),
             asyncio.create_task(
                 guarded("catalog watcher", lambda: watch_catalog(catalog_service, state, stop))

@@ -5,21 +5,15 @@ the dedupe ids and the bucket deltas, and writes the next offsets last. Whatever
 happens — a kill -9, a rebalance that briefly gives a partition to two instances — a
 message is applied once: messages below the stored offset are skipped, and an event id
 already counted within the dedupe horizon is not counted again.
-
-Decoding and folding happen before the transaction (``prepare``), so the consumer can
-fold the next batch while the previous one is being written; the transaction checks the
-fold against the stored offsets and the ids already counted, and folds again if needed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -30,7 +24,7 @@ from services.scoring.domain.aggregates import FoldResult, TermAggregate, merge
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
 from shared.bus.dlq import DeadLetter, DeadLetterQueue
-from shared.bus.ports import Message, PartitionId, Stage
+from shared.bus.ports import Message, PartitionId
 from shared.contracts.event_reader import ReadEvent, read_event, validate_event
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
@@ -66,62 +60,26 @@ class FoldHandler:
         self._on_folded = on_folded
         self._clock = clock
 
-    async def __call__(self, messages: Sequence[Message]) -> None:
-        """Fold and write ``messages`` in one go (a plain batch handler)."""
-        write = await self.prepare(messages)
-        await write()
-
-    async def prepare(self, messages: Sequence[Message]) -> Stage:
-        """Decode and fold ``messages``; the returned stage writes them, exactly once.
-
-        Preparing does no I/O and has no lasting effect, so a consumer may prepare a
-        batch while the previous one is being written. The fold is speculative: the
-        write checks it against what the database knows then (stored offsets, ids
-        already counted) and folds again in the rare case that it no longer holds.
-        """
-        started = time.perf_counter()
-        now = self._clock()
-        folder = self._catalog.folder
+    async def _unapplied(
+        self, session: AsyncSession, messages: Sequence[Message]
+    ) -> dict[tuple[str, int], list[Message]]:
+        """The messages not applied yet, per partition, in offset order (row-locks the
+        partitions' stored offsets until the transaction ends)."""
         by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
         for message in messages:
             by_partition[message.topic, message.partition].append(message)
-        seen: set[str] = set()
-        letters: list[DeadLetter] = []
-        results: dict[tuple[str, int], FoldResult] = {}
-        for key, batch in by_partition.items():
-            results[key] = folder.fold(valid_events(batch, seen, letters), now=now)
-            # Between partitions, let the batch being written send its next statement.
-            await asyncio.sleep(0)
-        folded = _Folded(by_partition, results, seen, letters, now)
-        preparing_s = time.perf_counter() - started
-
-        async def write() -> None:
-            await self._write(folded, preparing_s)
-
-        return write
-
-    async def _unapplied(
-        self, session: AsyncSession, by_partition: dict[tuple[str, int], list[Message]]
-    ) -> dict[tuple[str, int], list[Message]]:
-        """``by_partition`` without the messages applied already (itself when none was;
-        row-locks the partitions' stored offsets until the transaction ends)."""
         stored = await self._offsets.locked(
             session, [PartitionId(*key) for key in sorted(by_partition)]
         )
-        unapplied = by_partition
-        for (topic, partition), batch in by_partition.items():
+        for (topic, partition), batch in list(by_partition.items()):
             floor = stored.get(PartitionId(topic, partition), -1)
             # A consumer hands each partition's records in offset order, so one look at
             # the first tells whether any of them was applied already.
             if batch[0].offset < floor:
-                if unapplied is by_partition:
-                    unapplied = dict(by_partition)
-                rest = [m for m in batch if m.offset >= floor]
-                if rest:
-                    unapplied[topic, partition] = rest
-                else:
-                    del unapplied[topic, partition]
-        return unapplied
+                batch[:] = [m for m in batch if m.offset >= floor]
+                if not batch:
+                    del by_partition[topic, partition]
+        return by_partition
 
     def _fold(
         self,
@@ -138,19 +96,17 @@ class FoldHandler:
             for key, batch in by_partition.items()
         }
 
-    async def _write(self, folded: _Folded, preparing_s: float) -> None:
+    async def __call__(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
-        now = folded.now
+        now = self._clock()
         touched: set[str] = set()
         async with transaction(self._sessions) as session:
-            by_partition = await self._unapplied(session, folded.by_partition)
+            by_partition = await self._unapplied(session, messages)
             if not by_partition:
                 return  # another instance applied these while the partition moved
-            results, seen, letters = folded.results, folded.seen, folded.letters
-            if by_partition is not folded.by_partition:
-                # Some were applied while the partition moved (rare): fold the rest.
-                seen, letters = set(), []
-                results = self._fold(by_partition, now, seen, letters)
+            seen: set[str] = set()
+            letters: list[DeadLetter] = []
+            results = self._fold(by_partition, now, seen, letters)
             new_ids = await self._buckets.claim_new_events(session, list(seen), now)
             duplicates = len(seen) - len(new_ids)
             if duplicates:
@@ -193,21 +149,10 @@ class FoldHandler:
             duplicates=duplicates,
             refused=refused,
             malformed=len(letters) - refused,
-            seconds=preparing_s + time.perf_counter() - started,
+            seconds=time.perf_counter() - started,
         )
         if touched:
             self._on_folded(touched)
-
-
-@dataclass(frozen=True, slots=True)
-class _Folded:
-    """A batch decoded and folded, not yet written."""
-
-    by_partition: dict[tuple[str, int], list[Message]]
-    results: dict[tuple[str, int], FoldResult]
-    seen: set[str]
-    letters: list[DeadLetter]
-    now: datetime
 
 
 def valid_events(

@@ -26,8 +26,6 @@ from shared.bus.ports import (
     OutgoingRecord,
     PartitionId,
     PublishError,
-    StagedHandler,
-    unstaged,
 )
 
 _SCHEMA = """
@@ -270,10 +268,6 @@ class EmbeddedSubscriber:
                         await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
         finally:
             self._finished.set()
-
-    async def run_staged(self, handler: StagedHandler) -> None:
-        # One batch at a time: the embedded log serves development, not throughput.
-        await self.run(unstaged(handler))
 
     async def stop(self) -> None:
         self._stopping.set()

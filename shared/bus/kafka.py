@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -28,8 +28,6 @@ from shared.bus.ports import (
     OutgoingRecord,
     PartitionId,
     PublishError,
-    StagedHandler,
-    staged,
 )
 from shared.settings import KafkaSettings
 
@@ -237,20 +235,9 @@ class KafkaSubscriber:
         self._consumer = consumer
 
     async def run(self, handler: BatchHandler) -> None:
-        await self.run_staged(staged(handler))
-
-    async def run_staged(self, handler: StagedHandler) -> None:
-        """Fetch and prepare the next batch while the previous one is being written.
-
-        Writes stay one at a time and in order; only the fetching and the handler's
-        preparation (CPU) overlap the previous write's waits (I/O), which shortens a
-        batch's cycle by up to the shorter of the two. A batch is committed once its
-        write returned; when a write fails, the position goes back to its start.
-        """
         self._running = True
         self._finished.clear()  # a restarted loop (after a failed batch) is running again
         consumer = self._require()
-        writing: _Writing | None = None
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(
@@ -258,57 +245,26 @@ class KafkaSubscriber:
                 )
                 messages = _to_messages(batches)
                 if not messages:
-                    if writing is not None:  # idle: commit the last batch now
-                        done, writing = writing, None
-                        await self._settle(consumer, done)
                     continue
                 try:
-                    write = await handler(messages)
+                    await handler(messages)
                 except BaseException:
-                    if writing is not None:
-                        done, writing = writing, None
-                        await self._settle(consumer, done, next_batches=batches)
+                    # The position is already past this batch: rewind to its start, so
+                    # the restarted loop reads it again instead of skipping it (handlers
+                    # drop what they already applied).
                     _rewind(consumer, batches)
                     raise
-                if writing is not None:
-                    done, writing = writing, None
-                    await self._settle(consumer, done, next_batches=batches)
-                writing = _Writing(asyncio.ensure_future(write()), batches)
+                # Commit only after the handler made its effect durable: a crash in
+                # between re-delivers, and handlers are idempotent by design.
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                if self._offset_store is None:
+                    await consumer.commit(offsets)
+                else:
+                    self._commit_in_background(consumer, offsets)
         finally:
-            try:
-                if writing is not None:
-                    await self._settle(consumer, writing)
-            finally:
-                if self._commit is not None:
-                    await _quietly(self._commit)
-                self._finished.set()
-
-    async def _settle(
-        self,
-        consumer: AIOKafkaConsumer,
-        writing: _Writing,
-        *,
-        next_batches: dict[TopicPartition, list[Any]] | None = None,
-    ) -> None:
-        """Wait for a write; commit its batch, or rewind to it (and past the batch fetched
-        after it) and raise."""
-        try:
-            await writing.task
-        except BaseException:
-            # The position is already past these batches: rewind, so that the restarted
-            # loop reads them again instead of skipping them (handlers drop what they
-            # already applied). The earlier batch last, so that its offsets win.
-            if next_batches is not None:
-                _rewind(consumer, next_batches)
-            _rewind(consumer, writing.batches)
-            raise
-        # Commit only after the handler made its effect durable: a crash in between
-        # re-delivers, and handlers are idempotent by design.
-        offsets = {tp: records[-1].offset + 1 for tp, records in writing.batches.items() if records}
-        if self._offset_store is None:
-            await consumer.commit(offsets)
-        else:
-            self._commit_in_background(consumer, offsets)
+            if self._commit is not None:
+                await _quietly(self._commit)
+            self._finished.set()
 
     def _commit_in_background(
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
@@ -361,13 +317,6 @@ class KafkaSubscriber:
         if self._consumer is None:
             raise RuntimeError("subscriber not started")
         return self._consumer
-
-
-class _Writing(NamedTuple):
-    """A batch whose write is in flight."""
-
-    task: asyncio.Future[None]
-    batches: dict[TopicPartition, list[Any]]
 
 
 def _rewind(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:

@@ -68,37 +68,6 @@ class Publisher(Protocol):
 #: Receives a batch; within it, each partition's messages come in offset order.
 BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
 
-#: The second stage of a staged handler: makes a prepared batch's effect durable.
-Stage = Callable[[], Awaitable[None]]
-
-#: A handler in two stages: called with a batch, it prepares it (decoding, computing: no
-#: lasting effect) and returns the stage that writes it. A consumer may prepare the next
-#: batch while the previous one is being written; the writes themselves stay in order,
-#: one at a time, and a batch counts as handled once its stage returned.
-StagedHandler = Callable[[Sequence[Message]], Awaitable[Stage]]
-
-
-def staged(handler: BatchHandler) -> StagedHandler:
-    """A plain handler as a staged one whose preparation does nothing."""
-
-    async def prepare(messages: Sequence[Message]) -> Stage:
-        async def write() -> None:
-            await handler(messages)
-
-        return write
-
-    return prepare
-
-
-def unstaged(handler: StagedHandler) -> BatchHandler:
-    """A staged handler run as a plain one: prepare, then write, before the next batch."""
-
-    async def handle(messages: Sequence[Message]) -> None:
-        write = await handler(messages)
-        await write()
-
-    return handle
-
 
 class OffsetStore(Protocol):
     """Offsets a service keeps beside its own state (next offset to read)."""
@@ -111,9 +80,6 @@ class Subscriber(Protocol):
 
     async def run(self, handler: BatchHandler) -> None:
         """Deliver batches to ``handler`` until ``stop`` is called; commit after each."""
-
-    async def run_staged(self, handler: StagedHandler) -> None:
-        """Like ``run``; the next batch may be prepared while one is being written."""
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, and leave the group."""

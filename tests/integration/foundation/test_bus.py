@@ -16,7 +16,7 @@ import pytest
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
 from shared.bus.factory import create_publisher, create_subscriber
 from shared.bus.kafka import KafkaPublisher, ensure_topics
-from shared.bus.ports import Message, OutgoingRecord, Stage
+from shared.bus.ports import Message, OutgoingRecord
 from shared.settings import Settings
 
 
@@ -163,104 +163,3 @@ async def test_publisher_against_closed_port_fails_fast_and_reports_unhealthy(
             raise AssertionError("publish to a closed port must fail")
     finally:
         await publisher.stop()
-
-
-async def _publish_values(settings: Settings, topic: str, count: int) -> list[bytes]:
-    publisher = create_publisher(settings.kafka, client_id="test")
-    await publisher.start()
-    try:
-        # One key, so every record lands in one partition and order is total.
-        records = [OutgoingRecord(key=b"same", value=f"v{i}".encode()) for i in range(count)]
-        await publisher.publish(topic, records)
-    finally:
-        await publisher.stop()
-    return [r.value for r in records]
-
-
-async def test_a_failed_staged_write_is_delivered_again_with_nothing_skipped(
-    bus_settings: Settings,
-) -> None:
-    """The batch prepared after a failed write is dropped and read again, in order."""
-    settings = bus_settings
-    topic = await _fresh_topic(settings)
-    values = await _publish_values(settings, topic, 30)
-    subscriber = create_subscriber(
-        settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
-    )
-    written: list[Message] = []
-    attempts = 0
-    all_written = asyncio.Event()
-
-    async def prepare(batch: Sequence[Message]) -> Stage:
-        async def write() -> None:
-            nonlocal attempts
-            attempts += 1
-            if attempts == 2:
-                raise RuntimeError("the store is down")
-            written.extend(batch)
-            if len(written) >= len(values):
-                all_written.set()
-
-        return write
-
-    await subscriber.start()
-    try:
-        with pytest.raises(RuntimeError, match="the store is down"):
-            await asyncio.wait_for(subscriber.run_staged(prepare), 30)
-        task = asyncio.create_task(subscriber.run_staged(prepare))  # the restarted loop
-        await asyncio.wait_for(all_written.wait(), 30)
-    finally:
-        await subscriber.stop()
-    await task
-    assert [m.value for m in written] == values
-    offsets = [m.offset for m in written]
-    assert offsets == list(range(offsets[0], offsets[0] + len(values)))
-
-
-async def test_kafka_prepares_the_next_batch_while_one_is_written(settings: Settings) -> None:
-    topic = await _fresh_topic(settings)
-    values = await _publish_values(settings, topic, 30)
-    subscriber = create_subscriber(
-        settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
-    )
-    prepared = 0
-    finished = 0
-    second_prepared = asyncio.Event()
-    writing = False
-    overlapped = False
-    written: list[Message] = []
-    done = asyncio.Event()
-
-    async def prepare(batch: Sequence[Message]) -> Stage:
-        nonlocal overlapped, prepared
-        overlapped = overlapped or finished < prepared  # the previous write not done yet
-        prepared += 1
-        first = prepared == 1
-        if prepared == 2:
-            second_prepared.set()
-
-        async def write() -> None:
-            nonlocal writing, finished
-            assert not writing, "two writes at once"
-            writing = True
-            try:
-                if first:  # a consumer that waited for each write would time out here
-                    await asyncio.wait_for(second_prepared.wait(), 20)
-                written.extend(batch)
-            finally:
-                writing = False
-                finished += 1
-            if len(written) >= len(values):
-                done.set()
-
-        return write
-
-    await subscriber.start()
-    task = asyncio.create_task(subscriber.run_staged(prepare))
-    try:
-        await asyncio.wait_for(done.wait(), 30)
-    finally:
-        await subscriber.stop()
-    await task
-    assert overlapped
-    assert [m.value for m in written] == values
