@@ -31,6 +31,13 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(default=5000, ge=100)
     publish_timeout_s: float = Field(default=5.0, gt=0)
     client_id: str = "kpipulse"
+    # Consumer: the client fetches a partition again only once its buffered records were
+    # handed out. A fetch answered at once carries the few records that arrived since the
+    # last one, waits a whole batch cycle in the buffer, and what arrives meanwhile waits
+    # at the broker for the fetch after it. Held at the broker (until fetch_min_bytes are
+    # there or fetch_max_wait_ms passed), a fetch carries what arrived during the cycle.
+    fetch_max_wait_ms: int = Field(default=25, ge=0, le=10_000)
+    fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     # Empty in deployments; tests set a unique prefix so runs sharing a broker never
     # read each other's messages.
     topic_prefix: str = Field(default="", pattern=r"^[a-zA-Z0-9._-]*$")

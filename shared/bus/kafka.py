@@ -218,6 +218,8 @@ class KafkaSubscriber:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
+            fetch_min_bytes=self._settings.fetch_min_bytes,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=3_000,
             request_timeout_ms=max(self._settings.request_timeout_ms, 15_000),

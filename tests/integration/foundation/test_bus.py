@@ -163,3 +163,47 @@ async def test_publisher_against_closed_port_fails_fast_and_reports_unhealthy(
             raise AssertionError("publish to a closed port must fail")
     finally:
         await publisher.stop()
+
+
+async def test_a_failed_batch_is_delivered_again_with_nothing_skipped(
+    bus_settings: Settings,
+) -> None:
+    """The restarted loop starts again at the failed batch, whatever was fetched after."""
+    settings = bus_settings
+    topic = await _fresh_topic(settings)
+    publisher = create_publisher(settings.kafka, client_id="test")
+    await publisher.start()
+    try:
+        # One key, so every record lands in one partition and order is total.
+        records = [OutgoingRecord(key=b"same", value=f"v{i}".encode()) for i in range(30)]
+        await publisher.publish(topic, records)
+    finally:
+        await publisher.stop()
+    subscriber = create_subscriber(
+        settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
+    )
+    handled: list[Message] = []
+    calls = 0
+    all_handled = asyncio.Event()
+
+    async def handler(batch: Sequence[Message]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the store is down")
+        handled.extend(batch)
+        if len(handled) >= len(records):
+            all_handled.set()
+
+    await subscriber.start()
+    try:
+        with pytest.raises(RuntimeError, match="the store is down"):
+            await asyncio.wait_for(subscriber.run(handler), 30)
+        task = asyncio.create_task(subscriber.run(handler))  # the restarted loop
+        await asyncio.wait_for(all_handled.wait(), 30)
+    finally:
+        await subscriber.stop()
+    await task
+    assert [m.value for m in handled] == [r.value for r in records]
+    offsets = [m.offset for m in handled]
+    assert offsets == list(range(offsets[0], offsets[0] + len(records)))
