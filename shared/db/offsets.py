@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import select, tuple_
+import orjson
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.ports import PartitionId
 from shared.db.dialect import is_postgres
 from shared.db.metadata import consumer_offsets
 from shared.db.upsert import upsert
+
+# On Postgres the two statements of every batch are constant (partitions travel as one
+# JSON document): prepared once, and no statement built and compiled per batch, which
+# cost the scorer more CPU than the rest of its SQL together.
+_LOCK_PG = text(
+    "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets AS o"
+    " JOIN jsonb_to_recordset(CAST(CAST(:partitions AS text) AS jsonb))"
+    " AS p(topic text, partition int) ON o.topic = p.topic AND o.partition = p.partition"
+    " WHERE o.consumer = :consumer ORDER BY o.topic, o.partition FOR UPDATE OF o"
+)
+_SAVE_PG = text(
+    "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
+    " SELECT :consumer, p.topic, p.partition, p.next_offset"
+    " FROM jsonb_to_recordset(CAST(CAST(:offsets AS text) AS jsonb))"
+    " AS p(topic text, partition int, next_offset bigint) ORDER BY p.topic, p.partition"
+    " ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset"
+)
 
 
 class OffsetRepository:
@@ -46,6 +64,12 @@ class OffsetRepository:
         """
         if not partitions:
             return {}
+        if is_postgres(session):
+            doc = orjson.dumps([{"topic": p.topic, "partition": p.partition} for p in partitions])
+            rows = await session.execute(
+                _LOCK_PG, {"partitions": doc.decode(), "consumer": self._consumer}
+            )
+            return {PartitionId(t, p): o for t, p, o in rows.all()}
         query = (
             select(
                 consumer_offsets.c.topic,
@@ -60,13 +84,20 @@ class OffsetRepository:
             )
             .order_by(consumer_offsets.c.topic, consumer_offsets.c.partition)
         )
-        if is_postgres(session):
-            query = query.with_for_update()
-        rows = await session.execute(query)
+        rows = await session.execute(query)  # SQLite: the writer holds the database
         return {PartitionId(t, p): o for t, p, o in rows.all()}
 
     async def save(self, session: AsyncSession, offsets: Mapping[PartitionId, int]) -> None:
         if not offsets:
+            return
+        if is_postgres(session):
+            doc = orjson.dumps(
+                [
+                    {"topic": p.topic, "partition": p.partition, "next_offset": offset}
+                    for p, offset in offsets.items()
+                ]
+            )
+            await session.execute(_SAVE_PG, {"offsets": doc.decode(), "consumer": self._consumer})
             return
         await upsert(
             session,
