@@ -1,7 +1,7 @@
 """The HTTP ceiling: a bare Starlette endpoint that only parses the JSON body.
 
-Served by uvicorn with exactly the settings the services use (``shared.serve``: uvloop,
-httptools, no access log), so the difference to ingest is ingest's own work.
+Served by the services' own ``shared.serve.serve`` (uvloop, httptools, no access log, the
+same garbage-collector tuning), so the difference to ingest is ingest's own work.
 Usage: ``python -m bench.bare_http PORT``.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from shared.serve import serve
+from shared.settings import HttpSettings
 
 
 async def events(request: Request) -> Response:
@@ -32,17 +34,7 @@ app = Starlette(
 
 
 def main() -> None:
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=int(sys.argv[1]),
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=20,
-    )
-    uvicorn.Server(config).run()
+    serve(app, HttpSettings(host="127.0.0.1", port=int(sys.argv[1])))
 
 
 if __name__ == "__main__":
