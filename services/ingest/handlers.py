@@ -65,8 +65,12 @@ class Ingestor:
 
     async def publish(self, source: str, validated: Validated) -> Outcome:
         """Publish and wait for the acks; raises PublishError when Kafka did not ack."""
-        encoded, rejected = encode(validated, max_event_bytes=self._max_event_bytes)
-        records = [OutgoingRecord(envelope.event_id.encode(), value) for envelope, value in encoded]
+        encoded = encode(validated, max_event_bytes=self._max_event_bytes)
+        records = [
+            OutgoingRecord(event_id.encode(), value)
+            for event_id, value in zip(encoded.ids, encoded.values, strict=True)
+        ]
+        rejected = encoded.rejected
         try:
             if rejected:
                 await self._publish_with_letters(records, rejected)
@@ -79,4 +83,4 @@ class Ingestor:
             raise PublishError(f"publish failed: {exc!r}") from exc
         self._metrics.counted(source, len(records), len(rejected))
         self._metrics.batch_size.observe(len(records) + len(rejected))
-        return Outcome([envelope.event_id for envelope, _ in encoded], rejected)
+        return Outcome(encoded.ids, rejected)

@@ -123,16 +123,28 @@ def validate(items: Sequence[Any], *, indexes: Sequence[int] | None = None) -> V
     return Validated(accepted=list(zip(where, envelopes, strict=True)), rejected=[])
 
 
-def encode(
-    validated: Validated, *, max_event_bytes: int
-) -> tuple[list[tuple[EventEnvelope, bytes]], list[Rejection]]:
-    """Serialise the accepted envelopes; one over the per-event limit is rejected."""
-    values = [envelope_json(envelope) for _, envelope in validated.accepted]
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """The accepted events' ids and JSON (in request order) and every rejection by index."""
+
+    ids: list[str]
+    values: list[bytes]
+    rejected: list[Rejection]
+
+
+def encode(validated: Validated, *, max_event_bytes: int) -> Encoded:
+    """Serialise the accepted envelopes; one over the per-event limit is rejected.
+
+    Ids and values come as two flat lists, not one pair per event: this runs once per
+    accepted event, and the records and the answer each need only one of the two.
+    """
+    envelopes = [envelope for _, envelope in validated.accepted]
+    values = [envelope_json(envelope) for envelope in envelopes]
     if not values or max(map(len, values)) <= max_event_bytes:  # the common case
-        envelopes = [envelope for _, envelope in validated.accepted]
         rejected = sorted(validated.rejected, key=lambda r: r.index)
-        return list(zip(envelopes, values, strict=True)), rejected
-    encoded: list[tuple[EventEnvelope, bytes]] = []
+        return Encoded([envelope.event_id for envelope in envelopes], values, rejected)
+    ids: list[str] = []
+    kept: list[bytes] = []
     rejected = list(validated.rejected)
     for (index, envelope), value in zip(validated.accepted, values, strict=True):
         if len(value) > max_event_bytes:
@@ -140,6 +152,7 @@ def encode(
                 Rejection(index, f"event: larger than the {max_event_bytes}-byte limit", value)
             )
             continue
-        encoded.append((envelope, value))
+        ids.append(envelope.event_id)
+        kept.append(value)
     rejected.sort(key=lambda r: r.index)
-    return encoded, rejected
+    return Encoded(ids, kept, rejected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from services.ingest.domain.envelopes import (
@@ -77,10 +78,26 @@ def test_partial_validation_names_fields_and_keeps_indexes() -> None:
 
 def test_encode_rejects_oversized_events() -> None:
     items = prepared([{"type": "small"}, {"type": "big", "properties": {"x": "y" * 5000}}])
-    encoded, rejected = encode(validate(items), max_event_bytes=2048)
-    assert [env.type for env, _ in encoded] == ["small"]
-    assert rejected[0].index == 1
-    assert "2048-byte limit" in rejected[0].reason
+    encoded = encode(validate(items), max_event_bytes=2048)
+    assert encoded.ids == ["generated"]
+    assert [orjson.loads(v)["type"] for v in encoded.values] == ["small"]
+    assert encoded.rejected[0].index == 1
+    assert "2048-byte limit" in encoded.rejected[0].reason
+
+
+def test_encode_keeps_ids_and_values_in_order_and_rejections_by_index() -> None:
+    items = prepared([
+        {"type": "first", "event_id": "a"},
+        {"type": "Bad Type", "event_id": "b"},
+        {"type": "big", "event_id": "c", "properties": {"x": "y" * 5000}},
+        {"type": "last", "event_id": "d"},
+    ])
+    for limit in (2048, 65536):
+        encoded = encode(validate(items), max_event_bytes=limit)
+        kept = ["a", "d"] if limit == 2048 else ["a", "c", "d"]
+        assert encoded.ids == kept
+        assert [orjson.loads(v)["event_id"] for v in encoded.values] == kept
+        assert [r.index for r in encoded.rejected] == ([1, 2] if limit == 2048 else [1])
 
 
 @pytest.mark.parametrize("occurred_at", [

@@ -101,5 +101,6 @@ def test_serialised_envelope_equals_the_contract_bytes() -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
     prepare_native(items, source="web", received_at=now, new_id=lambda: "id-1")
     validated = validate(items)
-    ((envelope, raw),), _ = encode(validated, max_event_bytes=65536)
+    (raw,) = encode(validated, max_event_bytes=65536).values
+    ((_, envelope),) = validated.accepted
     assert raw == envelope.to_bytes()
