@@ -169,7 +169,7 @@ def valid_events(
     Streamed, so only one decoded envelope at a time is alive whatever the batch size.
     """
     for message in messages:
-        # read_or_validate inlined: this runs once per consumed event.
+        # Fast when certain, else the contract decides (and names what is wrong).
         event = read_event(message.value)
         if event is None:
             try:

@@ -109,8 +109,3 @@ def validate_event(raw: bytes) -> ReadEvent:
     """The event in ``raw`` as the contract reads it; raises pydantic's ValidationError."""
     return ReadEvent.of(EventEnvelope.from_bytes(raw))
 
-
-def read_or_validate(raw: bytes) -> ReadEvent:
-    """The event in ``raw``, fast when possible; raises pydantic's ValidationError."""
-    fast = read_event(raw)
-    return fast if fast is not None else validate_event(raw)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts.event_reader import ReadEvent, read_event, read_or_validate
+from shared.contracts.event_reader import ReadEvent, read_event, validate_event
 from shared.contracts.events import EventEnvelope
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=UTC)
@@ -77,7 +77,7 @@ def test_lenient_forms_are_left_to_the_contract(tail: str) -> None:
     assert read_event(raw) is None
     decided = _contract(raw)
     assert decided is not None
-    assert read_or_validate(raw) == decided
+    assert validate_event(raw) == decided
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_invalid_envelopes_are_never_read(tail: str) -> None:
     assert read_event(raw) is None
     assert _contract(raw) is None
     with pytest.raises(ValidationError):
-        read_or_validate(raw)
+        validate_event(raw)
 
 
 _SCALARS = st.one_of(
