@@ -8,12 +8,12 @@ import zlib
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.bus.kafka import KafkaPublisher, ensure_topics
 from shared.bus.ports import Message, OutgoingRecord, PublishError
 from shared.settings import Settings
+from tests.support.kafka import consume_matching
 
 
 async def _topic(settings: Settings, **configs: str) -> str:
@@ -33,26 +33,7 @@ async def _topic(settings: Settings, **configs: str) -> str:
 
 
 async def _read(settings: Settings, topic: str, count: int) -> list[Message]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[Message] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [
-                        Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                        for r in records
-                    ]
-    finally:
-        await consumer.stop()
-    return found
+    return await consume_matching(settings, topic, b"", count=count, timeout=30)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.bus.ports import Message
 from shared.settings import Settings
+from tests.support.kafka import reader
 
 
 @dataclass(frozen=True)
@@ -52,16 +53,8 @@ async def consume(
     """Read ``topic`` from the beginning until a record for every key arrived."""
     wanted = set(keys)
     found: dict[str, Message] = {}
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
     try:
-        async with asyncio.timeout(timeout):
+        async with reader(settings, topic) as consumer, asyncio.timeout(timeout):
             while not wanted <= set(found):
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
@@ -75,39 +68,6 @@ async def consume(
     except TimeoutError:
         missing = wanted - set(found)
         raise AssertionError(f"not in {topic} after {timeout}s: {sorted(missing)}") from None
-    finally:
-        await consumer.stop()
-    return found
-
-
-async def consume_matching(
-    settings: Settings, topic: str, needle: bytes, *, count: int = 1, timeout: float = 20.0
-) -> list[Message]:
-    """Records whose value contains ``needle`` (DLQ records may have no key)."""
-    found: list[Message] = []
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(timeout):
-            while len(found) < count:
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    found.extend(
-                        Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
-                                tuple(r.headers or ()))
-                        for r in records
-                        if needle in r.value
-                    )
-    except TimeoutError:
-        raise AssertionError(f"{count} records with {needle!r} not in {topic}") from None
-    finally:
-        await consumer.stop()
     return found
 
 

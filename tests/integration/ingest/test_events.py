@@ -16,10 +16,10 @@ from tests.integration.ingest.helpers import (
     basic,
     bearer,
     consume,
-    consume_matching,
     unique,
     value,
 )
+from tests.support.kafka import consume_matching
 
 
 async def test_single_event_round_trips_to_the_topic(
