@@ -2,7 +2,7 @@
 
 The raw-aiokafka baselines must produce the *same messages* ingest produces: the
 envelope bytes here come from the same contract (``EventEnvelope``) serialised the same
-way ingest does (pydantic's JSON serializer), so sizes match byte for byte.
+way ingest does (``ReadEvent.to_bytes``), so sizes match byte for byte.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from services.simulator.generator import DayGenerator
+from shared.contracts.event_reader import ReadEvent
 from shared.contracts.events import EventEnvelope
 
 Event = dict[str, Any]
@@ -51,7 +52,7 @@ def envelope_bytes(event: Event, received_at: datetime | None = None) -> tuple[b
     item = dict(event)
     item["received_at"] = received_at or datetime.now(UTC)
     envelope = EventEnvelope.model_validate(item)
-    return envelope.event_id.encode(), EventEnvelope.__pydantic_serializer__.to_json(envelope)
+    return envelope.event_id.encode(), ReadEvent.of(envelope).to_bytes()
 
 
 def dumps(value: object) -> bytes:

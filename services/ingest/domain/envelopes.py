@@ -1,8 +1,11 @@
 """Validation of incoming events into envelopes, answering per event.
 
-A batch is validated with one ``TypeAdapter`` call (the fast path when everything is
-valid); only when something fails are the errors grouped by index and the valid rest
-validated once more. Per-event reasons name the offending field, e.g. ``type: …``.
+A batch is first converted by msgspec (``convert_events``, the fast path when every event
+is plainly valid, about 2.5 times cheaper than pydantic); when it declines, the contract
+(``EventEnvelope``, one ``TypeAdapter`` call) decides, the errors are grouped by index and
+the valid rest validated once more. Per-event reasons name the offending field, e.g.
+``type: …``. Either way the accepted events are ``ReadEvent``s, whose JSON is the
+contract's document (same fields, order and values).
 """
 
 from __future__ import annotations
@@ -12,22 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from shared.contracts.event_reader import ReadEvent, convert_events
 from shared.contracts.events import EventEnvelope
 
 _ENVELOPES: TypeAdapter[list[EventEnvelope]] = TypeAdapter(list[EventEnvelope])
-
-
-def envelope_json(envelope: EventEnvelope) -> bytes:
-    """The envelope's JSON, byte for byte what ``EventEnvelope.to_bytes()`` gives.
-
-    orjson on the validated fields is about twice as fast as pydantic's serializer,
-    and the envelope has only plain JSON types and aware datetimes, which both write
-    alike (UTC as ``Z``). A unit test holds the two to the same bytes.
-    """
-    return orjson.dumps(envelope.__dict__, option=orjson.OPT_UTC_Z)
 
 
 class SchemaError(ValueError):
@@ -51,7 +44,7 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    accepted: list[tuple[int, EventEnvelope]]
+    accepted: list[tuple[int, ReadEvent]]
     rejected: list[Rejection]
 
 
@@ -103,6 +96,9 @@ def validate(items: Sequence[Any], *, indexes: Sequence[int] | None = None) -> V
     before validation (e.g. Segment messages that could not be mapped).
     """
     where: Sequence[int] = indexes if indexes is not None else range(len(items))
+    fast = convert_events(items)
+    if fast is not None:
+        return Validated(accepted=list(zip(where, fast, strict=True)), rejected=[])
     try:
         envelopes = _ENVELOPES.validate_python(items)
     except ValidationError as exc:
@@ -115,12 +111,15 @@ def validate(items: Sequence[Any], *, indexes: Sequence[int] | None = None) -> V
         good = [i for i in range(len(items)) if i not in reasons]
         valid = _ENVELOPES.validate_python([items[i] for i in good]) if good else []
         return Validated(
-            accepted=[(where[i], env) for i, env in zip(good, valid, strict=True)],
+            accepted=[(where[i], ReadEvent.of(env)) for i, env in zip(good, valid, strict=True)],
             rejected=[
                 Rejection(where[i], "; ".join(reasons[i]), items[i]) for i in sorted(reasons)
             ],
         )
-    return Validated(accepted=list(zip(where, envelopes, strict=True)), rejected=[])
+    return Validated(
+        accepted=[(i, ReadEvent.of(env)) for i, env in zip(where, envelopes, strict=True)],
+        rejected=[],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,7 @@ def encode(validated: Validated, *, max_event_bytes: int) -> Encoded:
     accepted event, and the records and the answer each need only one of the two.
     """
     envelopes = [envelope for _, envelope in validated.accepted]
-    values = [envelope_json(envelope) for envelope in envelopes]
+    values = [envelope.to_bytes() for envelope in envelopes]
     if not values or max(map(len, values)) <= max_event_bytes:  # the common case
         rejected = sorted(validated.rejected, key=lambda r: r.index)
         return Encoded([envelope.event_id for envelope in envelopes], values, rejected)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts.event_reader import ReadEvent, read_event, validate_event
+from shared.contracts.event_reader import ReadEvent, convert_events, read_event, validate_event
 from shared.contracts.events import EventEnvelope
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, 456789, tzinfo=UTC)
@@ -145,7 +145,7 @@ _FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
 
 
 @st.composite
-def _documents(draw: st.DrawFn) -> bytes:
+def _objects(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for name, (valid, anything) in _FIELDS.items():
         roll = draw(st.integers(0, 19))
@@ -157,7 +157,11 @@ def _documents(draw: st.DrawFn) -> bytes:
         elif roll < 19:
             doc[name] = draw(anything)
         # else: the field is left out
-    return orjson.dumps(doc)
+    return doc
+
+
+def _documents() -> st.SearchStrategy[bytes]:
+    return _objects().map(orjson.dumps)
 
 
 @settings(max_examples=800, deadline=None)
@@ -166,3 +170,53 @@ def test_a_fast_answer_always_equals_the_contracts(raw: bytes) -> None:
     fast = read_event(raw)
     if fast is not None:
         assert fast == _contract(raw)
+
+
+def _same_document(ours: bytes, contracts: bytes) -> bool:
+    """The same JSON: fields, their order and values (``1e16`` and ``1e+16`` are equal)."""
+    mine, theirs = orjson.loads(ours), orjson.loads(contracts)
+    return bool(mine == theirs and list(mine) == list(theirs))
+
+
+def _contract_of(item: object) -> ReadEvent | None:
+    try:
+        return ReadEvent.of(EventEnvelope.model_validate(item))
+    except ValidationError:
+        return None
+
+
+# Ingest converts decoded JSON with the server's received_at, a datetime, filled in.
+_SERVER_TIMES = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(_objects(), min_size=1, max_size=3), _SERVER_TIMES | _DATETIMES)
+def test_converted_objects_equal_the_contracts_reading_and_bytes(
+    items: list[dict[str, Any]], received_at: datetime | str
+) -> None:
+    items = [{**orjson.loads(orjson.dumps(item)), "received_at": received_at} for item in items]
+    fast = convert_events(items)
+    if fast is None:
+        return
+    for item, event in zip(items, fast, strict=True):
+        contract = _contract_of(item)
+        assert event == contract
+        assert _same_document(event.to_bytes(), EventEnvelope.model_validate(item).to_bytes())
+
+
+def test_conversion_is_taken_and_declines_what_the_contract_reads_leniently() -> None:
+    item = orjson.loads(_canonical().to_bytes())
+    assert convert_events([item]) == [ReadEvent.of(_canonical())]
+    for lenient in (
+        {"type": " signup "},
+        {"value": "3.5"},
+        {"value": True},
+        {"occurred_at": 1764205323},
+        {"occurred_at": "2026-11-27T01:02:03.1234567Z"},
+        {"received_at": "2026-11-27T01:02:03.9999999+01:00"},
+    ):
+        assert convert_events([item, {**item, **lenient}]) is None, lenient
+        assert _contract_of({**item, **lenient}) is not None, lenient
+    assert convert_events([item, "not an object"]) is None

@@ -16,6 +16,8 @@ from services.ingest.domain.envelopes import (
     unpack_native,
     validate,
 )
+from shared.contracts.event_reader import ReadEvent, convert_events
+from shared.contracts.events import EventEnvelope
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -105,17 +107,30 @@ def test_encode_keeps_ids_and_values_in_order_and_rejections_by_index() -> None:
     "2026-01-01T00:00:00.000001+00:00",
 ])
 @pytest.mark.parametrize("value", [None, 0, 1.0, -0.0, 1e-7, 123456789.123, 1e21, 2**53 + 1])
-def test_envelope_json_is_byte_for_byte_the_contract_serialisation(
-    occurred_at: str, value: float | None
+@pytest.mark.parametrize("event_type", ["signup", " signup "])  # the fast path; the contract
+def test_published_json_is_the_contract_serialisation(
+    occurred_at: str, value: float | None, event_type: str
 ) -> None:
-    from services.ingest.domain.envelopes import envelope_json
-    from shared.contracts.events import EventEnvelope
-
-    envelope = EventEnvelope.model_validate({
-        "event_id": "é中😀", "source": "web", "type": " signup ", "occurred_at": occurred_at,
+    item = {
+        "event_id": "é中😀", "source": "web", "type": event_type, "occurred_at": occurred_at,
         "received_at": NOW, "value": value, "subject_id": "s\n\t\"\\/\x01\x7f",
         "properties": {"n": 2**63 - 1, "neg": -(2**63), "f": 1e-300, "u": "\u2028",
                        "l": [1, "x", None, True, {"k": []}]},
         "context": {"z": 0.000001, "big": 12345678901234567890.0},
-    })
-    assert envelope_json(envelope) == envelope.to_bytes()
+    }
+    contract = EventEnvelope.model_validate(item)
+    ((_, event),) = validate([item]).accepted
+    assert event == ReadEvent.of(contract)
+    (published,) = encode(validate([item]), max_event_bytes=65536).values
+    assert EventEnvelope.from_bytes(published) == contract
+    ours, theirs = orjson.loads(published), orjson.loads(contract.to_bytes())
+    assert ours == theirs
+    assert list(ours) == list(theirs)  # the same order of fields
+
+
+def test_one_event_the_fast_path_declines_sends_the_batch_to_the_contract() -> None:
+    items = prepared([{"type": "a"}, {"type": " b "}])
+    assert convert_events(items) is None  # the contract strips the type's spaces
+    result = validate(items)
+    assert [event.type for _, event in result.accepted] == ["a", "b"]
+    assert convert_events(prepared([{"type": "a"}, {"type": "b"}])) is not None

@@ -92,15 +92,3 @@ def test_generated_ids_are_uuid4() -> None:
         assert parsed.version == 4
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
-
-
-def test_serialised_envelope_equals_the_contract_bytes() -> None:
-    from services.ingest.domain.envelopes import encode, prepare_native, validate
-
-    items: list[object] = [{"type": "a", "properties": {"x": [1, 2]}, "value": 2}]
-    now = datetime(2026, 3, 1, tzinfo=UTC)
-    prepare_native(items, source="web", received_at=now, new_id=lambda: "id-1")
-    validated = validate(items)
-    (raw,) = encode(validated, max_event_bytes=65536).values
-    ((_, envelope),) = validated.accepted
-    assert raw == envelope.to_bytes()

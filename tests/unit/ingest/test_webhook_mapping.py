@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from services.ingest.domain import webhooks as mapping
@@ -16,7 +17,7 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 def valid(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result = validate(events)
     assert not result.rejected, result.rejected
-    return [env.model_dump() for _, env in result.accepted]
+    return [msgspec.structs.asdict(env) for _, env in result.accepted]
 
 
 def test_hubspot() -> None:
