@@ -9,7 +9,8 @@ since the last one, and those then wait a whole batch in the buffer. Held at the
 for ``fetch_max_wait_ms`` (with ``fetch_min_bytes`` out of reach), it brings what arrived
 during the batch. Settings alternate round by round.
 
-Usage: ``python -m bench.fetch_wait [--rate 5000] [--seconds 6] [--handler-ms 35]``.
+Usage: ``python -m bench.fetch_wait [--rate 5000] [--seconds 6] [--handler-ms 35]
+[--waits 25,100]`` (``--waits``: compare these fetch waits instead).
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ async def measure(args: argparse.Namespace, min_bytes: int, max_wait_ms: int) ->
 
 
 async def run(args: argparse.Namespace) -> None:
+    settings: tuple[tuple[str, int, int], ...] = SETTINGS
+    if args.waits:
+        settings = tuple((f"held {ms} ms", 1 << 20, int(ms)) for ms in args.waits.split(","))
     for round_ in range(args.rounds):
-        for name, min_bytes, max_wait_ms in SETTINGS:
+        for name, min_bytes, max_wait_ms in settings:
             got = await measure(args, min_bytes, max_wait_ms)
             print(f"round {round_ + 1}, fetch {name:>16}: {len(got):,} records, "
                   f"p50 {percentile(got, 50):.0f} ms, p99 {percentile(got, 99):.0f} ms",
@@ -94,6 +98,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--handler-ms", type=float, default=35)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--waits", default="", help="fetch waits in ms to compare, e.g. 25,100")
     uvloop.run(run(parser.parse_args()))
 
 

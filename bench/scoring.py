@@ -299,7 +299,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             folded = await catch_up(scorer, tracker, total, within_s=args.timeout)
             print(f"  {folded['events_per_cpu_s']:,.0f} events/CPU-s, "
                   f"{folded['events_per_s']:,.0f} events/s", flush=True)
-            max_rate = folded["events_per_s"]
+            max_rate = args.max_rate or folded["events_per_s"]
             pool = generated(5000, seed=5)
             latency = []
             fractions = [float(f) for f in args.fractions.split(",")]
@@ -358,8 +358,14 @@ def main() -> None:
                         help="fractions of the measured maximum to measure latency at")
     parser.add_argument("--throughput-only", action="store_true",
                         help="skip the latency runs and write no result (for profiling)")
+    parser.add_argument("--max-rate", type=float, default=0.0,
+                        help="take this as the maximum rate instead of the measured one "
+                        "(A/B comparisons at the same rates); writes no result")
     args = parser.parse_args()
     result = uvloop.run(run(args))
+    if args.max_rate:
+        print(orjson.dumps(result["latency"], option=orjson.OPT_INDENT_2).decode())
+        return
     if args.throughput_only:
         print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         scorer, raw = result["scorer"], result["raw_aiokafka"]
