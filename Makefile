@@ -57,6 +57,7 @@ bench-ingest: $(STAMP) ## ingest events/s per CPU-second beside a bare HTTP endp
 
 bench-scoring: $(STAMP) ## scorer events/s per CPU-second beside raw consumption, and its latency
 	$(BIN)/python -m bench.scoring
+	$(BIN)/python -m bench.evaluator_windows
 
 bench-alerts: $(STAMP) ## alert latency: breaching event accepted by ingest -> email at SMTP
 	$(BIN)/python -m bench.alerts_latency

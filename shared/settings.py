@@ -95,6 +95,9 @@ class ScoringSettings(BaseModel):
     min_correlation_points: int = Field(default=6, ge=3)
     max_lag_periods: int = Field(default=3, ge=0)
     max_batch: int = Field(default=5000, ge=1)
+    # The evaluator re-reads a window's settled buckets at least this often: the longest
+    # a late event folded by another scorer instance takes to show in this one's values.
+    settled_refresh_s: float = Field(default=10.0, gt=0)
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"
 

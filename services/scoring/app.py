@@ -24,6 +24,7 @@ from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from services.scoring.windows import WindowTotals
 from shared.auth import admin_guard
 from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Publisher, Subscriber
@@ -68,7 +69,7 @@ def create_app(
     evaluator = Evaluator(
         sessions=sessions,
         catalog=state,
-        buckets=buckets,
+        windows=WindowTotals(buckets, state.tz, refresh_s=scoring.settled_refresh_s),
         current=current,
         publisher=publisher,
         topic=topics.kpi_values,

@@ -3,7 +3,8 @@
 A KPI is re-evaluated as soon as events were folded into it (at most every
 ``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
 A value is published at once when its status changes, otherwise at most once per
-``update_every`` — the claim in ``kpi_current`` enforces that across instances.
+``update_every`` — the claim in ``kpi_current`` enforces that across instances. Windows
+are read through ``WindowTotals``, which remembers their settled buckets between reads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,7 +27,8 @@ from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
+from services.scoring.repository import CurrentRepository, CurrentValue
+from services.scoring.windows import WindowTotals
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
 from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
 from shared.db.engine import transaction
@@ -55,7 +57,7 @@ class Evaluator:
         *,
         sessions: async_sessionmaker[AsyncSession],
         catalog: CatalogState,
-        buckets: BucketRepository,
+        windows: WindowTotals,
         current: CurrentRepository,
         publisher: Publisher,
         topic: str,
@@ -64,7 +66,7 @@ class Evaluator:
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
-        self._buckets = buckets
+        self._windows = windows
         self._current = current
         self._publisher = publisher
         self._topic = topic
@@ -80,12 +82,13 @@ class Evaluator:
         self._wake = asyncio.Event()
         self._started_at = clock()
 
-    def mark(self, keys: set[str]) -> None:
-        """Events were folded into these KPIs."""
+    def mark(self, oldest: Mapping[str, datetime]) -> None:
+        """Events were folded into these KPIs, into buckets from these starts on."""
         now = self._clock()
-        for key in keys:
+        for key in oldest:
             self._folded_at[key] = now
-        self._dirty |= keys
+        self._dirty.update(oldest)
+        self._windows.changed(oldest)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -153,10 +156,8 @@ class Evaluator:
     async def evaluate_all(
         self, session: AsyncSession, kpis: list[KpiDefinition], as_of: datetime
     ) -> dict[str, Evaluation]:
-        """Each KPI's value over its window ending at ``as_of`` (one query for all)."""
-        totals = await self._buckets.windows_totals(
-            session, {kpi.key: as_of - kpi.window for kpi in kpis}, as_of
-        )
+        """Each KPI's value over its window ending at ``as_of``."""
+        totals = await self._windows.read(session, kpis, as_of)
         return {
             kpi.key: evaluate(
                 kpi.formula,

@@ -48,7 +48,7 @@ class FoldHandler:
         offsets: OffsetRepository,
         dlq: DeadLetterQueue,
         metrics: ScoringMetrics,
-        on_folded: Callable[[set[str]], None],
+        on_folded: Callable[[dict[str, datetime]], None],
         clock: Clock = _utcnow,
     ) -> None:
         self._sessions = sessions
@@ -99,7 +99,8 @@ class FoldHandler:
     async def __call__(self, messages: Sequence[Message]) -> None:
         started = time.perf_counter()
         now = self._clock()
-        touched: set[str] = set()
+        # Per KPI, the oldest bucket the batch wrote to (the evaluator re-reads from there).
+        touched: dict[str, datetime] = {}
         async with transaction(self._sessions) as session:
             by_partition = await self._unapplied(session, messages)
             if not by_partition:
@@ -121,7 +122,9 @@ class FoldHandler:
                     # Two topics may share a partition number: their deltas add up.
                     known = deltas.get(bucket)
                     deltas[bucket] = aggregate if known is None else merge(known, aggregate)
-                    touched.add(key.kpi_key)
+                    oldest = touched.get(key.kpi_key)
+                    if oldest is None or key.bucket_start < oldest:
+                        touched[key.kpi_key] = key.bucket_start
                 for refusal in result.refused:
                     refused += 1
                     letters.append(

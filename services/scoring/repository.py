@@ -86,23 +86,25 @@ _LOAD_BUCKETS_PG = text(
     " AND b.partition = k.partition"
 )
 
-# The evaluator's windows, one per KPI, all ending at :until: summed by the database.
+# The evaluator's windows, one per KPI: summed by the database.
 # (Whole literals, not assembled: no SQL is built from strings in this code base.)
 _WINDOWS_TOTALS_PG = text(
     "SELECT b.kpi_key, b.term, sum(b.count), sum(b.sum_micros), min(b.min), max(b.max),"
     " max(b.sketch_kind)"
     " FROM kpi_buckets AS b"
-    " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[])) AS w(kpi_key, since)"
-    " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= :until"
+    " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[]),"
+    " CAST(:until AS timestamptz[])) AS w(kpi_key, since, until)"
+    " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= w.until"
     " GROUP BY b.kpi_key, b.term"
-).bindparams(bindparam("until", type_=DateTime(timezone=True)))
+)
 _WINDOWS_SKETCHES_PG = text(
     "SELECT b.kpi_key, b.term, b.sketch"
     " FROM kpi_buckets AS b"
-    " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[])) AS w(kpi_key, since)"
-    " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= :until"
+    " JOIN unnest(CAST(:keys AS varchar[]), CAST(:since AS timestamptz[]),"
+    " CAST(:until AS timestamptz[])) AS w(kpi_key, since, until)"
+    " ON b.kpi_key = w.kpi_key AND b.bucket_start > w.since AND b.bucket_start <= w.until"
     " AND b.sketch IS NOT NULL"
-).bindparams(bindparam("until", type_=DateTime(timezone=True)))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,16 +260,20 @@ class BucketRepository:
         ]
 
     async def windows_totals(
-        self, session: AsyncSession, since: Mapping[str, datetime], until: datetime
+        self, session: AsyncSession, windows: Mapping[str, tuple[datetime, datetime]]
     ) -> dict[str, dict[int, TermAggregate]]:
-        """``window_totals`` of several KPIs (each from its own start) in one statement."""
-        if not is_postgres(session) or not since:
+        """``window_totals`` of several KPIs, each (since, until], in one statement."""
+        if not is_postgres(session) or not windows:
             return {
-                key: await self.window_totals(session, key, start, until)
-                for key, start in since.items()
+                key: await self.window_totals(session, key, since, until)
+                for key, (since, until) in windows.items()
             }
-        keys = list(since)
-        params = {"keys": keys, "since": [since[k] for k in keys], "until": until}
+        keys = list(windows)
+        params = {
+            "keys": keys,
+            "since": [windows[k][0] for k in keys],
+            "until": [windows[k][1] for k in keys],
+        }
         merged: dict[str, dict[int, TermAggregate]] = {key: {} for key in keys}
         kinds: dict[tuple[str, int], SketchKind] = {}
         for key, term, count, sum_micros, low, high, kind in await session.execute(
@@ -281,7 +287,11 @@ class BucketRepository:
             sketch_keys = sorted({key for key, _ in kinds})
             for key, term, sketch in await session.execute(
                 _WINDOWS_SKETCHES_PG,
-                {**params, "keys": sketch_keys, "since": [since[k] for k in sketch_keys]},
+                {
+                    "keys": sketch_keys,
+                    "since": [windows[k][0] for k in sketch_keys],
+                    "until": [windows[k][1] for k in sketch_keys],
+                },
             ):
                 if (key, term) in sketches:
                     kind = kinds[key, term]

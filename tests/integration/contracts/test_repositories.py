@@ -6,11 +6,7 @@ the services rely on must hold on both.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from datasketches import hll_sketch
@@ -29,31 +25,11 @@ from services.scoring.repository import (
     PartitionBucket,
 )
 from shared.bus.ports import PartitionId
-from shared.db.engine import create_engine, create_session_factory, transaction
-from shared.db.migrate import upgrade
+from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
-from shared.settings import DatabaseSettings
-from tests.conftest import create_database, drop_database
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sessions]:
-    name = f"kpipulse_contract_{uuid.uuid4().hex[:8]}"
-    if request.param == "postgres":
-        url = await create_database(name)
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}"
-        await asyncio.to_thread(upgrade, url)
-    engine = create_engine(DatabaseSettings(url=url))
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
-        if request.param == "postgres":
-            await drop_database(name)
 
 
 async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
@@ -173,12 +149,21 @@ async def test_window_totals_merge_terms_across_partitions(sessions: Sessions) -
         totals = await repo.window_totals(session, "k", T0 - timedelta(hours=1), T0)
         empty = await repo.window_totals(session, "k", T0, T0 + timedelta(hours=1))
         together = await repo.windows_totals(
-            session, {"k": T0 - timedelta(hours=1), "other": T0, "none": T0}, T0
+            session,
+            {
+                "k": (T0 - timedelta(hours=1), T0),
+                "other": (T0, T0 + timedelta(hours=1)),
+                "none": (T0 - timedelta(hours=1), T0),
+            },
         )
     assert together == {"k": totals, "other": {}, "none": {}}
     async with sessions() as session:
-        wide = await repo.windows_totals(session, {"other": T0 - timedelta(seconds=1)}, T0)
+        wide = await repo.windows_totals(session, {"other": (T0 - timedelta(seconds=1), T0)})
+        before = await repo.windows_totals(
+            session, {"other": (edge - timedelta(hours=1), edge - timedelta(seconds=1))}
+        )
     assert wide == {"other": {0: TermAggregate(50)}}
+    assert before == {"other": {}}  # each window ends where it says
     assert totals[0] == TermAggregate(3, big + 5, -2.0, 9.0)
     assert (totals[1].count, totals[1].sketch_kind) == (4, "hll")
     assert totals[1].sketch is not None
@@ -201,7 +186,7 @@ async def test_window_totals_merge_hundreds_of_sketch_buckets(sessions: Sessions
         await repo.add(session, deltas)
     async with sessions() as session:
         alone = await repo.window_totals(session, "d", T0 - timedelta(hours=1), T0)
-        together = await repo.windows_totals(session, {"d": T0 - timedelta(hours=1)}, T0)
+        together = await repo.windows_totals(session, {"d": (T0 - timedelta(hours=1), T0)})
     estimates = []
     for totals in (alone, together["d"]):
         assert totals[0].count == 300

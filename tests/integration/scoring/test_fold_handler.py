@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
+from services.scoring.domain.aggregates import bucket_start
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
@@ -52,10 +53,11 @@ async def test_ids_counted_by_an_earlier_batch_count_once(
     _, sessions = scoring_db
     dead = _DeadLetters()
     buckets = BucketRepository()
-    touched: list[set[str]] = []
+    touched: list[dict[str, datetime]] = []
+    catalog = parse_catalog(CATALOG)
     handler = FoldHandler(
         sessions=sessions,
-        catalog=CatalogState(parse_catalog(CATALOG), ZoneInfo("UTC")),
+        catalog=CatalogState(catalog, ZoneInfo("UTC")),
         buckets=buckets,
         offsets=OffsetRepository(sessions, consumer="fold-test"),
         dlq=DeadLetterQueue(dead, "dlq"),  # type: ignore[arg-type]
@@ -71,4 +73,9 @@ async def test_ids_counted_by_an_earlier_batch_count_once(
         totals = await buckets.window_totals(session, "complaints", NOW - timedelta(days=1), NOW)
     assert totals[0].count == 4  # a, b, c, d
     assert dead.records == []
-    assert touched == [{"complaints"}, {"complaints"}]
+    # Per KPI the oldest bucket written: the replayed "b" and "a" are not folded again.
+    (complaints,) = (kpi for kpi in catalog if kpi.key == "complaints")
+    assert touched == [
+        {"complaints": bucket_start(complaints, NOW - timedelta(minutes=2), UTC)},
+        {"complaints": bucket_start(complaints, NOW - timedelta(minutes=4), UTC)},
+    ]
