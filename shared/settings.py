@@ -35,8 +35,10 @@ class KafkaSettings(BaseModel):
     # handed out. A fetch answered at once carries the few records that arrived since the
     # last one, waits a whole batch cycle in the buffer, and what arrives meanwhile waits
     # at the broker for the fetch after it. Held at the broker (until fetch_min_bytes are
-    # there or fetch_max_wait_ms passed), a fetch carries what arrived during the cycle.
-    fetch_max_wait_ms: int = Field(default=25, ge=0, le=10_000)
+    # there or fetch_max_wait_ms passed), a fetch carries what arrived during the cycle;
+    # best when the wait is about a batch cycle (50-80 ms for the scorer at half its
+    # maximum rate; bench/fetch_wait.py).
+    fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     # Empty in deployments; tests set a unique prefix so runs sharing a broker never
     # read each other's messages.
