@@ -84,6 +84,8 @@ class ReadEvent(
 
 
 _DECODER: Final = msgspec.json.Decoder(ReadEvent)
+# Made once: msgspec reads a list type anew on each call (about 0.3 µs a time).
+_EVENT_LIST: Final = list[ReadEvent]
 _ENCODER: Final = msgspec.json.Encoder()
 
 
@@ -106,7 +108,7 @@ def convert_events(items: Sequence[object]) -> list[ReadEvent] | None:
     means at least one item needs the contract, which then decides for the whole batch.
     """
     try:
-        events = msgspec.convert(items, list[ReadEvent])
+        events = msgspec.convert(items, _EVENT_LIST)
     except msgspec.ValidationError:
         return None
     for item, event in zip(items, events, strict=True):
