@@ -185,6 +185,7 @@ def build_app(settings: Settings) -> ServiceDispatcher:
             group_id=settings.alerts.group_id,
             offset_store=OffsetRepository(sessions, consumer=settings.alerts.group_id),
         ),
+        publisher=publisher,
         registry=registry,
         senders=build_senders(settings),
     )

@@ -10,7 +10,7 @@ from services.alerts.app import create_app
 from services.alerts.channels.base import Sender
 from services.alerts.channels.http import SlackSender, WebhookSender, http_client
 from services.alerts.channels.smtp import SmtpSender
-from shared.bus.factory import create_subscriber
+from shared.bus.factory import create_publisher, create_subscriber
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.offsets import OffsetRepository
 from shared.logging import configure_logging
@@ -45,6 +45,7 @@ def main(settings: Settings) -> int:
         settings,
         sessions=sessions,
         subscriber=subscriber,
+        publisher=create_publisher(settings.kafka, client_id="kpipulse-alerts"),
         registry=CollectorRegistry(),
         senders=build_senders(settings),
     )

@@ -28,7 +28,8 @@ from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
-from shared.bus.ports import Subscriber
+from shared.bus.dlq import DeadLetterQueue
+from shared.bus.ports import Publisher, Subscriber
 from shared.db.offsets import OffsetRepository
 from shared.http import install_common
 from shared.metrics import ConsumerMetrics, HttpMetrics
@@ -47,6 +48,7 @@ def create_app(
     *,
     sessions: async_sessionmaker[AsyncSession],
     subscriber: Subscriber,
+    publisher: Publisher,
     registry: CollectorRegistry,
     senders: Mapping[str, Sender],
     clock: Callable[[], datetime] = utcnow,
@@ -62,6 +64,7 @@ def create_app(
         sessions=sessions,
         offsets=OffsetRepository(sessions, consumer=cfg.group_id),
         writer=writer,
+        dlq=DeadLetterQueue(publisher, settings.kafka.topics().events_dlq),
         consumer_metrics=consumer_metrics,
         clock=clock,
         trend_points=cfg.trend_points,
@@ -94,6 +97,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # For dead letters only; it starts even with Kafka down (so does the consumer).
+        await publisher.start()
         stop = asyncio.Event()
         tasks = {
             "consumer": asyncio.create_task(consume(stop), name="alerts-consumer"),
@@ -113,6 +118,7 @@ def create_app(
                     log.error("%s task failed", name, exc_info=task.exception())
             for sender in senders.values():
                 await sender.close()
+            await publisher.stop()  # after the consumer's last batch and its letters
 
     async def database_ready() -> bool:
         try:

@@ -2,7 +2,9 @@
 
 A batch is applied in ONE transaction together with the next offsets, so a crash at any
 point either keeps all of it or none of it; on restart the consumer seeks to the stored
-offsets and messages already applied are skipped, never applied twice.
+offsets and messages already applied are skipped, never applied twice. A message that is
+not a valid KPI value goes to the dead-letter topic with the reason, before the offsets
+move past it (at least once, like every dead letter).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.domain.conditions import Condition, has_recovered, is_worse
 from services.alerts.repository import KpiLatest
 from services.alerts.transitions import AlertWriter, Evaluation
-from shared.bus.ports import Message, PartitionId
+from shared.bus.dlq import DeadLetter, DeadLetterQueue, first_problem
+from shared.bus.ports import Message, PartitionId, PublishError
 from shared.contracts.kpi_values import KpiValueMessage
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
@@ -37,6 +40,7 @@ class KpiValueHandler:
         sessions: async_sessionmaker[AsyncSession],
         offsets: OffsetRepository,
         writer: AlertWriter,
+        dlq: DeadLetterQueue,
         consumer_metrics: ConsumerMetrics,
         clock: Clock,
         trend_points: int,
@@ -46,6 +50,7 @@ class KpiValueHandler:
         self._sessions = sessions
         self._offsets = offsets
         self._writer = writer
+        self._dlq = dlq
         self._consumer_metrics = consumer_metrics
         self._clock = clock
         self._keep = trend_points
@@ -53,14 +58,15 @@ class KpiValueHandler:
         self._retry_max_s = retry_max_s
 
     async def __call__(self, messages: Sequence[Message]) -> None:
-        # The database being briefly away must not skip a batch: the consumer's position
-        # has moved past it, so retry here until it is applied (lag shows the stall).
+        # The database (or, for a dead letter, Kafka) being briefly away must not skip a
+        # batch: the consumer's position has moved past it, so retry here until it is
+        # applied (lag shows the stall).
         delay = 0.2
         while True:
             try:
                 enqueued = await self.apply(messages)
                 break
-            except (SQLAlchemyError, OSError):
+            except (SQLAlchemyError, OSError, PublishError):
                 log.exception("applying a batch failed; retrying in %.1f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(self._retry_max_s, delay * 2)
@@ -70,6 +76,7 @@ class KpiValueHandler:
     async def apply(self, messages: Sequence[Message]) -> int:
         partitions = sorted({PartitionId(m.topic, m.partition) for m in messages})
         enqueued = 0
+        letters: list[DeadLetter] = []
         async with transaction(self._sessions) as session:
             stored = await self._offsets.locked(session, partitions)
             next_offsets: dict[PartitionId, int] = {}
@@ -78,29 +85,38 @@ class KpiValueHandler:
                 next_offsets[pid] = max(next_offsets.get(pid, 0), message.offset + 1)
                 if message.offset < stored.get(pid, 0):
                     continue  # applied by an earlier run (or another instance)
-                value = self._parse(message)
+                value = self._parse(message, letters)
                 if value is not None:
                     enqueued += await self._apply_one(session, value)
+            if letters:
+                # Before the commit: a crash after it would lose the letters; a crash
+                # before it sends them again with the batch.
+                await self._dlq.send(letters)
             await self._offsets.save(
                 session,
                 {p: o for p, o in next_offsets.items() if o > stored.get(p, 0)},
             )
+        if letters:  # counted once committed, not once per attempt
+            self._consumer_metrics.dead_lettered("invalid_kpi_value", len(letters))
         return enqueued
 
-    def _parse(self, message: Message) -> KpiValueMessage | None:
+    def _parse(self, message: Message, letters: list[DeadLetter]) -> KpiValueMessage | None:
         try:
             return KpiValueMessage.from_bytes(message.value)
         except (ValidationError, ValueError) as exc:
+            reason = _reason(exc)
             log.warning(
-                "skipping an invalid KPI value message",
+                "dead-lettering an invalid KPI value message",
                 extra={
                     "topic": message.topic,
                     "partition": message.partition,
                     "offset": message.offset,
-                    "error": str(exc)[:500],
+                    "error": reason,
                 },
             )
-            self._consumer_metrics.dead_lettered("invalid_kpi_value")
+            letters.append(
+                DeadLetter.of(message, reason=f"invalid KPI value: {reason}", stage="alerts")
+            )
             return None
 
     async def _apply_one(self, session: AsyncSession, msg: KpiValueMessage) -> int:
@@ -161,3 +177,7 @@ class KpiValueHandler:
             current = open_alerts.get(evaluation.condition)
             enqueued += await writer.apply(session, latest, current, evaluation, now)
         return enqueued
+
+
+def _reason(exc: Exception) -> str:
+    return first_problem(exc) if isinstance(exc, ValidationError) else str(exc)[:500]

@@ -23,7 +23,7 @@ from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.aggregates import FoldResult, TermAggregate, merge
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
-from shared.bus.dlq import DeadLetter, DeadLetterQueue
+from shared.bus.dlq import DeadLetter, DeadLetterQueue, first_problem
 from shared.bus.ports import Message, PartitionId
 from shared.contracts.event_reader import ReadEvent, read_event, validate_event
 from shared.db.engine import transaction
@@ -178,17 +178,8 @@ def valid_events(
             try:
                 event = validate_event(message.value)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "body"
-                letters.append(
-                    DeadLetter(
-                        reason=f"invalid event: {where}: {first['msg']}",
-                        payload=message.value,
-                        stage="scoring",
-                        key=message.key,
-                        source=message,
-                    )
-                )
+                reason = f"invalid event: {first_problem(exc)}"
+                letters.append(DeadLetter.of(message, reason=reason, stage="scoring"))
                 continue
         event_id = event.event_id
         if event_id in seen or event_id in skip:

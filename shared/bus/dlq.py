@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
+from pydantic import ValidationError
 
 from shared.bus.ports import Message, OutgoingRecord, Publisher
 
@@ -23,6 +24,12 @@ class DeadLetter:
     stage: str
     key: bytes | None = None
     source: Message | None = None
+
+    @classmethod
+    def of(cls, message: Message, *, reason: str, stage: str) -> DeadLetter:
+        """A consumed message as it came, with why and where it came from."""
+        return cls(reason=reason, payload=message.value, stage=stage, key=message.key,
+                   source=message)
 
     def to_record(self) -> OutgoingRecord:
         headers: list[tuple[str, bytes]] = [
@@ -52,6 +59,13 @@ class DeadLetterQueue:
         if isinstance(raw, bytes):
             return raw
         return orjson.dumps(raw, default=str)
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A letter's reason: the first thing wrong, named by its field (``value: …``)."""
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
 
 
 def describe(message: Message) -> dict[str, str | int | None]:

@@ -121,6 +121,7 @@ async def service(
         settings,
         sessions=sessions,
         subscriber=subscriber,
+        publisher=KafkaPublisher(settings.kafka, client_id="alerts-under-test"),
         registry=CollectorRegistry(),
         senders=build_senders(settings),
         clock=clock,

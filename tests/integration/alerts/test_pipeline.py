@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.domain.payloads import SIGNATURE_HEADER, verify
 from services.alerts.repository import AlertRepository
 from services.alerts.tables import outbox
+from shared.bus.dlq import describe
 from shared.bus.kafka import KafkaPublisher
+from shared.bus.ports import OutgoingRecord
 from shared.contracts.kpi_values import Owner
 from tests.integration.alerts.conftest import (
     ADMIN,
@@ -23,6 +25,7 @@ from tests.integration.alerts.conftest import (
 )
 from tests.integration.alerts.factories import kpi_value, series, unique
 from tests.integration.alerts.receivers import HttpReceiver, SmtpServer, eventually
+from tests.support.kafka import consume_matching
 
 
 async def _alerts(harness: Harness, kpi: str) -> list[dict[str, object]]:
@@ -210,3 +213,22 @@ async def test_an_expired_kpi_alerts_its_owner_once(
     assert len(smtp.mails_to(mail)) == 1
     (alert,) = await _alerts(service, kpi)
     assert alert["condition"] == "expired" and alert["state"] == "firing"
+
+
+async def test_an_invalid_kpi_value_is_dead_lettered_and_the_next_applied(
+    service: Harness, publisher: KafkaPublisher, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    kpi = unique("garbled")
+    topics = service.settings.kafka.topics()
+    invalid = orjson.dumps({"kpi_key": kpi, "value": "not a number"})
+    await publisher.publish(topics.kpi_values, [OutgoingRecord(kpi.encode(), invalid)])
+    await produce(publisher, service.settings, series(kpi, [0.12]))
+
+    (letter,) = await consume_matching(service.settings, topics.events_dlq, kpi.encode())
+    assert letter.value == invalid  # kept as it came, for whoever repairs it
+    where = describe(letter)
+    assert where["stage"] == "alerts"
+    assert where["source_topic"] == topics.kpi_values
+    assert str(where["reason"]).startswith("invalid KPI value: ")
+    # The valid value behind it was applied: the invalid one blocked nothing.
+    await eventually(lambda: kpi_known(sessions, kpi))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +19,8 @@ from services.alerts.handlers import KpiValueHandler
 from services.alerts.metrics import AlertMetrics
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
-from shared.bus.ports import Message
+from shared.bus.dlq import REASON, SOURCE_OFFSET, STAGE, DeadLetterQueue
+from shared.bus.ports import Message, OutgoingRecord
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import downgrade, upgrade
 from shared.db.offsets import OffsetRepository
@@ -110,6 +111,16 @@ def _message(offset: int, value: bytes, topic: str) -> Message:
     return Message(topic, 0, offset, None, value, 0)
 
 
+class _Recording:
+    """The dead-letter queue's publisher port, recording (Kafka is not what this tests)."""
+
+    def __init__(self) -> None:
+        self.records: list[OutgoingRecord] = []
+
+    async def publish(self, topic: str, records: Sequence[OutgoingRecord]) -> None:
+        self.records.extend(records)
+
+
 async def test_redelivered_batches_are_applied_once(
     db: async_sessionmaker[AsyncSession],
     alerts_settings: Settings,
@@ -120,10 +131,12 @@ async def test_redelivered_batches_are_applied_once(
     clock = Clock()
     metrics = AlertMetrics(collected)
     consumer_metrics = ConsumerMetrics(collected, "alerts")
+    letters = _Recording()
     handler = KpiValueHandler(
         sessions=db,
         offsets=OffsetRepository(db, consumer=unique("consumer")),
         writer=AlertWriter(cfg, metrics),
+        dlq=DeadLetterQueue(letters, "dlq"),  # type: ignore[arg-type]
         consumer_metrics=consumer_metrics,
         clock=clock,
         trend_points=cfg.trend_points,
@@ -155,5 +168,11 @@ async def test_redelivered_batches_are_applied_once(
     assert mail_received.subject.startswith("[FIRING]")
     dlq = consumer_metrics.dlq.labels("alerts", "invalid_kpi_value")._value.get()
     assert dlq == 1  # the invalid message was seen once; the re-deliveries were skipped
+    (letter,) = letters.records  # dead-lettered once, with why and where from
+    assert letter.value == b"{not json"
+    headers = dict(letter.headers)
+    assert headers[STAGE] == b"alerts"
+    assert headers[REASON].startswith(b"invalid KPI value: body: Invalid JSON")
+    assert headers[SOURCE_OFFSET] == b"1"
     await asyncio.sleep(0.3)
     assert len(smtp.mails_to(mail)) == 1
