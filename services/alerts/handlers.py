@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.domain.conditions import Condition, has_recovered, is_worse
+from services.alerts.domain.lifecycle import State
 from services.alerts.repository import KpiLatest
 from services.alerts.transitions import AlertWriter, Evaluation
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, first_problem
@@ -119,12 +120,28 @@ class KpiValueHandler:
             )
             return None
 
+    async def _forget(self, session: AsyncSession, kpi_key: str, now: datetime) -> None:
+        """The KPI left the catalog: close its open alerts without notices (there is
+        nothing left to fix) and stop watching it, or the scheduler would report it
+        stale for ever."""
+        writer = self._writer
+        for alert in (await writer.alerts.open_for(session, kpi_key)).values():
+            await writer.alerts.move(
+                session, alert.id, from_state=alert.state, to_state=State.RESOLVED,
+                value=alert.value, now=now,
+            )
+        await writer.kpis.forget(session, kpi_key)
+        log.info("stopped watching a retired kpi", extra={"kpi": kpi_key})
+
     async def _apply_one(self, session: AsyncSession, msg: KpiValueMessage) -> int:
         now = self._clock()
         writer = self._writer
         previous = await writer.kpis.get(session, msg.kpi_key)
         if previous is not None and msg.as_of < previous.as_of:
             return 0  # an older value arriving late says nothing about the present
+        if msg.retired:
+            await self._forget(session, msg.kpi_key, now)
+            return 0
         fresh = msg.value is not None
         latest = KpiLatest(
             kpi_key=msg.kpi_key,

@@ -71,6 +71,7 @@ def create_app(
         catalog=state,
         windows=WindowTotals(buckets, state.tz, refresh_s=scoring.settled_refresh_s),
         current=current,
+        catalog_repository=catalog_repo,
         publisher=publisher,
         topic=topics.kpi_values,
         metrics=metrics,

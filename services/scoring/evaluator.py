@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -27,7 +28,7 @@ from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import CurrentRepository, CurrentValue
+from services.scoring.repository import CatalogRepository, CurrentRepository, CurrentValue
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
 from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
@@ -59,6 +60,7 @@ class Evaluator:
         catalog: CatalogState,
         windows: WindowTotals,
         current: CurrentRepository,
+        catalog_repository: CatalogRepository,
         publisher: Publisher,
         topic: str,
         metrics: ScoringMetrics,
@@ -68,6 +70,7 @@ class Evaluator:
         self._catalog = catalog
         self._windows = windows
         self._current = current
+        self._catalog_repository = catalog_repository
         self._publisher = publisher
         self._topic = topic
         self._metrics = metrics
@@ -116,6 +119,8 @@ class Evaluator:
     async def tick(self) -> None:
         now = self._clock()
         catalog = self._catalog.catalog
+        if self._written.keys() - catalog.by_key.keys():
+            await self._announce_retired(catalog.by_key.keys(), now)
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
         if not due:
             return
@@ -144,6 +149,39 @@ class Evaluator:
             # A database error: nothing of this tick was stored; evaluate it again.
             self._dirty.update(write.value.kpi_key for write in pending)
             raise
+
+    async def _announce_retired(self, active: AbstractSet[str], now: datetime) -> None:
+        """Publish a last, ``retired`` message for each KPI that has a current value but
+        left the catalog, so that alerts stops watching it (it would otherwise report it
+        stale forever). Its current value goes in the same transaction: that is the
+        claim (one instance announces) and the memory (announced once, across restarts);
+        if Kafka refuses, both roll back and the next tick tries again."""
+        gone = sorted(self._written.keys() - active)
+        async with transaction(self._sessions) as session:
+            definitions = {
+                kpi.key: kpi
+                for stored in await self._catalog_repository.definitions(session, gone)
+                if (kpi := KpiDefinition.model_validate(stored)).key not in active
+            }
+            claimed = await self._current.forget(session, list(definitions))
+            records = [
+                OutgoingRecord(
+                    key=key.encode(),
+                    value=value_message(
+                        definitions[key], Evaluation(None), as_of=now,
+                        computed_at=self._clock(), status="no_data", score=None, leading=[],
+                        retired=True,
+                    ).to_bytes(),
+                )
+                for key in claimed
+            ]
+            if records:
+                await self._publisher.publish(self._topic, records)
+        for key in gone:
+            self._written.pop(key, None)
+            self._statuses.pop(key, None)
+        if records:
+            log.info("announced retired kpis", extra={"kpis": claimed})
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)
@@ -206,24 +244,14 @@ class Evaluator:
                 # A newer value waits for the store interval: look again, don't drop it.
                 self._dirty.add(kpi.key)
             return None
-        message = KpiValueMessage(
-            kpi_key=kpi.key,
-            name=kpi.name,
-            value=evaluation.value,
-            numerator=evaluation.numerator,
-            denominator=evaluation.denominator,
-            window_s=int(kpi.window.total_seconds()),
+        message = value_message(
+            kpi,
+            evaluation,
             as_of=now,
             computed_at=self._clock(),
             status=assessment.status,
             score=assessment.score,
-            minimum=kpi.minimum,
-            target=kpi.target,
-            direction=kpi.direction,
-            owners=list(kpi.owners),
-            expires_on=kpi.expires_on,
-            update_every_s=max(1, int(kpi.update_every.total_seconds())),
-            leading_indicators_in_breach=leading,
+            leading=leading,
         )
         return _Write(value, message, not_since=now - kpi.update_every)
 
@@ -268,6 +296,40 @@ class _Write:
     value: CurrentValue
     message: KpiValueMessage
     not_since: datetime
+
+
+def value_message(
+    kpi: KpiDefinition,
+    evaluation: Evaluation,
+    *,
+    as_of: datetime,
+    computed_at: datetime,
+    status: KpiStatus,
+    score: float | None,
+    leading: list[str],
+    retired: bool = False,
+) -> KpiValueMessage:
+    """The message about ``kpi``'s value, with the thresholds in force."""
+    return KpiValueMessage(
+        kpi_key=kpi.key,
+        name=kpi.name,
+        value=evaluation.value,
+        numerator=evaluation.numerator,
+        denominator=evaluation.denominator,
+        window_s=int(kpi.window.total_seconds()),
+        as_of=as_of,
+        computed_at=computed_at,
+        status=status,
+        score=score,
+        minimum=kpi.minimum,
+        target=kpi.target,
+        direction=kpi.direction,
+        owners=list(kpi.owners),
+        expires_on=kpi.expires_on,
+        update_every_s=max(1, int(kpi.update_every.total_seconds())),
+        leading_indicators_in_breach=leading,
+        retired=retired,
+    )
 
 
 def merge_partitions(

@@ -382,6 +382,13 @@ class CatalogRepository:
         )
         return [dict(d) for d in rows.scalars()]
 
+    async def definitions(self, session: AsyncSession, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored definitions of ``keys``, retired ones included."""
+        rows = await session.execute(
+            select(kpi_definitions.c.definition).where(kpi_definitions.c.key.in_(list(keys)))
+        )
+        return [dict(d) for d in rows.scalars()]
+
     async def stamp(self, session: AsyncSession) -> tuple[int, datetime | None]:
         """Changes whenever the catalog does: cheap to poll."""
         row = (
@@ -462,6 +469,16 @@ class CurrentValue:
 
 class CurrentRepository:
     """The latest published value per KPI, and the claim that rate-limits publishing."""
+
+    async def forget(self, session: AsyncSession, keys: Sequence[str]) -> list[str]:
+        """Drop the current values of ``keys``; the keys this call dropped (a claim: of
+        several instances retiring a KPI at once, one gets it)."""
+        rows = await session.execute(
+            delete(kpi_current)
+            .where(kpi_current.c.kpi_key.in_(list(keys)))
+            .returning(kpi_current.c.kpi_key)
+        )
+        return list(rows.scalars())
 
     async def claim_publish(
         self, session: AsyncSession, value: CurrentValue, *, not_since: datetime

@@ -45,6 +45,10 @@ class KpiValueMessage(BaseModel):
     expires_on: date | None = None
     update_every_s: int = Field(gt=0)
     leading_indicators_in_breach: list[str] = Field(default_factory=list)
+    # The KPI left the catalog: the last message about it. Its fields are its last known
+    # definition (value None, status no_data); consumers stop watching it. Added within
+    # v1 with a default: deploy alerts before scoring (they refuse unknown fields).
+    retired: bool = False
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -63,6 +63,11 @@ class KpiRepository:
         rows = await session.execute(select(kpi_latest).order_by(kpi_latest.c.kpi_key))
         return [_latest(row) for row in rows]
 
+    async def forget(self, session: AsyncSession, kpi_key: str) -> None:
+        """Stop watching a KPI: its latest value and its observations go."""
+        await session.execute(delete(kpi_observations).where(kpi_observations.c.kpi_key == kpi_key))
+        await session.execute(delete(kpi_latest).where(kpi_latest.c.kpi_key == kpi_key))
+
     async def save(self, session: AsyncSession, latest: KpiLatest) -> None:
         values = {
             "kpi_key": latest.kpi_key,

@@ -232,3 +232,32 @@ async def test_an_invalid_kpi_value_is_dead_lettered_and_the_next_applied(
     assert str(where["reason"]).startswith("invalid KPI value: ")
     # The valid value behind it was applied: the invalid one blocked nothing.
     await eventually(lambda: kpi_known(sessions, kpi))
+
+
+async def test_a_retired_kpi_is_forgotten_without_notices(
+    service: Harness,
+    publisher: KafkaPublisher,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    kpi = unique("retired")
+    mail = f"{kpi}@example.com"
+    owner = Owner(name="A", email=mail)
+    await produce(
+        publisher, service.settings, [kpi_value(kpi, 0.05, owners=[owner], update_every_s=60)]
+    )
+    (firing,) = await smtp.wait_for(mail, 1)
+    assert firing.subject.startswith("[FIRING]")
+    farewell = kpi_value(kpi, None, owners=[owner], update_every_s=60)
+    await produce(publisher, service.settings, [farewell.model_copy(update={"retired": True})])
+
+    async def forgotten() -> bool:
+        return not await kpi_known(sessions, kpi)
+
+    await eventually(forgotten)
+    assert [alert["state"] for alert in await _alerts(service, kpi)] == ["resolved"]
+    # Long past two update periods: a watched KPI would now be reported stale.
+    service.clock.advance(600)
+    await service.scheduler.run_once()
+    await asyncio.sleep(0.5)
+    assert len(smtp.mails_to(mail)) == 1  # neither a resolve notice nor a stale one

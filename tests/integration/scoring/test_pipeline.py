@@ -139,6 +139,25 @@ async def test_events_become_exact_kpi_values_with_dedupe_and_dlq(
     assert any("retention" in r for r in reasons), reasons
     assert orjson.loads(letters[0].value) is not None
 
+    # Retiring a KPI announces it once, so that alerts stops watching it.
+    retired = await scoring_app.delete(
+        "/v1/kpis/complaints", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert retired.status_code == 204, retired.text
+
+    async def announced() -> list[KpiValueMessage]:
+        messages = await read_topic(scoring_settings, values_topic, 1)
+        return [
+            p for m in messages if (p := KpiValueMessage.from_bytes(m.value)).retired
+        ]
+
+    (farewell,) = await eventually(announced, timeout=30)
+    assert (farewell.kpi_key, farewell.value, farewell.status) == ("complaints", None, "no_data")
+    assert farewell.minimum == 10  # its last definition, for whoever shows it
+    async with sessions() as session:
+        keys = set((await session.execute(select(kpi_current.c.kpi_key))).scalars())
+    assert "complaints" not in keys and "revenue" in keys
+
 
 async def test_admin_changes_need_the_token(scoring_app: httpx.AsyncClient) -> None:
     missing = await scoring_app.delete("/v1/kpis/revenue")
