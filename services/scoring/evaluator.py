@@ -19,6 +19,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
@@ -120,7 +121,12 @@ class Evaluator:
         now = self._clock()
         catalog = self._catalog.catalog
         if self._written.keys() - catalog.by_key.keys():
-            await self._announce_retired(catalog.by_key.keys(), now)
+            try:
+                await self._announce_retired(catalog.by_key.keys(), now)
+            except Exception:
+                # Kafka or the database away: announce on a later tick, but never hold
+                # up the active KPIs' evaluation for it.
+                log.exception("announcing retired kpis failed; retrying on the next tick")
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
         if not due:
             return
@@ -158,11 +164,18 @@ class Evaluator:
         if Kafka refuses, both roll back and the next tick tries again."""
         gone = sorted(self._written.keys() - active)
         async with transaction(self._sessions) as session:
-            definitions = {
-                kpi.key: kpi
-                for stored in await self._catalog_repository.definitions(session, gone)
-                if (kpi := KpiDefinition.model_validate(stored)).key not in active
-            }
+            definitions: dict[str, KpiDefinition] = {}
+            for stored in await self._catalog_repository.definitions(session, gone):
+                try:
+                    kpi = KpiDefinition.model_validate(stored)
+                except ValidationError:
+                    # Stored by an older version and no longer valid: nothing to announce
+                    # it with. Logged, not retried for ever.
+                    log.warning("a retired kpi's stored definition is invalid",
+                                extra={"kpi": stored.get("key")})
+                    continue
+                if kpi.key not in active:
+                    definitions[kpi.key] = kpi
             claimed = await self._current.forget(session, list(definitions))
             records = [
                 OutgoingRecord(
