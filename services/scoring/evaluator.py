@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +45,9 @@ _STORE_EVERY_S = 1.0
 # Evaluation may take at most about a tenth of the time: under heavy load the re-check
 # interval stretches (e.g. 50 ms of queries -> every 500 ms at the least).
 _LOAD_FACTOR = 10.0
+# After a failed announcement of retired KPIs (Kafka or the database away), wait this
+# long before the next try: ticks come every 0.1 s, and each try may wait out a publish.
+_RETIRED_RETRY = timedelta(seconds=5)
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +75,7 @@ class Evaluator:
         self._windows = windows
         self._current = current
         self._catalog_repository = catalog_repository
+        self._announce_not_before: datetime | None = None
         self._publisher = publisher
         self._topic = topic
         self._metrics = metrics
@@ -120,13 +124,16 @@ class Evaluator:
     async def tick(self) -> None:
         now = self._clock()
         catalog = self._catalog.catalog
-        if self._written.keys() - catalog.by_key.keys():
+        retrying = self._announce_not_before is not None and now < self._announce_not_before
+        if not retrying and self._written.keys() - catalog.by_key.keys():
             try:
                 await self._announce_retired(catalog.by_key.keys(), now)
+                self._announce_not_before = None
             except Exception:
-                # Kafka or the database away: announce on a later tick, but never hold
-                # up the active KPIs' evaluation for it.
-                log.exception("announcing retired kpis failed; retrying on the next tick")
+                # Kafka or the database away: announce later, but never hold up the
+                # active KPIs' evaluation for it.
+                log.exception("announcing retired kpis failed; retrying in %s", _RETIRED_RETRY)
+                self._announce_not_before = now + _RETIRED_RETRY
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
         if not due:
             return
@@ -177,12 +184,13 @@ class Evaluator:
                 if kpi.key not in active:
                     definitions[kpi.key] = kpi
             claimed = await self._current.forget(session, list(definitions))
+            computed_at = self._clock()
             records = [
                 OutgoingRecord(
                     key=key.encode(),
                     value=value_message(
                         definitions[key], Evaluation(None), as_of=now,
-                        computed_at=self._clock(), status="no_data", score=None, leading=[],
+                        computed_at=computed_at, status="no_data", score=None, leading=[],
                         retired=True,
                     ).to_bytes(),
                 )
