@@ -31,13 +31,6 @@ def test_the_first_occurrence_of_an_id_wins_and_ids_are_collected() -> None:
     assert seen == {"a", "b"} and letters == []
 
 
-def test_skipped_ids_are_left_out() -> None:
-    seen: set[str] = set()
-    batch = [_message(0, _event("a")), _message(1, _event("b"))]
-    events = list(valid_events(batch, seen, [], skip=frozenset({"a"})))
-    assert [e.event_id for e in events] == ["b"] and seen == {"b"}
-
-
 def test_bad_messages_become_dead_letters_and_the_rest_survive() -> None:
     two_in_one = _event("x") + b"," + _event("y")  # must not pass as two events
     batch = [_message(0, _event("a")), _message(1, b"{oops"), _message(2, two_in_one)]
