@@ -84,6 +84,7 @@ def create_app(
         dlq=DeadLetterQueue(publisher, topics.events_dlq),
         metrics=metrics,
         on_folded=evaluator.mark,
+        wait_for_flush=scoring.fold_commit_waits_for_disk,
     )
     queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
 

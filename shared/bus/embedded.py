@@ -26,6 +26,7 @@ from shared.bus.ports import (
     OutgoingRecord,
     PartitionId,
     PublishError,
+    Rewind,
 )
 
 _SCHEMA = """
@@ -257,7 +258,14 @@ class EmbeddedSubscriber:
                     )
                     if not batch:
                         continue
-                    await handler(batch)
+                    try:
+                        await handler(batch)
+                    except Rewind as rewind:
+                        for partition, offset in rewind.offsets.items():
+                            if partition.topic == topic:
+                                positions[partition.partition] = offset
+                        delivered = True  # read again at once, from the stored offsets
+                        continue
                     for message in batch:
                         positions[message.partition] = message.offset + 1
                     self._log.commit(self._group, topic, positions)

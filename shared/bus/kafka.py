@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -28,6 +28,7 @@ from shared.bus.ports import (
     OutgoingRecord,
     PartitionId,
     PublishError,
+    Rewind,
 )
 from shared.settings import KafkaSettings
 
@@ -250,6 +251,10 @@ class KafkaSubscriber:
                     continue
                 try:
                     await handler(messages)
+                except Rewind as rewind:
+                    log.warning("consumer rewound", extra={"error": str(rewind)})
+                    _rewind(consumer, batches, rewind.offsets)
+                    continue
                 except BaseException:
                     # The position is already past this batch: rewind to its start, so
                     # the restarted loop reads it again instead of skipping it (handlers
@@ -321,11 +326,19 @@ class KafkaSubscriber:
         return self._consumer
 
 
-def _rewind(consumer: AIOKafkaConsumer, batches: dict[TopicPartition, list[Any]]) -> None:
+def _rewind(
+    consumer: AIOKafkaConsumer,
+    batches: dict[TopicPartition, list[Any]],
+    to: Mapping[PartitionId, int] | None = None,
+) -> None:
+    """Seek every partition of the batch back to its first record, or to ``to``'s offset."""
     assigned = consumer.assignment()
     for tp, records in batches.items():
         if records and tp in assigned:  # a revoked partition's new owner seeks itself
-            consumer.seek(tp, records[0].offset)
+            offset = records[0].offset
+            if to is not None:
+                offset = to.get(PartitionId(tp.topic, tp.partition), offset)
+            consumer.seek(tp, offset)
 
 
 def _to_messages(batches: dict[TopicPartition, list[Any]]) -> list[Message]:

@@ -9,7 +9,7 @@ consumer seeks to those offsets whenever partitions are assigned.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -63,6 +63,21 @@ class Publisher(Protocol):
 
     async def ping(self) -> bool:
         """Whether the bus answers right now (used by /readyz)."""
+
+
+class Rewind(Exception):
+    """A handler's answer when the offsets it stored lie below the batch it was handed.
+
+    The state lost its latest transactions (a database crash with asynchronous commits,
+    a restored backup) while the consumer's position went on. Nothing of the batch may
+    have been applied. The subscriber moves each listed partition back to its offset,
+    delivers the batch's other partitions again, and goes on.
+    """
+
+    def __init__(self, offsets: Mapping[PartitionId, int]) -> None:
+        self.offsets = dict(offsets)
+        listed = ", ".join(f"{p.topic}[{p.partition}]@{o}" for p, o in sorted(self.offsets.items()))
+        super().__init__(f"read again from the stored offsets: {listed}")
 
 
 #: Receives a batch; within it, each partition's messages come in offset order.

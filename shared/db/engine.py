@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from shared.db.dialect import is_postgres
 from shared.settings import DatabaseSettings
+
+_DONT_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO off")
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -51,10 +54,19 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 @asynccontextmanager
 async def transaction(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], *, wait_for_flush: bool = True
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits when the block ends, rolls back on any error."""
+    """One unit of work: commits when the block ends, rolls back on any error.
+
+    ``wait_for_flush=False`` (Postgres): the commit returns before its WAL reaches the
+    disk. A crash of Postgres may then lose the latest such transactions, each whole and
+    in commit order, never a part of one: for a caller that can redo them (state
+    derived from a log, with the log's offsets in the same transaction), and not for
+    anything acknowledged to a client.
+    """
     async with sessions() as session, session.begin():
+        if not wait_for_flush and is_postgres(session):
+            await session.execute(_DONT_WAIT_FOR_FLUSH)
         yield session
 
 

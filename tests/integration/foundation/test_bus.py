@@ -16,7 +16,7 @@ import pytest
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
 from shared.bus.factory import create_publisher, create_subscriber
 from shared.bus.kafka import KafkaPublisher, ensure_topics
-from shared.bus.ports import Message, OutgoingRecord
+from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
 from shared.settings import Settings
 
 
@@ -207,3 +207,47 @@ async def test_a_failed_batch_is_delivered_again_with_nothing_skipped(
     assert [m.value for m in handled] == [r.value for r in records]
     offsets = [m.offset for m in handled]
     assert offsets == list(range(offsets[0], offsets[0] + len(records)))
+
+
+async def test_a_rewind_moves_the_partition_back_to_the_offset_given(
+    bus_settings: Settings,
+) -> None:
+    """A handler whose stored offsets fell behind (its database lost its latest
+    transactions) answers ``Rewind``: the loop goes on from the offsets it names."""
+    settings = bus_settings
+    topic = await _fresh_topic(settings)
+    publisher = create_publisher(settings.kafka, client_id="test")
+    await publisher.start()
+    try:
+        records = [OutgoingRecord(key=b"same", value=f"v{i}".encode()) for i in range(30)]
+        await publisher.publish(topic, records)
+    finally:
+        await publisher.stop()
+    subscriber = create_subscriber(
+        settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
+    )
+    handled: list[Message] = []
+    rewound_at: int | None = None
+    done = asyncio.Event()
+
+    async def handler(batch: Sequence[Message]) -> None:
+        nonlocal rewound_at
+        first = batch[0]
+        if rewound_at is None and first.offset >= 10:
+            rewound_at = first.offset
+            raise Rewind({PartitionId(first.topic, first.partition): first.offset - 7})
+        handled.extend(batch)
+        if handled[-1].value == records[-1].value:
+            done.set()
+
+    await subscriber.start()
+    task = asyncio.create_task(subscriber.run(handler))
+    try:
+        await asyncio.wait_for(done.wait(), 30)
+    finally:
+        await subscriber.stop()
+    await task  # a rewind is no failure: the loop never stopped
+    assert rewound_at is not None
+    # Read once up to the rewind, then again from 7 records before it, to the end.
+    expected = [*range(rewound_at), *range(rewound_at - 7, len(records))]
+    assert [m.value for m in handled] == [records[i].value for i in expected]

@@ -1,6 +1,7 @@
-"""Exactness under faults: kill -9 the scorer mid-stream, and rebalance two scorers.
+"""Exactness under faults: kill -9 the scorer mid-stream, rebalance two scorers, and
+take the database back to an earlier moment under a running scorer.
 
-In both, the final bucket totals must equal a computation made independently from the
+In each, the final bucket totals must equal a computation made independently from the
 unique events sent (duplicates re-sent on purpose must count once).
 """
 
@@ -13,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.tables import kpi_buckets
 from shared.bus.factory import create_publisher
@@ -170,3 +171,55 @@ async def test_two_scorers_rebalancing_count_each_event_once(
     finally:
         first.terminate()
         second.terminate()
+
+
+# What the scorer's database is made of: folded state, dedupe ids and stored offsets.
+_FOLD_TABLES = ("consumer_offsets", "kpi_buckets", "processed_events")
+
+
+async def _take_snapshot(engine: AsyncEngine) -> None:
+    """Copy the fold's tables as of one moment (one repeatable-read transaction)."""
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            for table in _FOLD_TABLES:
+                await conn.execute(text(f"CREATE TABLE lost_{table} AS SELECT * FROM {table}"))
+
+
+async def _go_back_to_snapshot(engine: AsyncEngine) -> None:
+    """Put the tables back as the snapshot had them, at once for every reader: what a
+    crash does to the folds committed without waiting for the disk."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"LOCK TABLE {', '.join(_FOLD_TABLES)} IN ACCESS EXCLUSIVE MODE"))
+        for table in _FOLD_TABLES:
+            await conn.execute(text(f"DELETE FROM {table}"))
+            await conn.execute(text(f"INSERT INTO {table} SELECT * FROM lost_{table}"))
+
+
+async def test_folds_the_database_lost_are_read_again_from_kafka(
+    scoring_settings: Settings, tmp_path: Path
+) -> None:
+    """The scorer's database goes back to an earlier moment while the scorer runs (a
+    Postgres crash may do that to folds committed without waiting for the disk): the
+    consumer is past the stored offsets, and must read the lost events again."""
+    stream = Stream(seed=17)
+    process = scorer(scoring_settings, tmp_path, "scorer")
+    process.start()
+    engine = create_engine(scoring_settings.database)
+    sessions = create_session_factory(engine)
+    try:
+        await asyncio.to_thread(process.wait_healthy)
+        producing = asyncio.create_task(produce(scoring_settings, stream, seconds=12))
+        await eventually(lambda: _consumed_all(sessions, 1000), timeout=60, interval=0.2)
+        await _take_snapshot(engine)
+        at_snapshot = (await totals(sessions))[2]
+        await eventually(
+            lambda: _consumed_all(sessions, at_snapshot + 1500), timeout=60, interval=0.2
+        )
+        await _go_back_to_snapshot(engine)
+        assert (await totals(sessions))[2] == at_snapshot
+        await producing
+        await settle_and_check(scoring_settings, stream)
+    finally:
+        process.terminate()
+        await engine.dispose()

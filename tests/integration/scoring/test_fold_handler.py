@@ -1,5 +1,6 @@
 """The fold handler on real PostgreSQL: ids counted by an earlier batch are not counted
-again, and the rest of the batch still is (the rare re-fold path)."""
+again, and the rest of the batch still is (the rare re-fold path); a batch that starts
+above the stored offsets is sent back to them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -17,7 +19,7 @@ from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository
 from shared.bus.dlq import DeadLetterQueue
-from shared.bus.ports import Message, OutgoingRecord
+from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
 from shared.contracts.events import EventEnvelope
 from shared.db.offsets import OffsetRepository
 
@@ -47,31 +49,47 @@ def _message(offset: int, event_id: str, partition: int = 0) -> Message:
     return Message("events", partition, offset, event_id.encode(), event.to_bytes(), 0)
 
 
+def _handler(
+    sessions: async_sessionmaker[AsyncSession],
+    dead: _DeadLetters,
+    touched: list[dict[str, datetime]],
+    *,
+    wait_for_flush: bool = True,
+) -> FoldHandler:
+    return FoldHandler(
+        sessions=sessions,
+        catalog=CatalogState(parse_catalog(CATALOG), ZoneInfo("UTC")),
+        buckets=BucketRepository(),
+        offsets=OffsetRepository(sessions, consumer="fold-test"),
+        dlq=DeadLetterQueue(dead, "dlq"),  # type: ignore[arg-type]
+        metrics=ScoringMetrics(CollectorRegistry()),
+        on_folded=touched.append,
+        wait_for_flush=wait_for_flush,
+    )
+
+
+async def _complaints(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        totals = await BucketRepository().window_totals(
+            session, "complaints", NOW - timedelta(days=1), NOW
+        )
+    return totals[0].count if totals else 0
+
+
 async def test_ids_counted_by_an_earlier_batch_count_once(
     scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
 ) -> None:
     _, sessions = scoring_db
     dead = _DeadLetters()
-    buckets = BucketRepository()
     touched: list[dict[str, datetime]] = []
     catalog = parse_catalog(CATALOG)
-    handler = FoldHandler(
-        sessions=sessions,
-        catalog=CatalogState(catalog, ZoneInfo("UTC")),
-        buckets=buckets,
-        offsets=OffsetRepository(sessions, consumer="fold-test"),
-        dlq=DeadLetterQueue(dead, "dlq"),  # type: ignore[arg-type]
-        metrics=ScoringMetrics(CollectorRegistry()),
-        on_folded=touched.append,
-    )
+    handler = _handler(sessions, dead, touched)
     await handler([_message(0, "a"), _message(1, "b")])
     # A replay: "b" again (and "a" again on another partition), beside two new events.
     await handler(
         [_message(2, "b"), _message(3, "c"), _message(0, "a", partition=1), _message(1, "d", 1)]
     )
-    async with sessions() as session:
-        totals = await buckets.window_totals(session, "complaints", NOW - timedelta(days=1), NOW)
-    assert totals[0].count == 4  # a, b, c, d
+    assert await _complaints(sessions) == 4  # a, b, c, d
     assert dead.records == []
     # Per KPI the oldest bucket written: the replayed "b" and "a" are not folded again.
     (complaints,) = (kpi for kpi in catalog if kpi.key == "complaints")
@@ -79,3 +97,39 @@ async def test_ids_counted_by_an_earlier_batch_count_once(
         {"complaints": bucket_start(complaints, NOW - timedelta(minutes=2), UTC)},
         {"complaints": bucket_start(complaints, NOW - timedelta(minutes=4), UTC)},
     ]
+
+
+async def test_a_batch_above_the_stored_offsets_is_sent_back_to_them(
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> None:
+    """The database lost folds (a crash with asynchronous commits): the consumer's next
+    batch starts above the stored offset. Nothing of it is applied; the handler names the
+    stored offset, and the batch read again from there counts every event once."""
+    _, sessions = scoring_db
+    handler = _handler(sessions, _DeadLetters(), [], wait_for_flush=False)
+    await handler([_message(0, "a"), _message(1, "b")])
+    # Offsets 2 and 3 were folded, then lost with the database's last transactions.
+    with pytest.raises(Rewind) as raised:
+        await handler([_message(4, "e"), _message(5, "f")])
+    assert raised.value.offsets == {PartitionId("events", 0): 2}
+    assert await _complaints(sessions) == 2
+    await handler([_message(2, "c"), _message(3, "d"), _message(4, "e"), _message(5, "f")])
+    assert await _complaints(sessions) == 6
+
+
+async def test_a_partition_that_starts_above_its_stored_offset_again_is_taken(
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> None:
+    """Read again from the stored offset, the log's first record lies above it (retention
+    deleted the ones between, or they were transaction markers): there is nothing more to
+    read, so the batch is applied. A partition never stored is read from offset 0."""
+    _, sessions = scoring_db
+    handler = _handler(sessions, _DeadLetters(), [])
+    with pytest.raises(Rewind) as raised:
+        await handler([_message(7, "h", partition=2)])
+    assert raised.value.offsets == {PartitionId("events", 2): 0}
+    await handler([_message(7, "h", partition=2), _message(8, "i", partition=2)])
+    assert await _complaints(sessions) == 2
+    # A later gap on the same partition is a loss again, not the log's.
+    with pytest.raises(Rewind):
+        await handler([_message(12, "m", partition=2)])
