@@ -29,7 +29,12 @@ from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import CatalogRepository, CurrentRepository, CurrentValue
+from services.scoring.repository import (
+    CatalogRepository,
+    Claim,
+    CurrentRepository,
+    CurrentValue,
+)
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
 from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
@@ -287,14 +292,13 @@ class Evaluator:
             return
         try:
             async with transaction(self._sessions) as session:
-                claimed = [
-                    await self._current.claim_publish(session, w.value, not_since=w.not_since)
-                    for w in writes
-                ]
+                claimed = await self._current.claim_publications(
+                    session, [Claim(w.value, w.not_since) for w in writes]
+                )
                 records = [
                     OutgoingRecord(key=w.value.kpi_key.encode(), value=w.message.to_bytes())
-                    for w, yes in zip(writes, claimed, strict=True)
-                    if yes
+                    for w in writes
+                    if w.value.kpi_key in claimed
                 ]
                 if records:
                     await self._publisher.publish(self._topic, records)
@@ -305,10 +309,10 @@ class Evaluator:
                 extra={"kpis": [w.value.kpi_key for w in writes], "error": str(exc)},
             )
             return
-        for write, yes in zip(writes, claimed, strict=True):
+        for write in writes:
             key = write.value.kpi_key
             before = self._written.get(key)
-            published_at = now if yes else (before[3] if before else now)
+            published_at = now if key in claimed else (before[3] if before else now)
             self._written[key] = (write.value.value, write.value.status, now, published_at)
 
 

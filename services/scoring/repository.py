@@ -467,6 +467,48 @@ class CurrentValue:
     published_at: datetime
 
 
+# The evaluator's claims of a tick, one statement for all its KPIs (one per KPI cost the
+# evaluator about 1 ms of CPU each, on the loop the fold shares). Rows are locked in key
+# order first, so two instances claiming the same KPIs cannot deadlock.
+_LOCK_CURRENT_PG = text(
+    "SELECT c.kpi_key FROM kpi_current AS c"
+    " JOIN jsonb_array_elements_text(CAST(CAST(:keys AS text) AS jsonb)) AS k(kpi_key)"
+    " ON c.kpi_key = k.kpi_key ORDER BY c.kpi_key FOR UPDATE OF c"
+)
+_CLAIM_CURRENT_PG = text(
+    "WITH v AS (SELECT * FROM jsonb_to_recordset(CAST(CAST(:rows AS text) AS jsonb)) AS v("
+    " kpi_key text, value float8, numerator float8, denominator float8, status text,"
+    " score float8, as_of timestamptz, published_at timestamptz, not_since timestamptz)),"
+    " updated AS ("
+    " UPDATE kpi_current AS c SET value = v.value, numerator = v.numerator,"
+    " denominator = v.denominator, status = v.status, score = v.score, as_of = v.as_of,"
+    # SET expressions see the row as it was: the claim compares old and new.
+    " published_at = CASE WHEN c.status <> v.status OR c.published_at <= v.not_since"
+    " THEN v.published_at ELSE c.published_at END"
+    " FROM v WHERE c.kpi_key = v.kpi_key"
+    " RETURNING c.kpi_key, c.published_at = v.published_at AS claimed),"
+    " inserted AS ("
+    " INSERT INTO kpi_current"
+    " (kpi_key, value, numerator, denominator, status, score, as_of, published_at)"
+    " SELECT v.kpi_key, v.value, v.numerator, v.denominator, v.status, v.score, v.as_of,"
+    " v.published_at FROM v WHERE v.kpi_key NOT IN (SELECT kpi_key FROM updated)"
+    " ON CONFLICT (kpi_key) DO NOTHING RETURNING kpi_key),"
+    " claims AS (SELECT kpi_key FROM updated WHERE claimed"
+    " UNION ALL SELECT kpi_key FROM inserted),"
+    " history AS (INSERT INTO kpi_history (kpi_key, at, value, status, score)"
+    " SELECT v.kpi_key, v.as_of, v.value, v.status, v.score FROM v JOIN claims USING (kpi_key))"
+    " SELECT kpi_key FROM claims"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A KPI's new current value, to be published if nothing was since ``not_since``."""
+
+    value: CurrentValue
+    not_since: datetime
+
+
 class CurrentRepository:
     """The latest published value per KPI, and the claim that rate-limits publishing."""
 
@@ -480,13 +522,39 @@ class CurrentRepository:
         )
         return list(rows.scalars())
 
-    async def claim_publish(
-        self, session: AsyncSession, value: CurrentValue, *, not_since: datetime
-    ) -> bool:
-        """Store ``value`` as the KPI's current value (always), and claim its publication
-        if the status changed or nothing was published since ``not_since``: True when
-        this caller should publish it. One statement, so atomic across instances."""
-        c = kpi_current.c
+    async def claim_publications(
+        self, session: AsyncSession, claims: Sequence[Claim]
+    ) -> set[str]:
+        """Store each value as its KPI's current value (always), and claim its publication
+        if the status changed or nothing was published since ``not_since``: the keys
+        this caller should publish. Atomic across instances."""
+        if not claims:
+            return set()
+        if not is_postgres(session):
+            return {c.value.kpi_key for c in claims if await self._claim_one(session, c)}
+        keys = sorted(c.value.kpi_key for c in claims)
+        await session.execute(_LOCK_CURRENT_PG, {"keys": orjson.dumps(keys).decode()})
+        rows = orjson.dumps(
+            [
+                {
+                    "kpi_key": c.value.kpi_key,
+                    "value": c.value.value,
+                    "numerator": c.value.numerator,
+                    "denominator": c.value.denominator,
+                    "status": c.value.status,
+                    "score": c.value.score,
+                    "as_of": c.value.as_of,
+                    "published_at": c.value.published_at,
+                    "not_since": c.not_since,
+                }
+                for c in claims
+            ]
+        )
+        result = await session.execute(_CLAIM_CURRENT_PG, {"rows": rows.decode()})
+        return set(result.scalars())
+
+    async def _claim_one(self, session: AsyncSession, claim: Claim) -> bool:
+        value, c = claim.value, kpi_current.c
         fields = {
             "value": value.value,
             "numerator": value.numerator,
@@ -495,7 +563,7 @@ class CurrentRepository:
             "score": value.score,
             "as_of": value.as_of,
         }
-        due = (c.status != value.status) | (c.published_at <= not_since)
+        due = (c.status != value.status) | (c.published_at <= claim.not_since)
         updated = await session.execute(
             update(kpi_current)
             .where(c.kpi_key == value.kpi_key)

@@ -20,6 +20,7 @@ from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregat
 from services.scoring.repository import (
     BucketRepository,
     CatalogRepository,
+    Claim,
     CurrentRepository,
     CurrentValue,
     PartitionBucket,
@@ -225,9 +226,10 @@ async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None
 
     async def claim(status: str, at: datetime, number: float = 1.0) -> bool:
         async with transaction(sessions) as session:
-            return await repo.claim_publish(
-                session, value(status, at, number), not_since=at - timedelta(minutes=1)
+            claimed = await repo.claim_publications(
+                session, [Claim(value(status, at, number), not_since=at - timedelta(minutes=1))]
             )
+        return claimed == {"kpi"}
 
     assert await claim("below_target", T0)
     assert not await claim("below_target", T0 + timedelta(seconds=30), 2.0)  # too soon
@@ -242,6 +244,48 @@ async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None
         history = await repo.recent(session, "kpi", T0 - timedelta(days=1))
     assert current["kpi"].status == "breach"
     assert [s for _, _, s in history] == ["below_target", "breach", "breach"]
+
+
+async def test_one_claim_call_decides_each_kpi_on_its_own(sessions: Sessions) -> None:
+    """A tick claims all its KPIs at once: new ones, ones published too recently, ones
+    whose status changed, each decided as if alone."""
+    repo = CurrentRepository()
+
+    def claim(key: str, status: str, at: datetime, number: float) -> Claim:
+        value = CurrentValue(key, number, number, 2.0, status, 40.0, at, at)
+        return Claim(value, not_since=at - timedelta(minutes=1))
+
+    async with transaction(sessions) as session:
+        first = await repo.claim_publications(
+            session, [claim("a", "on_target", T0, 1.0), claim("b", "on_target", T0, 1.0)]
+        )
+    assert first == {"a", "b"}
+    later = T0 + timedelta(seconds=30)
+    async with transaction(sessions) as session:
+        second = await repo.claim_publications(
+            session,
+            [
+                claim("a", "on_target", later, 2.0),  # too soon: stored, not claimed
+                claim("b", "breach", later, 3.0),  # status changed: claimed at once
+                claim("c", "no_data", later, 4.0),  # new: claimed
+            ],
+        )
+    assert second == {"b", "c"}
+    async with sessions() as session:
+        current = await repo.all(session)
+        history = {key: await repo.recent(session, key, T0 - timedelta(days=1)) for key in "abc"}
+    assert {k: (v.value, v.status, v.published_at) for k, v in current.items()} == {
+        "a": (2.0, "on_target", T0),
+        "b": (3.0, "breach", later),
+        "c": (4.0, "no_data", later),
+    }
+    assert current["b"].numerator == 3.0 and current["b"].denominator == 2.0
+    assert current["b"].score == 40.0 and current["b"].as_of == later
+    assert {k: [(at, v, s) for at, v, s in rows] for k, rows in history.items()} == {
+        "a": [(T0, 1.0, "on_target")],
+        "b": [(T0, 1.0, "on_target"), (later, 3.0, "breach")],
+        "c": [(later, 4.0, "no_data")],
+    }
 
 
 async def test_write_keys_by_hash_and_revocation(sessions: Sessions) -> None:
