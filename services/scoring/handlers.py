@@ -15,12 +15,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.aggregates import FoldResult, TermAggregate, merge
+from services.scoring.domain.aggregates import FoldResult, TermAggregate
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import BucketRepository, PartitionBucket
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, first_problem
@@ -104,11 +105,9 @@ class FoldHandler:
             raise Rewind(behind)
         return by_partition
 
-    def _fold(
-        self, decoded: dict[tuple[str, int], list[ReadEvent]], now: datetime
-    ) -> dict[tuple[str, int], FoldResult]:
-        folder = self._catalog.folder
-        return {key: folder.fold(events, now=now) for key, events in decoded.items()}
+    def _fold(self, decoded: dict[tuple[str, int], list[ReadEvent]], now: datetime) -> FoldResult:
+        # The whole batch at once: its buckets are written under one slot (see __call__).
+        return self._catalog.folder.fold(chain.from_iterable(decoded.values()), now=now)
 
     async def _claim_while_folding(
         self,
@@ -116,7 +115,7 @@ class FoldHandler:
         decoded: dict[tuple[str, int], list[ReadEvent]],
         ids: list[str],
         now: datetime,
-    ) -> tuple[dict[tuple[str, int], FoldResult], set[str]]:
+    ) -> tuple[FoldResult, set[str]]:
         """Fold the batch while Postgres records its ids; return the fold, the new ids.
 
         The claim is the batch's longest statement and the fold its largest CPU cost:
@@ -150,7 +149,7 @@ class FoldHandler:
                 key: list(valid_events(batch, seen, letters))
                 for key, batch in by_partition.items()
             }
-            results, new_ids = await self._claim_while_folding(session, decoded, list(seen), now)
+            result, new_ids = await self._claim_while_folding(session, decoded, list(seen), now)
             duplicates = len(seen) - len(new_ids)
             if duplicates:
                 # Rare (a client's retry, a replay past the offsets): fold the batch again
@@ -159,28 +158,29 @@ class FoldHandler:
                     key: [event for event in events if event.event_id in new_ids]
                     for key, events in decoded.items()
                 }
-                results = self._fold(decoded, now)
+                result = self._fold(decoded, now)
+            # The batch's buckets go to one row each, under the lowest partition of the
+            # batch: only a transaction holding that partition's stored offset (locked
+            # above, until the commit) writes rows under it, so a stored sketch is never
+            # merged into by two writers at once. One row per partition would multiply the
+            # rows, and the upserts, by the number of partitions in the batch.
+            slot = min(partition for _, partition in by_partition)
             deltas: dict[PartitionBucket, TermAggregate] = {}
-            refused = 0
-            for (_, partition), result in results.items():
-                for key, aggregate in result.buckets.items():
-                    bucket = PartitionBucket(key, partition)
-                    # Two topics may share a partition number: their deltas add up.
-                    known = deltas.get(bucket)
-                    deltas[bucket] = aggregate if known is None else merge(known, aggregate)
-                    oldest = touched.get(key.kpi_key)
-                    if oldest is None or key.bucket_start < oldest:
-                        touched[key.kpi_key] = key.bucket_start
-                for refusal in result.refused:
-                    refused += 1
-                    letters.append(
-                        DeadLetter(
-                            reason=refusal.reason,
-                            payload=refusal.event.to_bytes(),
-                            stage="scoring",
-                            key=refusal.event.event_id.encode(),
-                        )
-                    )
+            for key, aggregate in result.buckets.items():
+                deltas[PartitionBucket(key, slot)] = aggregate
+                oldest = touched.get(key.kpi_key)
+                if oldest is None or key.bucket_start < oldest:
+                    touched[key.kpi_key] = key.bucket_start
+            refused = len(result.refused)
+            letters.extend(
+                DeadLetter(
+                    reason=refusal.reason,
+                    payload=refusal.event.to_bytes(),
+                    stage="scoring",
+                    key=refusal.event.event_id.encode(),
+                )
+                for refusal in result.refused
+            )
             await self._buckets.add(session, deltas)
             if letters:
                 # Before the commit: a crash after it would otherwise lose the letters;

@@ -109,6 +109,8 @@ _WINDOWS_SKETCHES_PG = text(
 
 @dataclass(frozen=True, slots=True)
 class PartitionBucket:
+    """A bucket's row written under ``partition`` (see ``kpi_buckets``)."""
+
     key: BucketKey
     partition: int
 

@@ -40,8 +40,10 @@ kpi_changes = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
-# Additive partial aggregates per KPI term, bucket and Kafka partition. Only the
-# consumer holding a partition writes its rows, so instances never contend on them.
+# Additive partial aggregates per KPI term, bucket and partition. A fold writes its
+# batch's buckets under the lowest Kafka partition of the batch, whose stored offset it
+# holds locked until it commits: one writer at a time per row, so instances never merge
+# into the same stored sketch at once. Readers add up every partition's rows.
 kpi_buckets = Table(
     "kpi_buckets",
     metadata,

@@ -4,11 +4,13 @@ above the stored offsets is sent back to them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from datasketches import hll_sketch
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -133,3 +135,46 @@ async def test_a_partition_that_starts_above_its_stored_offset_again_is_taken(
     # A later gap on the same partition is a loss again, not the log's.
     with pytest.raises(Rewind):
         await handler([_message(12, "m", partition=2)])
+
+
+def _feature_used(partition: int, offset: int, subject: str) -> Message:
+    event = EventEnvelope(
+        event_id=f"{partition}-{offset}",
+        source="web",
+        type="feature_used",
+        subject_id=subject,
+        occurred_at=NOW - timedelta(minutes=1),
+        received_at=NOW,
+    )
+    return Message("events", partition, offset, None, event.to_bytes(), 0)
+
+
+async def test_two_instances_folding_at_once_keep_every_sketch_update(
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> None:
+    """Two scorers fold the same bucket of a distinct-count KPI at the same moment, each
+    from its own partitions: each merges into the stored sketch it read, so they must not
+    write the same row, or one's users would vanish from the count."""
+    _, sessions = scoring_db
+    first = _handler(sessions, _DeadLetters(), [])
+    second = _handler(sessions, _DeadLetters(), [])
+    for round_ in range(5):
+        offset = round_ * 20
+        await asyncio.gather(
+            first(
+                [_feature_used(0, offset + i, f"a{round_}-{i}") for i in range(20)]
+                + [_feature_used(1, offset + i, f"b{round_}-{i}") for i in range(20)]
+            ),
+            second(
+                [_feature_used(2, offset + i, f"c{round_}-{i}") for i in range(20)]
+                + [_feature_used(3, offset + i, f"d{round_}-{i}") for i in range(20)]
+            ),
+        )
+    async with sessions() as session:
+        totals = await BucketRepository().window_totals(
+            session, "active_users", NOW - timedelta(days=1), NOW
+        )
+    assert totals[0].count == 400
+    assert totals[0].sketch is not None
+    estimate = hll_sketch.deserialize(totals[0].sketch).get_estimate()
+    assert estimate == pytest.approx(400, rel=0.02)  # HLL at lg_k 12: exact to ~0.5 % here
