@@ -126,8 +126,11 @@ class FoldHandler:
             await asyncio.sleep(0)  # the claim reaches Postgres before the fold holds the loop
             results = self._fold(decoded, now)
         except BaseException:
-            # Never leave a statement running on the session that is about to roll back.
+            # Never leave a statement running on the session that is about to roll back;
+            # the fold's error is the one to report (the claim's, if any, is dropped).
             await asyncio.wait([claim])
+            if not claim.cancelled():
+                claim.exception()
             raise
         return results, await claim
 
