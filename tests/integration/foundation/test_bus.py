@@ -16,7 +16,7 @@ import pytest
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
 from shared.bus.factory import create_publisher, create_subscriber
 from shared.bus.kafka import KafkaPublisher, ensure_topics
-from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
+from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind, Subscriber
 from shared.settings import Settings
 
 
@@ -165,11 +165,8 @@ async def test_publisher_against_closed_port_fails_fast_and_reports_unhealthy(
         await publisher.stop()
 
 
-async def test_a_failed_batch_is_delivered_again_with_nothing_skipped(
-    bus_settings: Settings,
-) -> None:
-    """The restarted loop starts again at the failed batch, whatever was fetched after."""
-    settings = bus_settings
+async def _one_partition_of_30(settings: Settings) -> tuple[list[OutgoingRecord], Subscriber]:
+    """30 records in one partition of a fresh topic, and a subscriber of 10-record batches."""
     topic = await _fresh_topic(settings)
     publisher = create_publisher(settings.kafka, client_id="test")
     await publisher.start()
@@ -182,6 +179,14 @@ async def test_a_failed_batch_is_delivered_again_with_nothing_skipped(
     subscriber = create_subscriber(
         settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
     )
+    return records, subscriber
+
+
+async def test_a_failed_batch_is_delivered_again_with_nothing_skipped(
+    bus_settings: Settings,
+) -> None:
+    """The restarted loop starts again at the failed batch, whatever was fetched after."""
+    records, subscriber = await _one_partition_of_30(bus_settings)
     handled: list[Message] = []
     calls = 0
     all_handled = asyncio.Event()
@@ -214,18 +219,7 @@ async def test_a_rewind_moves_the_partition_back_to_the_offset_given(
 ) -> None:
     """A handler whose stored offsets fell behind (its database lost its latest
     transactions) answers ``Rewind``: the loop goes on from the offsets it names."""
-    settings = bus_settings
-    topic = await _fresh_topic(settings)
-    publisher = create_publisher(settings.kafka, client_id="test")
-    await publisher.start()
-    try:
-        records = [OutgoingRecord(key=b"same", value=f"v{i}".encode()) for i in range(30)]
-        await publisher.publish(topic, records)
-    finally:
-        await publisher.stop()
-    subscriber = create_subscriber(
-        settings.kafka, topics=[topic], group_id=f"g-{uuid.uuid4().hex[:6]}", max_batch=10
-    )
+    records, subscriber = await _one_partition_of_30(bus_settings)
     handled: list[Message] = []
     rewound_at: int | None = None
     done = asyncio.Event()
