@@ -1,10 +1,10 @@
 """Each KPI's window totals for the evaluator, the settled part of the window remembered.
 
 Summing a whole window on every evaluation made each evaluation cost as much as the
-windows are long: a 7-day window is 168 hourly buckets in each partition, and under load
-every KPI is re-evaluated every second or so (the example catalog with full windows: 78-85
-ms a time, ``bench/evaluator_windows.py``). But events land almost only in the newest
-buckets. So a window is read in two parts:
+windows are long: a 7-day window is 168 hourly buckets (times the partitions that wrote
+rows for them), and under load every KPI is re-evaluated every second or so (the example
+catalog with full windows: 78-85 ms a time, ``bench/evaluator_windows.py``). But events
+land almost only in the newest buckets. So a window is read in two parts:
 
 - the *open* part, the buckets from ``OPEN_SPAN`` before now on, read on every
   evaluation (a few buckets);
