@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
-from services.alerts.handlers import KpiValueHandler
+from services.alerts.consumer import kpi_value_consumer
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.transitions import AlertWriter
@@ -60,7 +60,7 @@ def create_app(
     worker = DeliveryWorker(
         sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
     )
-    handler = KpiValueHandler(
+    handler = kpi_value_consumer(
         sessions=sessions,
         offsets=OffsetRepository(sessions, consumer=cfg.group_id),
         writer=writer,

@@ -18,14 +18,15 @@ from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.catalog_state import CatalogState
+from services.scoring.consumer import FoldEvents
 from services.scoring.domain.catalog import Catalog, parse_catalog
 from services.scoring.evaluator import Evaluator
-from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
-from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from services.scoring.repository import ScoringRepositories
 from services.scoring.windows import WindowTotals
 from shared.auth import admin_guard
+from shared.bus.consumer import DeadLetterPolicy, TransactionalConsumer
 from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Publisher, Subscriber
 from shared.db.engine import ping
@@ -61,7 +62,10 @@ def create_app(
     scoring = settings.scoring
     topics = settings.kafka.topics()
     metrics = ScoringMetrics(registry)
-    buckets, current, catalog_repo = BucketRepository(), CurrentRepository(), CatalogRepository()
+    repositories = ScoringRepositories.for_dialect(engine.dialect.name)
+    buckets, current, catalog_repo = (
+        repositories.buckets, repositories.current, repositories.catalog
+    )
     state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
     catalog_service = CatalogService(sessions, catalog_repo, buckets, state)
     offsets = OffsetRepository(sessions, consumer=scoring.group_id)
@@ -76,14 +80,22 @@ def create_app(
         topic=topics.kpi_values,
         metrics=metrics,
     )
-    handler = FoldHandler(
+    handler = TransactionalConsumer(
+        FoldEvents(
+            catalog=state,
+            buckets=buckets,
+            event_ids=repositories.event_ids,
+            metrics=metrics,
+            on_folded=evaluator.mark,
+        ),
         sessions=sessions,
-        catalog=state,
-        buckets=buckets,
         offsets=offsets,
-        dlq=DeadLetterQueue(publisher, topics.events_dlq),
-        metrics=metrics,
-        on_folded=evaluator.mark,
+        dead_letters=DeadLetterPolicy(
+            DeadLetterQueue(publisher, topics.events_dlq), stage=FoldEvents.stage
+        ),
+        metrics=metrics.consumer,
+        # Not waiting for the disk takes the disk's stalls out of every event's latency;
+        # what a database crash loses, the consumer reads again (see ``Rewind``).
         wait_for_flush=scoring.fold_commit_waits_for_disk,
     )
     queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
@@ -105,7 +117,9 @@ def create_app(
             asyncio.create_task(
                 guarded(
                     "dedupe pruner",
-                    lambda: prune_dedupe_ids(sessions, buckets, scoring.dedupe_horizon_s, stop),
+                    lambda: prune_dedupe_ids(
+                        sessions, repositories.event_ids, scoring.dedupe_horizon_s, stop
+                    ),
                 )
             ),
             asyncio.create_task(
