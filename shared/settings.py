@@ -36,8 +36,7 @@ class KafkaSettings(BaseModel):
     # last one, waits a whole batch cycle in the buffer, and what arrives meanwhile waits
     # at the broker for the fetch after it. Held at the broker (until fetch_min_bytes are
     # there or fetch_max_wait_ms passed), a fetch carries what arrived during the cycle;
-    # best when the wait is about a batch cycle (50-80 ms for the scorer at half its
-    # maximum rate; bench/fetch_wait.py).
+    # best when the wait is about the consumer's batch cycle (bench/fetch_wait.py).
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     # Empty in deployments; tests set a unique prefix so runs sharing a broker never
@@ -101,8 +100,8 @@ class ScoringSettings(BaseModel):
     # a late event folded by another scorer instance takes to show in this one's values.
     settled_refresh_s: float = Field(default=10.0, gt=0)
     # Whether each fold's commit waits for its WAL to reach the disk. Off: a Postgres
-    # crash may lose the last folds (about 0.6 s of them, state and offsets together),
-    # and the scorer reads those events again from Kafka.
+    # crash may lose the last folds (the last moment's, state and offsets together), and
+    # the scorer reads those events again from Kafka.
     fold_commit_waits_for_disk: bool = False
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"

@@ -22,7 +22,7 @@ from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
 from shared.bus.dlq import DeadLetterQueue
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 from shared.metrics import ConsumerMetrics
 from shared.settings import Settings
 
@@ -55,7 +55,7 @@ def build(
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
     writer = AlertWriter(cfg, metrics)
-    offsets = OffsetRepository(sessions, consumer=cfg.group_id)
+    offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(
         topics=[settings.kafka.topics().kpi_values],

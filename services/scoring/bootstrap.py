@@ -6,6 +6,8 @@ tests; nothing else constructs the service's parts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -17,17 +19,25 @@ from services.scoring.consumer import FoldEvents
 from services.scoring.domain.catalog import Catalog
 from services.scoring.evaluator import Evaluator
 from services.scoring.metrics import ScoringMetrics
+from services.scoring.publication import ValuePublication
 from services.scoring.queries import KpiQueries
 from services.scoring.repository import ScoringRepositories
+from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bootstrap import Adapters
 from shared.bus.consumer import DeadLetterPolicy, TransactionalConsumer
 from shared.bus.dlq import DeadLetterQueue
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 from shared.settings import Settings
 
 
-def build(settings: Settings, adapters: Adapters) -> FastAPI:
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build(
+    settings: Settings, adapters: Adapters, *, clock: Callable[[], datetime] = _utcnow
+) -> FastAPI:
     scoring = settings.scoring
     topics = settings.kafka.topics()
     sessions = adapters.sessions
@@ -35,16 +45,28 @@ def build(settings: Settings, adapters: Adapters) -> FastAPI:
     repositories = ScoringRepositories.for_dialect(adapters.engine.dialect.name)
     state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
     catalog_service = CatalogService(sessions, repositories.catalog, repositories.buckets, state)
-    offsets = OffsetRepository(sessions, consumer=scoring.group_id)
+    offsets = offsets_for(sessions, consumer=scoring.group_id)
     evaluator = Evaluator(
         sessions=sessions,
         catalog=state,
         windows=WindowTotals(repositories.buckets, state.tz, refresh_s=scoring.settled_refresh_s),
         current=repositories.current,
-        catalog_repository=repositories.catalog,
-        publisher=adapters.publisher,
-        topic=topics.kpi_values,
+        publication=ValuePublication(
+            sessions=sessions,
+            current=repositories.current,
+            publisher=adapters.publisher,
+            topic=topics.kpi_values,
+        ),
+        retirement=RetirementAnnouncer(
+            sessions=sessions,
+            catalog_repository=repositories.catalog,
+            current=repositories.current,
+            publisher=adapters.publisher,
+            topic=topics.kpi_values,
+            clock=clock,
+        ),
         metrics=metrics,
+        clock=clock,
     )
     fold = TransactionalConsumer(
         FoldEvents(

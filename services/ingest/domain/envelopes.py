@@ -1,7 +1,7 @@
 """Validation of incoming events into envelopes, answering per event.
 
 A batch is first converted by msgspec (``convert_events``, the fast path when every event
-is plainly valid, about 2.5 times cheaper than pydantic); when it declines, the contract
+is plainly valid, several times cheaper than pydantic); when it declines, the contract
 (``EventEnvelope``, one ``TypeAdapter`` call) decides, the errors are grouped by index and
 the valid rest validated once more. Per-event reasons name the offending field, e.g.
 ``type: …``. Either way the accepted events are ``ReadEvent``s, whose JSON is the

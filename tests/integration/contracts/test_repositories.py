@@ -20,7 +20,7 @@ from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregat
 from services.scoring.repository import Claim, CurrentValue, PartitionBucket, SeenEvent
 from shared.bus.ports import PartitionId
 from shared.db.engine import transaction
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 from tests.integration.contracts.conftest import scoring_repositories
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -28,7 +28,7 @@ T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
 async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
-    repo = OffsetRepository(sessions, consumer="c1")
+    repo = offsets_for(sessions, consumer="c1")
     p0, p1 = PartitionId("t", 0), PartitionId("t", 1)
     async with transaction(sessions) as session:
         await repo.save(session, {p0: 10, p1: 3})
@@ -36,7 +36,7 @@ async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
         assert await repo.locked(session, [p0, p1]) == {p0: 10, p1: 3}
         await repo.save(session, {p0: 25})
     assert await repo.load([p0, p1, PartitionId("t", 2)]) == {p0: 25, p1: 3}
-    assert await OffsetRepository(sessions, consumer="other").load([p0]) == {}
+    assert await offsets_for(sessions, consumer="other").load([p0]) == {}
 
 
 async def test_event_ids_are_claimed_once(sessions: Sessions) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.consumer import FoldEvents
-from services.scoring.domain.aggregates import bucket_start
+from services.scoring.domain.buckets import bucket_start
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import ScoringRepositories
@@ -25,7 +25,7 @@ from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
 from shared.contracts.event_reader import ReadEvent
 from shared.contracts.events import EventEnvelope
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 
 from .conftest import CATALOG
 
@@ -71,7 +71,7 @@ def _handler(
             on_folded=touched.append,
         ),
         sessions=sessions,
-        offsets=OffsetRepository(sessions, consumer="fold-test"),
+        offsets=offsets_for(sessions, consumer="fold-test"),
         dead_letters=DeadLetterPolicy(DeadLetterQueue(dead, "dlq"), stage="scoring"),  # type: ignore[arg-type]
         metrics=metrics.consumer,
         wait_for_flush=wait_for_flush,
