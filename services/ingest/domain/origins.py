@@ -13,11 +13,14 @@ example.com itself, which is listed on its own).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 MAX_ORIGINS = 50
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# Host names as browsers send them (IDNs in punycode), IPv4, or IPv6 without brackets.
+_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
 
 
 class OriginError(ValueError):
@@ -26,8 +29,10 @@ class OriginError(ValueError):
 
 def normalize_origin(value: str) -> str:
     """``value`` as browsers would send it, or OriginError naming what is wrong."""
-    raw = value.strip()
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 address
+        raise OriginError(f"origin {value!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise OriginError(f"origin {value!r}: must start with http:// or https://")
@@ -36,14 +41,15 @@ def normalize_origin(value: str) -> str:
     host = (parts.hostname or "").lower()
     wildcard = host.startswith("*.")
     bare = host[2:] if wildcard else host
-    if not bare or "*" in bare or not all(label for label in bare.split(".")):
+    if not _HOST.fullmatch(bare) or not all(label for label in bare.split(".")):
         raise OriginError(f"origin {value!r}: not a host name")
     try:
         port = parts.port
     except ValueError:
         raise OriginError(f"origin {value!r}: invalid port") from None
     suffix = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
-    return f"{scheme}://{host}{suffix}"
+    shown = f"[{host}]" if ":" in host else host  # IPv6, as browsers write it
+    return f"{scheme}://{shown}{suffix}"
 
 
 def normalize_origins(values: Iterable[str]) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ SITE = "https://shop.example.com"
         ("https://shop.example.com:443", "https://shop.example.com"),
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
         ("https://*.example.com", "https://*.example.com"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
     ],
 )
 def test_origins_are_normalized_as_browsers_send_them(given: str, normalized: str) -> None:
@@ -51,6 +52,9 @@ def test_origins_are_normalized_as_browsers_send_them(given: str, normalized: st
         ("https://", "not a host name"),
         ("https://a.*.example.com", "not a host name"),
         ("https://shop.example.com:99999", "invalid port"),
+        ("https://[::1", "Invalid IPv6 URL"),
+        ("https://shop\x00.example.com", "not a host name"),
+        ("https://shop_1.example.com", "not a host name"),
     ],
 )
 def test_bad_origins_are_refused_naming_the_entry(given: str, problem: str) -> None:
