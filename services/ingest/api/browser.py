@@ -14,6 +14,7 @@ same authentication, limits, mapping and "2xx only after Kafka acknowledged".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter
@@ -80,10 +81,27 @@ router.add_api_route(
 )
 
 
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]+")
+
+
+def _forwarded(request: Request, name: str) -> str:
+    """The first value of an ``X-Forwarded-*`` header ("" when absent)."""
+    return request.headers.get(name, "").split(",")[0].strip()
+
+
 def _api_base(request: Request) -> tuple[str, str]:
-    """(scheme, host[:port][/root path]) under which browsers reach this ingest."""
+    """(scheme, host[:port][/root path]) under which browsers reach this ingest.
+
+    Behind a TLS-terminating proxy the request arrives over http, and a page served
+    over https may not send to http: the proxy's X-Forwarded-Proto/-Host say how the
+    browser reached us. Trusting them is safe here, the answer goes only to the asker.
+    """
     base = request.base_url
-    return base.scheme, f"{base.netloc}{base.path.rstrip('/')}"
+    proto = _forwarded(request, "x-forwarded-proto").lower()
+    host = _forwarded(request, "x-forwarded-host")
+    scheme = proto if proto in ("http", "https") else base.scheme
+    netloc = host if _HOST.fullmatch(host) else base.netloc
+    return scheme, f"{netloc}{base.path.rstrip('/')}"
 
 
 @router.get(

@@ -117,6 +117,12 @@ async def test_segment_settings_point_analytics_next_at_this_ingest(
     assert integration["apiHost"] == "ingest.test/v1"
     assert integration["protocol"] == "http"
     assert integration["apiKey"] == keys.web
+    proxied = await client.get(
+        f"/v1/projects/{keys.web}/settings",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ingest.example.com"},
+    )
+    behind_tls = proxied.json()["integrations"]["Segment.io"]
+    assert (behind_tls["apiHost"], behind_tls["protocol"]) == ("ingest.example.com/v1", "https")
     unknown = await client.get("/v1/projects/kp_web_nope0123456789/settings")
     assert unknown.status_code == 401
     assert (await client.get(f"/v1/projects/{keys.support}/settings")).status_code == 403
