@@ -43,9 +43,14 @@ READY_TIMEOUT_S = 30
 
 SEGMENT_PAGE = """<!doctype html><meta charset="utf-8"><script src="/segment.js"></script>
 <script>
-window.run = async (writeKey, ingest, run) => {
+window.run = async (writeKey, ingest, run, batching) => {
   // The host setting: settings and events both come from ingest.
-  const [analytics] = await AnalyticsNext.AnalyticsBrowser.load({ writeKey, cdnURL: ingest });
+  const options = batching
+    ? { integrations: { 'Segment.io': {
+        deliveryStrategy: { strategy: 'batching', config: { size: 3, timeout: 100 } } } } }
+    : {};
+  const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+    { writeKey, cdnURL: ingest }, options);
   const done = await Promise.all([
     analytics.identify('user-' + run, { email: 'lan@example.com', run }),
     analytics.track('Trial Started', { plan: 'pro', run }),
@@ -205,14 +210,15 @@ async def arrived(stack: Stack, run: str, count: int) -> list[dict[str, Any]]:
     return [orjson.loads(message.value) for message in found]
 
 
+@pytest.mark.parametrize("batching", [False, True], ids=["per-call", "batching"])
 async def test_segment_analytics_next_delivers_to_kafka(
-    stack: Stack, pages: str, browser: Browser
+    stack: Stack, pages: str, browser: Browser, batching: bool
 ) -> None:
     key = web_key(stack, "segment site", [pages])
     run = f"segment-{uuid.uuid4().hex}"
     async with opened(browser, f"{pages}/segment.html") as (page, seen):
-        ids = await evaluate(page, seen, "([k, i, r]) => window.run(k, i, r)",
-                             key, stack.ingest, run)
+        ids = await evaluate(page, seen, "([k, i, r, b]) => window.run(k, i, r, b)",
+                             key, stack.ingest, run, batching)
         events = await arrived(stack, run, count=3)
         seen.only_local()
         assert not seen.failed, seen.report()
@@ -225,6 +231,9 @@ async def test_segment_analytics_next_delivers_to_kafka(
     track = next(event for event in events if event["type"] == "trial_started")
     assert track["properties"]["plan"] == "pro"
     assert track["context"]["library"]["name"] == "analytics.js"
+    paths = ["/v1/b"] if batching else ["/v1/i", "/v1/t", "/v1/p"]
+    for path in paths:
+        assert f"{stack.ingest}{path}" in seen.urls, seen.report()
 
 
 @pytest.mark.parametrize("beacon", [False, True], ids=["xhr", "beacon"])

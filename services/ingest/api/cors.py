@@ -109,6 +109,10 @@ class BrowserCors:
                 scope.setdefault("route", route)  # a bounded label for the metrics
                 response = preflight(route, requested.decode("latin-1"),
                                      headers.get(b"access-control-request-headers", b""))
+                if headers.get(b"access-control-request-private-network") == b"true":
+                    # Chromium asks before a public page may reach a private address
+                    # (ingest inside a company network, for its intranet pages).
+                    response.headers["Access-Control-Allow-Private-Network"] = "true"
                 await response(scope, receive, send)
                 return
 

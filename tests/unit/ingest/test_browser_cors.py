@@ -160,6 +160,15 @@ async def test_preflight_allows_any_origin_and_the_sdk_headers() -> None:
     assert int(response.headers["access-control-max-age"]) > 0
 
 
+async def test_preflight_for_a_private_network_address() -> None:
+    asked = {**_preflight("POST"), "Access-Control-Request-Private-Network": "true"}
+    response = await _call("OPTIONS", "/v1/t", asked)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-private-network"] == "true"
+    plain = await _call("OPTIONS", "/v1/t", _preflight("POST"))
+    assert "access-control-allow-private-network" not in plain.headers
+
+
 async def test_preflight_of_a_templated_route() -> None:
     response = await _call("OPTIONS", "/v1/projects/kp_web_x/settings", _preflight("GET"))
     assert response.status_code == 204
