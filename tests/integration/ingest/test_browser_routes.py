@@ -162,6 +162,10 @@ async def test_preflights_on_every_tracking_route(client: httpx.AsyncClient, key
         "/v1/webhooks/zendesk", headers={**asked, "Access-Control-Request-Method": "POST"}
     )
     assert "access-control-allow-origin" not in webhook.headers
+    # Preflights are counted under the route template, never the key in the path.
+    metrics = (await client.get("/metrics")).text
+    assert 'method="OPTIONS",route="/v1/projects/{write_key}/settings"' in metrics
+    assert keys.web not in metrics
 
 
 async def test_a_key_limited_to_its_sites_refuses_other_origins(
