@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.api import admin, events, segment, webhooks
+from services.ingest.api import admin, browser, events, segment, webhooks
 from services.ingest.api.common import ApiError, handle_api_error
 from services.ingest.api.context import IngestContext
+from services.ingest.api.cors import BrowserCors
 from services.ingest.api.direct import DirectRoutes, direct_routes
 from services.ingest.domain.ids import UuidSource
 from services.ingest.domain.ratelimit import RateLimiter
@@ -28,7 +29,9 @@ from shared.metrics import HttpMetrics
 from shared.settings import Settings
 
 # The tracking routes senders call at high rates; served without FastAPI's routing.
-HOT_ROUTES = (("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"))
+HOT_ROUTES = (
+    ("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"), *browser.HOT_ROUTES
+)
 
 
 def _utcnow() -> datetime:
@@ -88,13 +91,14 @@ def create_app(
     )
     app.state.ingest = ctx
     app.add_exception_handler(ApiError, handle_api_error)
-    for router in (events.router, segment.router, webhooks.router, admin.router):
+    tracking = (events.router, segment.router, browser.router)
+    for router in (*tracking, webhooks.router, admin.router):
         app.include_router(router)
-    # Added before install_common's middleware, so it runs inside them (metrics, limits).
-    app.add_middleware(
-        DirectRoutes,
-        routes=direct_routes([*events.router.routes, *segment.router.routes], HOT_ROUTES),
-    )
+    tracking_routes = [route for router in tracking for route in router.routes]
+    # Added before install_common's middleware, so it runs inside them (metrics, limits);
+    # CORS outside DirectRoutes, so the hot routes answer browsers too.
+    app.add_middleware(DirectRoutes, routes=direct_routes(tracking_routes, HOT_ROUTES))
+    app.add_middleware(BrowserCors, routes=tracking_routes)
     install_common(
         app,
         service="ingest",

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, DateTime, Index, String, Table, delete, select, text, update
+from sqlalchemy import JSON, Column, DateTime, Index, String, Table, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,6 +26,8 @@ write_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    # Origins browsers may use the key from (a JSON list); NULL or empty allows any.
+    Column("allowed_origins", JSON, nullable=True),
 )
 
 webhook_deliveries = Table(
@@ -49,6 +51,7 @@ class WriteKey:
     created_at: datetime
     revoked_at: datetime | None
     key_hash: str = ""
+    allowed_origins: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -63,6 +66,7 @@ def _key(row: object) -> WriteKey:
         created_at=row.created_at,  # type: ignore[attr-defined]
         revoked_at=row.revoked_at,  # type: ignore[attr-defined]
         key_hash=row.key_hash,  # type: ignore[attr-defined]
+        allowed_origins=tuple(row.allowed_origins or ()),  # type: ignore[attr-defined]
     )
 
 
@@ -70,8 +74,16 @@ class WriteKeyRepository:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def create(self, *, source: str, name: str, key_hash: str, now: datetime) -> WriteKey:
-        record = WriteKey(str(uuid.uuid4()), source, name, now, None, key_hash)
+    async def create(
+        self,
+        *,
+        source: str,
+        name: str,
+        key_hash: str,
+        now: datetime,
+        allowed_origins: tuple[str, ...] = (),
+    ) -> WriteKey:
+        record = WriteKey(str(uuid.uuid4()), source, name, now, None, key_hash, allowed_origins)
         async with transaction(self._sessions) as session:
             await session.execute(
                 write_keys.insert().values(
@@ -81,6 +93,7 @@ class WriteKeyRepository:
                     key_hash=key_hash,
                     created_at=now,
                     revoked_at=None,
+                    allowed_origins=list(allowed_origins) or None,
                 )
             )
         return record
@@ -105,6 +118,18 @@ class WriteKeyRepository:
                 update(write_keys)
                 .where(write_keys.c.id == key_id, write_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
+            )
+            rows = await session.execute(select(write_keys).where(write_keys.c.id == key_id))
+            row = rows.first()
+            return _key(row) if row is not None else None
+
+    async def set_origins(self, key_id: str, origins: tuple[str, ...]) -> WriteKey | None:
+        """Replace the key's allowed origins (empty: any); None when no such key exists."""
+        async with transaction(self._sessions) as session:
+            await session.execute(
+                update(write_keys)
+                .where(write_keys.c.id == key_id)
+                .values(allowed_origins=list(origins) or None)
             )
             rows = await session.execute(select(write_keys).where(write_keys.c.id == key_id))
             row = rows.first()

@@ -12,6 +12,7 @@ from services.ingest.api.answer import publish_and_answer
 from services.ingest.api.auth import authenticate, check_rate, credentials
 from services.ingest.api.common import ApiError, parse_json, read_body, too_large
 from services.ingest.api.context import context
+from services.ingest.api.cors import check_origin
 from services.ingest.domain.envelopes import (
     SchemaError,
     SourceMismatch,
@@ -98,6 +99,7 @@ async def post_events(request: Request) -> Response:
     ctx = context(request)
     limits = ctx.settings.ingest
     record = await authenticate(ctx, credentials(request), source=None)
+    check_origin(request, record)
     body = await read_body(request, limit=limits.max_request_bytes)
     try:
         items = unpack_native(parse_json(body))

@@ -17,24 +17,29 @@ from services.ingest.api.answer import publish_and_answer
 from services.ingest.api.auth import authenticate, check_rate, credentials
 from services.ingest.api.common import ApiError, parse_json, read_body, too_large
 from services.ingest.api.context import context
+from services.ingest.api.cors import check_origin
 from services.ingest.domain import segment
 from services.ingest.domain.envelopes import SchemaError, Validated, validate
 
 router = APIRouter(tags=["segment"])
 
 
-async def _handle(request: Request, kind: str) -> Response:
+async def handle(request: Request, kind: str, *, query_key: bool = False) -> Response:
+    """One Segment-style request; ``query_key`` also takes ``?writeKey=`` (beacons)."""
     ctx = context(request)
     limits = ctx.settings.ingest
     header_key = credentials(request)
+    if header_key is None and query_key:
+        header_key = request.query_params.get("writeKey") or None
     if header_key is not None:  # refuse strangers before reading their body
-        await authenticate(ctx, header_key, source=segment.SOURCE)
+        check_origin(request, await authenticate(ctx, header_key, source=segment.SOURCE))
     body = await read_body(request, limit=limits.max_request_bytes)
     try:
         unpacked = segment.unpack(parse_json(body), kind)
     except SchemaError as exc:
         raise ApiError(422, "invalid_body", str(exc)) from exc
     record = await authenticate(ctx, header_key or unpacked.write_key, source=segment.SOURCE)
+    check_origin(request, record)
     count = len(unpacked.messages)
     if kind != "batch" and len(body) > limits.max_event_bytes:
         raise too_large("event", limits.max_event_bytes)
@@ -58,7 +63,7 @@ async def _handle(request: Request, kind: str) -> Response:
 
 def _route(kind: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await _handle(request, kind)
+        return await handle(request, kind)
 
     endpoint.__name__ = f"segment_{kind}"
     return endpoint

@@ -77,6 +77,18 @@ def test_batch_level_sent_at_is_used() -> None:
     [
         ({"type": "screen", "userId": "u", "name": "Main"}, "screen_view", {"name": "Main"}),
         ({"type": "identify", "userId": "u", "traits": {"plan": "x"}}, "identify", {"plan": "x"}),
+        # RudderStack sends identify traits only in context.traits.
+        (
+            {"type": "identify", "userId": "u", "context": {"traits": {"plan": "y"}}},
+            "identify",
+            {"plan": "y"},
+        ),
+        (
+            {"type": "identify", "userId": "u", "traits": {"plan": "x"},
+             "context": {"traits": {"plan": "y"}}},
+            "identify",
+            {"plan": "x"},
+        ),
         (
             {"type": "group", "userId": "u", "groupId": 7, "traits": {"n": 1}},
             "group",
