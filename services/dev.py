@@ -35,7 +35,7 @@ from services.alerts.app import create_app as create_alerts
 from services.ingest.app import create_app as create_ingest
 from services.ingest.domain.writekeys import hash_key
 from services.ingest.keys import create_key
-from services.ingest.repository import WriteKeyRepository
+from services.ingest.stores import WriteKeyStore
 from services.scoring.app import create_app as create_scoring
 from shared.bus.factory import create_publisher, create_subscriber
 from shared.bus.ports import Subscriber
@@ -135,7 +135,7 @@ async def _dev_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]
     """One write key per source: the ``known`` ones while still valid, else new ones."""
     engine = create_engine(settings.database)
     try:
-        repository = WriteKeyRepository(create_session_factory(engine))
+        repository = WriteKeyStore(create_session_factory(engine))
         keys: dict[str, str] = {}
         for source in SOURCES:
             key = known.get(source)

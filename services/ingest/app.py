@@ -17,10 +17,10 @@ from services.ingest.api.context import IngestContext
 from services.ingest.api.direct import DirectRoutes, direct_routes
 from services.ingest.domain.ids import UuidSource
 from services.ingest.domain.ratelimit import RateLimiter
-from services.ingest.handlers import Ingestor
 from services.ingest.keycache import KeyCache
 from services.ingest.metrics import IngestMetrics
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.publishing import Ingestor
+from services.ingest.stores import DeliveryLedger, WriteKeyStore
 from services.ingest.webhook_config import WebhookSecrets
 from shared.bus.ports import Publisher
 from shared.http import install_common
@@ -46,7 +46,7 @@ def create_app(
 ) -> FastAPI:
     clock = monotonic or time.monotonic
     limits = settings.ingest
-    key_repository = WriteKeyRepository(sessions)
+    key_repository = WriteKeyStore(sessions)
     ctx = IngestContext(
         settings=settings,
         ingestor=Ingestor(
@@ -57,7 +57,7 @@ def create_app(
         ),
         keys=KeyCache(key_repository, ttl_s=limits.key_cache_ttl_s, clock=clock),
         key_repository=key_repository,
-        deliveries=DeliveryRepository(sessions),
+        deliveries=DeliveryLedger(sessions),
         limiter=RateLimiter(
             rate=limits.rate_limit_per_second, burst=limits.rate_limit_burst, clock=clock
         ),

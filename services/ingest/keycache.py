@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 
 from services.ingest.domain.writekeys import hash_key, looks_like_key
-from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.repository import WriteKey
+from services.ingest.stores import WriteKeyStore
 
 _MAX_ENTRIES = 10_000
 _NEGATIVE_TTL_S = 1.0
@@ -20,7 +21,7 @@ _NEGATIVE_TTL_S = 1.0
 class KeyCache:
     def __init__(
         self,
-        repository: WriteKeyRepository,
+        repository: WriteKeyStore,
         *,
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,

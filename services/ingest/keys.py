@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from services.ingest.domain.writekeys import generate, hash_key
-from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.repository import WriteKey
+from services.ingest.stores import WriteKeyStore
 
 
 async def create_key(
-    repository: WriteKeyRepository, *, source: str, name: str, now: datetime
+    repository: WriteKeyStore, *, source: str, name: str, now: datetime
 ) -> tuple[WriteKey, str]:
     """Create a key; the plain key is returned here once and never stored."""
     key = generate(source)

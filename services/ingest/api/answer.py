@@ -9,7 +9,7 @@ from starlette.responses import Response
 from services.ingest.api.common import ApiError, json_response, unavailable
 from services.ingest.api.context import IngestContext
 from services.ingest.domain.envelopes import Rejection, Validated
-from services.ingest.handlers import Outcome
+from services.ingest.publishing import Outcome
 from shared.bus.ports import PublishError
 
 

@@ -9,9 +9,9 @@ from datetime import datetime
 from starlette.requests import Request
 
 from services.ingest.domain.ratelimit import RateLimiter
-from services.ingest.handlers import Ingestor
 from services.ingest.keycache import KeyCache
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.publishing import Ingestor
+from services.ingest.stores import DeliveryLedger, WriteKeyStore
 from services.ingest.webhook_config import WebhookSecrets
 from shared.settings import Settings
 
@@ -21,8 +21,8 @@ class IngestContext:
     settings: Settings
     ingestor: Ingestor
     keys: KeyCache
-    key_repository: WriteKeyRepository
-    deliveries: DeliveryRepository
+    key_repository: WriteKeyStore
+    deliveries: DeliveryLedger
     limiter: RateLimiter
     secrets: WebhookSecrets
     now: Callable[[], datetime]

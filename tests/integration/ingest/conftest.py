@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.app import create_app
 from services.ingest.keys import create_key
-from services.ingest.repository import WriteKeyRepository
+from services.ingest.stores import WriteKeyStore
 from shared.bus.factory import create_publisher
 from shared.settings import Settings
 from tests.integration.ingest.helpers import Keys, Secrets
@@ -90,7 +90,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def keys(sessions: async_sessionmaker[AsyncSession]) -> Keys:
-    repository = WriteKeyRepository(sessions)
+    repository = WriteKeyStore(sessions)
     made = {}
     for source in ("web", "crm", "email", "support"):
         _, key = await create_key(
