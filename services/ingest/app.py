@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -15,6 +15,7 @@ from services.ingest.api import admin, events, segment, webhooks
 from services.ingest.api.common import ApiError, handle_api_error
 from services.ingest.api.context import IngestContext
 from services.ingest.api.direct import DirectRoutes, direct_routes
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.ids import UuidSource
 from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.keycache import KeyCache
@@ -54,12 +55,18 @@ def create_app(
             topics=settings.kafka.topics(),
             metrics=IngestMetrics(registry),
             max_event_bytes=limits.max_event_bytes,
+            max_dead_letter_bytes=limits.max_dead_letter_bytes,
         ),
         keys=KeyCache(key_repository, ttl_s=limits.key_cache_ttl_s, clock=clock),
         key_repository=key_repository,
         deliveries=DeliveryLedger(sessions),
         limiter=RateLimiter(
             rate=limits.rate_limit_per_second, burst=limits.rate_limit_burst, clock=clock
+        ),
+        bounds=Bounds(
+            max_future=timedelta(seconds=limits.max_future_skew_s),
+            earliest=limits.earliest_event_time,
+            max_depth=limits.max_nesting_depth,
         ),
         secrets=WebhookSecrets.from_settings(limits),
         now=now,

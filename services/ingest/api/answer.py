@@ -17,9 +17,11 @@ def rejections(items: list[Rejection]) -> list[dict[str, Any]]:
     return [{"index": r.index, "reason": r.reason} for r in items]
 
 
-async def publish(ctx: IngestContext, source: str, validated: Validated) -> Outcome:
+async def publish(
+    ctx: IngestContext, source: str, validated: Validated, *, body: bytes
+) -> Outcome:
     try:
-        return await ctx.ingestor.publish(source, validated)
+        return await ctx.ingestor.publish(source, validated, body=body)
     except PublishError as exc:
         raise unavailable(
             ctx.settings.ingest.retry_after_s, "Kafka did not acknowledge the events"
@@ -27,13 +29,18 @@ async def publish(ctx: IngestContext, source: str, validated: Validated) -> Outc
 
 
 async def publish_and_answer(
-    ctx: IngestContext, source: str, validated: Validated, *, extra: dict[str, Any] | None = None
+    ctx: IngestContext,
+    source: str,
+    validated: Validated,
+    *,
+    body: bytes,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """200 with accepted ids and rejections, or 422 when no event was valid.
 
     Rejected events are dead-lettered either way, before the answer.
     """
-    outcome = await publish(ctx, source, validated)
+    outcome = await publish(ctx, source, validated, body=body)
     if not outcome.accepted:
         raise ApiError(
             422,
@@ -43,6 +50,6 @@ async def publish_and_answer(
             ),
             extra={"accepted": [], "rejected": rejections(outcome.rejected)},
         )
-    body = {**(extra or {}), "accepted": outcome.accepted,
-            "rejected": rejections(outcome.rejected)}
-    return json_response(body)
+    answer = {**(extra or {}), "accepted": outcome.accepted,
+              "rejected": rejections(outcome.rejected)}
+    return json_response(answer)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from starlette.requests import Request
 
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.ratelimit import RateLimiter
 from services.ingest.keycache import KeyCache
 from services.ingest.publishing import Ingestor
@@ -24,6 +25,7 @@ class IngestContext:
     key_repository: WriteKeyStore
     deliveries: DeliveryLedger
     limiter: RateLimiter
+    bounds: Bounds
     secrets: WebhookSecrets
     now: Callable[[], datetime]
     new_id: Callable[[], str]

@@ -119,4 +119,5 @@ async def post_events(request: Request) -> Response:
         prepare_native(items, source=record.source, received_at=ctx.now(), new_id=ctx.new_id)
     except SourceMismatch as exc:
         raise ApiError(403, "wrong_source", str(exc)) from exc
-    return await publish_and_answer(ctx, record.source, validate(items))
+    validated = validate(items, bounds=ctx.bounds)
+    return await publish_and_answer(ctx, record.source, validated, body=body)

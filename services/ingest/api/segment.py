@@ -51,9 +51,11 @@ async def _handle(request: Request, kind: str) -> Response:
     mapped, indexes, refused = segment.map_request(
         unpacked, received_at=ctx.now(), new_id=ctx.new_id
     )
-    checked = validate(mapped, indexes=indexes)
+    checked = validate(mapped, bounds=ctx.bounds, indexes=indexes)
     validated = Validated(checked.accepted, segment.merge_rejections(refused, checked.rejected))
-    return await publish_and_answer(ctx, record.source, validated, extra={"success": True})
+    return await publish_and_answer(
+        ctx, record.source, validated, body=body, extra={"success": True}
+    )
 
 
 def _route(kind: str) -> Callable[[Request], Awaitable[Response]]:

@@ -57,8 +57,9 @@ async def _deliver(
     delivery_id: str,
     source: str,
     events: list[dict[str, Any]],
+    body: bytes,
 ) -> Response:
-    validated = validate(events)
+    validated = validate(events, bounds=ctx.bounds)
     retry = ctx.settings.ingest.retry_after_s
     try:
         async with ctx.deliveries.claim(provider, delivery_id, now=ctx.now()) as new:
@@ -71,7 +72,7 @@ async def _deliver(
                         "detail": "delivery already received; not republished",
                     }
                 )
-            outcome = await publish(ctx, source, validated)
+            outcome = await publish(ctx, source, validated, body=body)
     except (SQLAlchemyError, OSError) as exc:
         raise unavailable(retry, "the database is unreachable") from exc
     return json_response(
@@ -113,6 +114,7 @@ async def hubspot(request: Request) -> Response:
         delivery_id=_digest(str(timestamp).encode(), body),
         source="crm",
         events=events,
+        body=body,
     )
 
 
@@ -140,6 +142,7 @@ async def sendgrid(request: Request) -> Response:
         delivery_id=_digest(str(timestamp).encode(), body),
         source="email",
         events=events,
+        body=body,
     )
 
 
@@ -168,7 +171,8 @@ async def mailchimp(request: Request, secret: str) -> Response:
         lambda: mapping.map_mailchimp(pairs, delivery_id=delivery_id, received_at=ctx.now())
     )
     return await _deliver(
-        ctx, provider="mailchimp", delivery_id=delivery_id, source="email", events=events
+        ctx, provider="mailchimp", delivery_id=delivery_id, source="email", events=events,
+        body=body,
     )
 
 
@@ -198,7 +202,8 @@ async def zendesk(request: Request) -> Response:
         )
     )
     return await _deliver(
-        ctx, provider="zendesk", delivery_id=delivery_id, source="support", events=events
+        ctx, provider="zendesk", delivery_id=delivery_id, source="support", events=events,
+        body=body,
     )
 
 
@@ -209,12 +214,13 @@ async def standard(request: Request, source: str) -> Response:
     ctx = context(request)
     if source not in SOURCES:
         raise ApiError(404, "unknown_source", f"source must be one of {', '.join(SOURCES)}")
-    _configured(ctx.secrets.standard, "Standard")
+    keys = ctx.secrets.standard.get(source, ())
+    _configured(keys, f"Standard ({source})")
     body = await _body(ctx, request)
     msg_id = request.headers.get("webhook-id")
     _check(
         sig.verify_standard(
-            keys=ctx.secrets.standard,
+            keys=keys,
             body=body,
             msg_id=msg_id,
             timestamp=request.headers.get("webhook-timestamp"),
@@ -231,7 +237,8 @@ async def standard(request: Request, source: str) -> Response:
         )
     )
     return await _deliver(
-        ctx, provider=f"standard:{source}", delivery_id=msg_id, source=source, events=events
+        ctx, provider=f"standard:{source}", delivery_id=msg_id, source=source, events=events,
+        body=body,
     )
 
 

@@ -19,6 +19,7 @@ from services.ingest.app import create_app
 from services.ingest.keys import create_key
 from services.ingest.stores import WriteKeyStore
 from shared.bus.factory import create_publisher
+from shared.contracts.events import SOURCES
 from shared.settings import Settings
 from tests.integration.ingest.helpers import Keys, Secrets
 
@@ -40,10 +41,13 @@ def secrets() -> Secrets:
         sendgrid=(SENDGRID_PRIVATE, SENDGRID_ROTATED),
         mailchimp=("mc-secret-0123456789", "mc-secret-rotated"),
         zendesk=("zendesk-old", "zendesk-new"),
-        standard=(
-            "whsec_" + base64.b64encode(b"standard-key-one").decode(),
-            "whsec_" + base64.b64encode(b"standard-key-two").decode(),
-        ),
+        standard={
+            source: (
+                "whsec_" + base64.b64encode(f"standard-key-{source}-one".encode()).decode(),
+                "whsec_" + base64.b64encode(f"standard-key-{source}-two".encode()).decode(),
+            )
+            for source in SOURCES
+        },
     )
 
 
@@ -59,7 +63,9 @@ def ingest_settings(topics_ready: Settings, secrets: Secrets) -> Settings:
         sendgrid_public_keys=[_der_b64(k) for k in secrets.sendgrid],
         mailchimp_secrets=[SecretStr(s) for s in secrets.mailchimp],
         zendesk_secrets=[SecretStr(s) for s in secrets.zendesk],
-        standard_webhook_secrets=[SecretStr(s) for s in secrets.standard],
+        standard_webhook_secrets={
+            source: [SecretStr(s) for s in pair] for source, pair in secrets.standard.items()
+        },
     )
 
 
