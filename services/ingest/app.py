@@ -17,7 +17,7 @@ from services.ingest.api.context import IngestContext
 from services.ingest.api.direct import DirectRoutes, direct_routes
 from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.ids import UuidSource
-from services.ingest.domain.ratelimit import RateLimiter
+from services.ingest.domain.ratelimit import FailureThrottle, RateLimiter
 from services.ingest.keycache import KeyCache
 from services.ingest.metrics import IngestMetrics
 from services.ingest.publishing import Ingestor
@@ -30,6 +30,8 @@ from shared.settings import Settings
 
 # The tracking routes senders call at high rates; served without FastAPI's routing.
 HOT_ROUTES = (("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"))
+# Addresses whose failed authentications are remembered (the most recent ones).
+_FAILING_ADDRESSES = 100_000
 
 
 def _utcnow() -> datetime:
@@ -57,11 +59,22 @@ def create_app(
             max_event_bytes=limits.max_event_bytes,
             max_dead_letter_bytes=limits.max_dead_letter_bytes,
         ),
-        keys=KeyCache(key_repository, ttl_s=limits.key_cache_ttl_s, clock=clock),
+        keys=KeyCache(
+            key_repository,
+            ttl_s=limits.key_cache_ttl_s,
+            clock=clock,
+            max_unknown=limits.key_cache_negative_entries,
+        ),
         key_repository=key_repository,
         deliveries=DeliveryLedger(sessions),
         limiter=RateLimiter(
             rate=limits.rate_limit_per_second, burst=limits.rate_limit_burst, clock=clock
+        ),
+        failures=FailureThrottle(
+            rate=limits.auth_failures_per_second,
+            burst=limits.auth_failure_burst,
+            clock=clock,
+            max_addresses=_FAILING_ADDRESSES,
         ),
         bounds=Bounds(
             max_future=timedelta(seconds=limits.max_future_skew_s),

@@ -205,6 +205,9 @@ def running_stack(
         "KPIPULSE_SCORING__ALERTS_API": f"http://127.0.0.1:{ports['alerts']}",
         "KPIPULSE_ALERTS__SCORECARD_URL": f"http://127.0.0.1:{ports['scoring']}/",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
+        # Every test shares one client address and many send bad keys on purpose; the
+        # throttle of failed authentications is tested on an app of its own.
+        "KPIPULSE_INGEST__AUTH_FAILURE_BURST": "1000000",
         **secrets.env(),
         **(extra_env or {}),
     }

@@ -17,6 +17,18 @@ def rejections(items: list[Rejection]) -> list[dict[str, Any]]:
     return [{"index": r.index, "reason": r.reason} for r in items]
 
 
+def nothing_valid(outcome: Outcome) -> ApiError:
+    """422 naming what was wrong with each event (all of them dead-lettered already)."""
+    return ApiError(
+        422,
+        "invalid_events",
+        "no valid event in the request: " + "; ".join(
+            f"[{r.index}] {r.reason}" for r in outcome.rejected[:5]
+        ),
+        extra={"accepted": [], "rejected": rejections(outcome.rejected)},
+    )
+
+
 async def publish(
     ctx: IngestContext, source: str, validated: Validated, *, body: bytes
 ) -> Outcome:
@@ -42,14 +54,7 @@ async def publish_and_answer(
     """
     outcome = await publish(ctx, source, validated, body=body)
     if not outcome.accepted:
-        raise ApiError(
-            422,
-            "invalid_events",
-            "no valid event in the request: " + "; ".join(
-                f"[{r.index}] {r.reason}" for r in outcome.rejected[:5]
-            ),
-            extra={"accepted": [], "rejected": rejections(outcome.rejected)},
-        )
+        raise nothing_valid(outcome)
     answer = {**(extra or {}), "accepted": outcome.accepted,
               "rejected": rejections(outcome.rejected)}
     return json_response(answer)

@@ -9,7 +9,7 @@ from datetime import datetime
 from starlette.requests import Request
 
 from services.ingest.domain.bounds import Bounds
-from services.ingest.domain.ratelimit import RateLimiter
+from services.ingest.domain.ratelimit import FailureThrottle, RateLimiter
 from services.ingest.keycache import KeyCache
 from services.ingest.publishing import Ingestor
 from services.ingest.stores import DeliveryLedger, WriteKeyStore
@@ -25,6 +25,7 @@ class IngestContext:
     key_repository: WriteKeyStore
     deliveries: DeliveryLedger
     limiter: RateLimiter
+    failures: FailureThrottle
     bounds: Bounds
     secrets: WebhookSecrets
     now: Callable[[], datetime]

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.api.answer import publish_and_answer
-from services.ingest.api.auth import authenticate, check_rate, credentials
+from services.ingest.api.auth import authenticate, check_rate, client_address, credentials
 from services.ingest.api.common import ApiError, parse_json, read_body, too_large
 from services.ingest.api.context import context
 from services.ingest.domain.envelopes import (
@@ -97,7 +97,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def post_events(request: Request) -> Response:
     ctx = context(request)
     limits = ctx.settings.ingest
-    record = await authenticate(ctx, credentials(request), source=None)
+    record = await authenticate(
+        ctx, credentials(request), source=None, client=client_address(request)
+    )
     body = await read_body(request, limit=limits.max_request_bytes)
     try:
         items = unpack_native(parse_json(body))

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.api.answer import publish_and_answer
-from services.ingest.api.auth import authenticate, check_rate, credentials
+from services.ingest.api.auth import authenticate, check_rate, client_address, credentials
 from services.ingest.api.common import ApiError, parse_json, read_body, too_large
 from services.ingest.api.context import context
 from services.ingest.domain import segment
@@ -27,14 +27,17 @@ async def _handle(request: Request, kind: str) -> Response:
     ctx = context(request)
     limits = ctx.settings.ingest
     header_key = credentials(request)
+    client = client_address(request)
     if header_key is not None:  # refuse strangers before reading their body
-        await authenticate(ctx, header_key, source=segment.SOURCE)
+        await authenticate(ctx, header_key, source=segment.SOURCE, client=client)
     body = await read_body(request, limit=limits.max_request_bytes)
     try:
         unpacked = segment.unpack(parse_json(body), kind)
     except SchemaError as exc:
         raise ApiError(422, "invalid_body", str(exc)) from exc
-    record = await authenticate(ctx, header_key or unpacked.write_key, source=segment.SOURCE)
+    record = await authenticate(
+        ctx, header_key or unpacked.write_key, source=segment.SOURCE, client=client
+    )
     count = len(unpacked.messages)
     if kind != "batch" and len(body) > limits.max_event_bytes:
         raise too_large("event", limits.max_event_bytes)

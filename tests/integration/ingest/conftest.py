@@ -63,6 +63,9 @@ def ingest_settings(topics_ready: Settings, secrets: Secrets) -> Settings:
         sendgrid_public_keys=[_der_b64(k) for k in secrets.sendgrid],
         mailchimp_secrets=[SecretStr(s) for s in secrets.mailchimp],
         zendesk_secrets=[SecretStr(s) for s in secrets.zendesk],
+        # The whole session shares one client address; the throttle of failed
+        # authentications is tested on apps of its own (test_floods.py).
+        auth_failure_burst=1_000_000,
         standard_webhook_secrets={
             source: [SecretStr(s) for s in pair] for source, pair in secrets.standard.items()
         },
