@@ -11,16 +11,19 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from services.ingest.domain.writekeys import hash_key, looks_like_key
 from services.ingest.repository import WriteKey
-from services.ingest.stores import WriteKeyStore
 
 # Known keys are bounded by the keys table, not by clients; this only caps a table of
 # extraordinary size (the oldest entry goes, and is read again when next used).
 _MAX_KNOWN = 100_000
 _NEGATIVE_TTL_S = 1.0
+
+
+class KeyLookup(Protocol):
+    async def by_hash(self, key_hash: str) -> WriteKey | None: ...
 
 
 class Miss:
@@ -33,7 +36,7 @@ MISS: Final = Miss()
 class KeyCache:
     def __init__(
         self,
-        repository: WriteKeyStore,
+        repository: KeyLookup,
         *,
         ttl_s: float,
         clock: Callable[[], float] = time.monotonic,
