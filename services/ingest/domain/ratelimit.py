@@ -1,5 +1,9 @@
 """Token-bucket rate limiting per write key, with an injectable clock.
 
+Buckets live in this process: each ingest instance enforces the limit on what it serves,
+so behind a load balancer of N instances a key may send up to N times its limit (the
+README says so). Sharing buckets would put a network round trip on every request.
+
 Cost is the number of events in a request, so a batch cannot slip 2,500 events past
 a limit meant for events. A request larger than the burst costs the whole burst
 rather than being refused forever.
