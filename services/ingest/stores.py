@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -53,7 +52,7 @@ class WriteKeyStore:
 
         async def select_one() -> None:
             async with self._sessions() as session:
-                await session.execute(text("SELECT 1"))
+                await self._repository.ping(session)
 
         try:
             await asyncio.wait_for(select_one(), timeout_s)

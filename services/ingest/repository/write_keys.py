@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.tables import write_keys
@@ -71,3 +71,7 @@ class WriteKeyRepository:
         rows = await session.execute(select(write_keys).where(write_keys.c.id == key_id))
         row = rows.first()
         return _key(row) if row is not None else None
+
+    async def ping(self, session: AsyncSession) -> None:
+        """One round trip to the database holding the keys (readiness)."""
+        await session.execute(text("SELECT 1"))

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.ingest.domain import segment
 from services.ingest.domain import webhooks as mapping
 from services.ingest.domain.bounds import Bounds, depth_problem, too_deep
 from services.ingest.domain.envelopes import UNENCODABLE, validate
+from shared.contracts.event_reader import read_event, validate_event
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 BOUNDS = Bounds()
@@ -135,3 +137,15 @@ def test_deep_webhook_payloads_are_refused() -> None:
     )
     (rejection,) = validate(events, bounds=BOUNDS).rejected
     assert rejection.reason == "properties: nested deeper than the limit of 32 levels"
+
+
+def test_a_deep_event_read_from_the_log_is_refused_by_the_contract_not_a_crash() -> None:
+    # Events published before ingest bounded nesting, or by another producer, still reach
+    # the consumers: the fast reader defers to the contract, which refuses them cleanly.
+    deep = b'{"k":' * 1000 + b"1" + b"}" * 1000
+    raw = (b'{"schema_version":1,"event_id":"e","source":"web","type":"t",'
+           b'"occurred_at":"2026-01-01T00:00:00Z","received_at":"2026-01-01T00:00:00Z",'
+           b'"properties":' + deep + b"}")
+    assert read_event(raw) is None
+    with pytest.raises(ValidationError, match="recursion limit"):
+        validate_event(raw)
