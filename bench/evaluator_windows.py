@@ -35,7 +35,7 @@ from services.scoring.domain.aggregates import (
     bucket_width,
 )
 from services.scoring.domain.catalog import KpiDefinition, parse_catalog
-from services.scoring.repository import BucketRepository, PartitionBucket
+from services.scoring.repository import PartitionBucket, ScoringRepositories
 from services.scoring.windows import WindowTotals
 from shared.db.engine import create_engine, create_session_factory, transaction
 from shared.settings import DatabaseSettings
@@ -86,7 +86,8 @@ async def run(args: argparse.Namespace) -> None:
     try:
         sessions = create_session_factory(engine)
         kpis = list(parse_catalog(CATALOG.read_text()))
-        repo, rng, now = BucketRepository(), random.Random(5), datetime.now(UTC)
+        repo = ScoringRepositories.for_dialect("postgresql").buckets
+        rng, now = random.Random(5), datetime.now(UTC)
         rows = 0
         for kpi in kpis:
             deltas = _buckets(kpi, now, rng)

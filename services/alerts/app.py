@@ -12,74 +12,48 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
-from services.alerts.handlers import KpiValueHandler
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
-from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
-from shared.bus.dlq import DeadLetterQueue
-from shared.bus.ports import Publisher, Subscriber
-from shared.db.offsets import OffsetRepository
+from shared.bootstrap import Adapters
+from shared.bus.ports import BatchHandler, Subscriber
 from shared.http import install_common
-from shared.metrics import ConsumerMetrics, HttpMetrics
+from shared.metrics import HttpMetrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVICE = "alerts"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class AlertsParts:
+    """What the alerts app runs, wired by ``services.alerts.bootstrap``."""
+
+    adapters: Adapters
+    metrics: AlertMetrics
+    subscriber: Subscriber
+    consumer: BatchHandler
+    scheduler: Scheduler
+    worker: DeliveryWorker
+    senders: Mapping[str, Sender]
+    clock: Callable[[], datetime]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    subscriber: Subscriber,
-    publisher: Publisher,
-    registry: CollectorRegistry,
-    senders: Mapping[str, Sender],
-    clock: Callable[[], datetime] = utcnow,
-) -> FastAPI:
+def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
     cfg = settings.alerts
-    metrics = AlertMetrics(registry)
-    consumer_metrics = ConsumerMetrics(registry, SERVICE)
-    writer = AlertWriter(cfg, metrics)
-    worker = DeliveryWorker(
-        sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
-    )
-    handler = KpiValueHandler(
-        sessions=sessions,
-        offsets=OffsetRepository(sessions, consumer=cfg.group_id),
-        writer=writer,
-        dlq=DeadLetterQueue(publisher, settings.kafka.topics().events_dlq),
-        consumer_metrics=consumer_metrics,
-        clock=clock,
-        trend_points=cfg.trend_points,
-        on_commit=worker.wake,
-    )
-    scheduler = Scheduler(
-        sessions=sessions,
-        writer=writer,
-        settings=cfg,
-        metrics=metrics,
-        clock=clock,
-        on_commit=worker.wake,
-        subscriber=subscriber,
-        consumer_metrics=consumer_metrics,
-    )
+    sessions, publisher = parts.adapters.sessions, parts.adapters.publisher
+    subscriber, handler, senders = parts.subscriber, parts.consumer, parts.senders
+    scheduler, worker, metrics = parts.scheduler, parts.worker, parts.metrics
 
     async def consume(stop: asyncio.Event) -> None:
         delay = 0.5
@@ -132,11 +106,11 @@ def create_app(
     install_common(
         app,
         service=SERVICE,
-        registry=registry,
-        http_metrics=HttpMetrics(registry),
+        registry=parts.adapters.registry,
+        http_metrics=HttpMetrics(parts.adapters.registry),
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
-    app.include_router(build_router(settings, sessions=sessions, clock=clock))
+    app.include_router(build_router(settings, sessions=sessions, clock=parts.clock))
     if cfg.cors_origins:
         # The scorecard page (served by scoring on another port) reads active alerts.
         app.add_middleware(

@@ -1,44 +1,37 @@
-"""Scoring's composition: consumer, evaluator, catalog watcher and the read API."""
+"""Scoring's app: the read API and the page, and the consumer, the evaluator and the
+catalog's background loops for the app's lifetime."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.catalog import Catalog, parse_catalog
+from services.scoring.domain.catalog import parse_catalog
 from services.scoring.evaluator import Evaluator
-from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
-from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
-from services.scoring.windows import WindowTotals
+from services.scoring.repository import ScoringRepositories
 from shared.auth import admin_guard
-from shared.bus.dlq import DeadLetterQueue
-from shared.bus.ports import Publisher, Subscriber
+from shared.bootstrap import Adapters
+from shared.bus.ports import BatchHandler, Subscriber
 from shared.db.engine import ping
-from shared.db.offsets import OffsetRepository
 from shared.http import install_common
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 from shared.tasks import guarded
 
 log = logging.getLogger(__name__)
-
-SubscriberFactory = Callable[[OffsetRepository], Subscriber]
-
 
 async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) -> None:
     """Apply the catalog file (start-up). KPIs missing from the file are retired."""
@@ -48,45 +41,28 @@ async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) 
         log.info("catalog applied", extra={"file": str(path), "changes": describe_diff(diff)})
 
 
-def create_app(
-    settings: Settings,
-    *,
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: Publisher,
-    subscriber_factory: SubscriberFactory,
-    registry: CollectorRegistry,
-    http_metrics: HttpMetrics | None = None,
-) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class ScoringParts:
+    """What the scoring app runs, wired by ``services.scoring.bootstrap``."""
+
+    adapters: Adapters
+    metrics: ScoringMetrics
+    repositories: ScoringRepositories
+    catalog: CatalogState
+    catalog_service: CatalogService
+    subscriber: Subscriber
+    fold: BatchHandler
+    evaluator: Evaluator
+    queries: KpiQueries
+
+
+def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
+    """The read API and the page, with the consumer, the evaluator and the catalog's
+    background loops running for the app's lifetime."""
     scoring = settings.scoring
-    topics = settings.kafka.topics()
-    metrics = ScoringMetrics(registry)
-    buckets, current, catalog_repo = BucketRepository(), CurrentRepository(), CatalogRepository()
-    state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
-    catalog_service = CatalogService(sessions, catalog_repo, buckets, state)
-    offsets = OffsetRepository(sessions, consumer=scoring.group_id)
-    subscriber = subscriber_factory(offsets)
-    evaluator = Evaluator(
-        sessions=sessions,
-        catalog=state,
-        windows=WindowTotals(buckets, state.tz, refresh_s=scoring.settled_refresh_s),
-        current=current,
-        catalog_repository=catalog_repo,
-        publisher=publisher,
-        topic=topics.kpi_values,
-        metrics=metrics,
-    )
-    handler = FoldHandler(
-        sessions=sessions,
-        catalog=state,
-        buckets=buckets,
-        offsets=offsets,
-        dlq=DeadLetterQueue(publisher, topics.events_dlq),
-        metrics=metrics,
-        on_folded=evaluator.mark,
-        wait_for_flush=scoring.fold_commit_waits_for_disk,
-    )
-    queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
+    publisher, sessions = parts.adapters.publisher, parts.adapters.sessions
+    state, catalog_service, subscriber = parts.catalog, parts.catalog_service, parts.subscriber
+    evaluator, handler, metrics = parts.evaluator, parts.fold, parts.metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -105,7 +81,9 @@ def create_app(
             asyncio.create_task(
                 guarded(
                     "dedupe pruner",
-                    lambda: prune_dedupe_ids(sessions, buckets, scoring.dedupe_horizon_s, stop),
+                    lambda: prune_dedupe_ids(
+                        sessions, parts.repositories.event_ids, scoring.dedupe_horizon_s, stop
+                    ),
                 )
             ),
             asyncio.create_task(
@@ -129,20 +107,21 @@ def create_app(
         "period analysis. Changes need `Authorization: Bearer <admin token>`.",
         lifespan=lifespan,
     )
-    app.include_router(kpi_router(queries, catalog_service, admin_guard(settings.admin_token)))
+    guard = admin_guard(settings.admin_token)
+    app.include_router(kpi_router(parts.queries, catalog_service, guard))
     mount_page(app, alerts_api=scoring.alerts_api)
 
     async def bus_ready() -> bool:
         return await publisher.ping()
 
     async def db_ready() -> bool:
-        return await ping(engine)
+        return await ping(parts.adapters.engine)
 
     install_common(
         app,
         service="scoring",
-        registry=registry,
-        http_metrics=http_metrics or HttpMetrics(registry),
+        registry=parts.adapters.registry,
+        http_metrics=HttpMetrics(parts.adapters.registry),
         readiness={"kafka": bus_ready, "database": db_ready},
     )
     return app

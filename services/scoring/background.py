@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scoring.catalog_service import CatalogService
 from services.scoring.catalog_state import CatalogState
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import BucketRepository
+from services.scoring.repository import EventIdRepository
 from shared.bus.ports import Subscriber
 from shared.db.engine import transaction
 from shared.tasks import sleep_unless
@@ -33,7 +33,7 @@ async def watch_catalog(service: CatalogService, state: CatalogState, stop: asyn
 
 async def prune_dedupe_ids(
     sessions: async_sessionmaker[AsyncSession],
-    buckets: BucketRepository,
+    event_ids: EventIdRepository,
     horizon_s: int,
     stop: asyncio.Event,
 ) -> None:
@@ -41,7 +41,7 @@ async def prune_dedupe_ids(
     while not stop.is_set():
         cutoff = datetime.now(UTC) - timedelta(seconds=horizon_s)
         async with transaction(sessions) as session:
-            await buckets.prune_seen(session, cutoff)
+            await event_ids.prune(session, cutoff)
         await sleep_unless(stop, PRUNE_EVERY_S)
 
 

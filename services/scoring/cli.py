@@ -10,7 +10,7 @@ from typing import Any
 
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.domain.catalog import CatalogError, parse_catalog
-from services.scoring.repository import BucketRepository, CatalogRepository
+from services.scoring.repository import ScoringRepositories
 from shared.db.engine import create_engine, create_session_factory
 from shared.settings import Settings
 
@@ -61,8 +61,9 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     async def apply() -> list[str]:
         engine = create_engine(settings.database)
         try:
+            repositories = ScoringRepositories.for_dialect(engine.dialect.name)
             service = CatalogService(
-                create_session_factory(engine), CatalogRepository(), BucketRepository()
+                create_session_factory(engine), repositories.catalog, repositories.buckets
             )
             diff = await service.apply(catalog, actor=args.actor, dry_run=args.dry_run)
         finally:

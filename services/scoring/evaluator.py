@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_all
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
@@ -356,17 +354,3 @@ def value_message(
         retired=retired,
     )
 
-
-def merge_partitions(
-    rows: list[tuple[BucketKey, TermAggregate]],
-) -> dict[BucketKey, TermAggregate]:
-    """One aggregate per bucket: each partition keeps its own row of the same bucket."""
-    grouped: dict[BucketKey, list[TermAggregate]] = defaultdict(list)
-    for key, aggregate in rows:
-        grouped[key].append(aggregate)
-    merged: dict[BucketKey, TermAggregate] = {}
-    for key, parts in grouped.items():
-        combined = merge_all(parts)
-        if combined is not None:
-            merged[key] = combined
-    return merged

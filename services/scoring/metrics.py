@@ -52,15 +52,9 @@ class ScoringMetrics:
             registry=registry,
         )
 
-    def batch_done(
-        self, *, folded: int, duplicates: int, refused: int, malformed: int, seconds: float
-    ) -> None:
+    def batch_done(self, *, folded: int, duplicates: int, seconds: float) -> None:
         self.folded.inc(folded)
         self.duplicates.inc(duplicates)
-        if refused:
-            self.consumer.dead_lettered("older_than_retention", refused)
-        if malformed:
-            self.consumer.dead_lettered("invalid_event", malformed)
         self.batch_seconds.observe(seconds)
 
     def kpi(

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.aggregates import BucketKey, TermAggregate
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import early_warnings, lead_lag
@@ -24,7 +23,6 @@ from services.scoring.domain.periods import (
     period_start,
 )
 from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
-from services.scoring.evaluator import merge_partitions
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
@@ -165,8 +163,7 @@ class KpiQueries:
                 f"at most {MAX_HISTORY_POINTS} points per request: widen 'step' or narrow the range"
             )
         async with self.sessions() as session:
-            rows = await self.buckets.window(session, kpi.key, start - kpi.window, end)
-        buckets = merge_partitions(rows)
+            buckets = await self.buckets.buckets(session, kpi.key, start - kpi.window, end)
         points = []
         at = start
         while at <= end:
@@ -195,8 +192,9 @@ class KpiQueries:
         for _ in range(periods - 1):
             first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
         end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
-        rows = await self.buckets.window(session, kpi.key, first - timedelta(seconds=1), end)
-        buckets: dict[BucketKey, TermAggregate] = merge_partitions(rows)
+        buckets = await self.buckets.buckets(
+            session, kpi.key, first - timedelta(seconds=1), end
+        )
         return period_series(kpi, buckets, tz, first, now)
 
     def _kpi(self, key: str) -> KpiDefinition:

@@ -62,10 +62,12 @@ kpi_buckets = Table(
     Column("sketch_kind", String(8)),
 )
 
-# Event ids counted recently: the same id within the dedupe horizon counts once.
-processed_events = Table(
-    "processed_events",
+# Events counted recently: the same (source, event id) within the dedupe horizon counts
+# once. Ids are unique per source, so the source is part of the key.
+seen_events = Table(
+    "seen_events",
     metadata,
+    Column("source", String(16), primary_key=True),
     Column("event_id", String(128), primary_key=True),
     Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
 )

@@ -24,12 +24,16 @@ class DeadLetter:
     stage: str
     key: bytes | None = None
     source: Message | None = None
+    #: What kind of refusal this is: the bounded label of the dead-letter counter.
+    kind: str = "invalid"
 
     @classmethod
-    def of(cls, message: Message, *, reason: str, stage: str) -> DeadLetter:
+    def of(
+        cls, message: Message, *, reason: str, stage: str, kind: str = "invalid"
+    ) -> DeadLetter:
         """A consumed message as it came, with why and where it came from."""
         return cls(reason=reason, payload=message.value, stage=stage, key=message.key,
-                   source=message)
+                   source=message, kind=kind)
 
     def to_record(self) -> OutgoingRecord:
         headers: list[tuple[str, bytes]] = [

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.tables import alerts, outbox
-from services.scoring.tables import kpi_buckets, kpi_current, processed_events
+from services.scoring.tables import kpi_buckets, kpi_current, seen_events
 from shared.db.metadata import consumer_offsets
 from tests.chaos.load import Event
 
@@ -99,7 +99,7 @@ async def bucket_totals(
 
 async def processed_ids(sessions: async_sessionmaker[AsyncSession]) -> set[str]:
     async with sessions() as session:
-        return set((await session.execute(select(processed_events.c.event_id))).scalars())
+        return set((await session.execute(select(seen_events.c.event_id))).scalars())
 
 
 async def current_statuses(sessions: async_sessionmaker[AsyncSession]) -> dict[str, str]:

@@ -1,18 +1,18 @@
 """When is a KPI in trouble, and when has it really recovered?
 
-Direction-aware: for ``higher_is_better`` worse means below the minimum, for
-``lower_is_better`` (churn, response time) worse means above it. Recovery needs the
-value to be better than the minimum by a relative margin, so a KPI hovering around its
-minimum does not flap between firing and resolved.
+Whether a value breaches is decided once, by scoring, with the thresholds and direction
+in force, and carried on the KPI value message as its status. Recovery is alerts' own
+question: the value must be better than the minimum by a relative margin
+(direction-aware: for ``lower_is_better``, such as churn, better means below), so a KPI
+hovering around its minimum does not flap between firing and resolved.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Literal
 
-Direction = Literal["higher_is_better", "lower_is_better", "target_band"]
+from shared.contracts.kpi_values import Direction, KpiStatus
 
 
 class Condition(StrEnum):
@@ -36,13 +36,8 @@ SEVERITY: dict[Condition, str] = {
 }
 
 
-def is_worse(value: float, minimum: float, direction: Direction, *, status: str) -> bool:
-    """Whether ``value`` crossed the minimum on the bad side."""
-    if direction == "higher_is_better":
-        return value < minimum
-    if direction == "lower_is_better":
-        return value > minimum
-    # A target band has two edges the message does not carry; scoring decided.
+def is_worse(status: KpiStatus) -> bool:
+    """Whether the KPI is below its minimum: the breach scoring decided."""
     return status == "breach"
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerts.channels.smtp import SmtpSender
-from services.alerts.handlers import KpiValueHandler
+from services.alerts.consumer import kpi_value_consumer
 from services.alerts.metrics import AlertMetrics
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
@@ -132,7 +132,7 @@ async def test_redelivered_batches_are_applied_once(
     metrics = AlertMetrics(collected)
     consumer_metrics = ConsumerMetrics(collected, "alerts")
     letters = _Recording()
-    handler = KpiValueHandler(
+    handler = kpi_value_consumer(
         sessions=db,
         offsets=OffsetRepository(db, consumer=unique("consumer")),
         writer=AlertWriter(cfg, metrics),

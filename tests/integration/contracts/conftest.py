@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.scoring.repository import ScoringRepositories
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import upgrade
 from shared.settings import DatabaseSettings
 from tests.conftest import create_database, drop_database
 
 Sessions = async_sessionmaker[AsyncSession]
+
+
+def scoring_repositories(sessions: Sessions) -> ScoringRepositories:
+    """Scoring's repositories for the database ``sessions`` open, as the services pick them."""
+    return ScoringRepositories.for_dialect(sessions.kw["bind"].dialect.name)
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

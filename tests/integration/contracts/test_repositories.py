@@ -18,17 +18,11 @@ from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from services.ingest.repository import WriteKey, WriteKeyRepository
 from services.ingest.stores import DeliveryLedger
 from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregate
-from services.scoring.repository import (
-    BucketRepository,
-    CatalogRepository,
-    Claim,
-    CurrentRepository,
-    CurrentValue,
-    PartitionBucket,
-)
+from services.scoring.repository import Claim, CurrentValue, PartitionBucket, SeenEvent
 from shared.bus.ports import PartitionId
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
+from tests.integration.contracts.conftest import scoring_repositories
 
 Sessions = async_sessionmaker[AsyncSession]
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
@@ -47,18 +41,29 @@ async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
 
 
 async def test_event_ids_are_claimed_once(sessions: Sessions) -> None:
-    repo = BucketRepository()
+    repo = scoring_repositories(sessions).event_ids
+    a, b, c = SeenEvent("web", "a"), SeenEvent("web", "b"), SeenEvent("web", "c")
     async with transaction(sessions) as session:
-        assert await repo.claim_new_events(session, ["a", "b"], T0) == {"a", "b"}
+        assert await repo.claim(session, [a, b], T0) == {a, b}
     async with transaction(sessions) as session:
-        assert await repo.claim_new_events(session, ["b", "c"], T0) == {"c"}
+        assert await repo.claim(session, [b, c], T0) == {c}
     async with transaction(sessions) as session:
-        assert await repo.prune_seen(session, T0 + timedelta(seconds=1)) == 3
-        assert await repo.claim_new_events(session, ["a"], T0) == {"a"}
+        assert await repo.prune(session, T0 + timedelta(seconds=1)) == 3
+        assert await repo.claim(session, [a], T0) == {a}
+
+
+async def test_event_ids_are_unique_per_source_only(sessions: Sessions) -> None:
+    """A web event with a support event's id must not make the support event vanish."""
+    repo = scoring_repositories(sessions).event_ids
+    web, support = SeenEvent("web", "t-1"), SeenEvent("support", "t-1")
+    async with transaction(sessions) as session:
+        assert await repo.claim(session, [web], T0) == {web}
+    async with transaction(sessions) as session:
+        assert await repo.claim(session, [support, web], T0) == {support}
 
 
 async def test_buckets_save_load_and_window(sessions: Sessions) -> None:
-    repo = BucketRepository()
+    repo = scoring_repositories(sessions).buckets
     big = 123_456_789_012_345_678  # micro-units beyond float precision stay exact
     first = PartitionBucket(BucketKey("k", 0, T0), 0)
     second = PartitionBucket(BucketKey("k", 0, T0), 1)
@@ -79,9 +84,10 @@ async def test_buckets_save_load_and_window(sessions: Sessions) -> None:
         assert len(loaded) == 2
         await repo.save(session, {first: TermAggregate(count=3, sum_micros=big + 1)})
     async with sessions() as session:
-        window = await repo.window(session, "k", T0 - timedelta(seconds=1), T0)
-    assert sorted((k.term, a.count) for k, a in window) == [(0, 1), (0, 3)]
-    assert {a.sum_micros for _, a in window} == {big + 1, 5}
+        window = await repo.buckets(session, "k", T0 - timedelta(seconds=1), T0)
+    # Both partitions' rows of the bucket, merged exactly (3 + 1 events).
+    assert [(k.term, a.count) for k, a in window.items()] == [(0, 4)]
+    assert [a.sum_micros for a in window.values()] == [big + 6]
 
 
 def _hll(*items: str) -> bytes:
@@ -93,7 +99,7 @@ def _hll(*items: str) -> bytes:
 
 
 async def test_buckets_add_merges_deltas_into_stored_buckets(sessions: Sessions) -> None:
-    repo = BucketRepository()
+    repo = scoring_repositories(sessions).buckets
     big = 123_456_789_012_345_678
     plain = PartitionBucket(BucketKey("k", 0, T0), 0)
     other_partition = PartitionBucket(BucketKey("k", 0, T0), 1)
@@ -126,7 +132,7 @@ async def test_buckets_add_merges_deltas_into_stored_buckets(sessions: Sessions)
 
 
 async def test_window_totals_merge_terms_across_partitions(sessions: Sessions) -> None:
-    repo = BucketRepository()
+    repo = scoring_repositories(sessions).buckets
     big = 123_456_789_012_345_678
     inside, edge = T0 - timedelta(minutes=5), T0
     async with transaction(sessions) as session:
@@ -176,7 +182,7 @@ async def test_window_totals_merge_terms_across_partitions(sessions: Sessions) -
 async def test_window_totals_merge_hundreds_of_sketch_buckets(sessions: Sessions) -> None:
     """A window of 300 sketch buckets: the windows of many KPIs at once agree with each
     KPI's own window, and the distinct count with the ids put in."""
-    repo = BucketRepository()
+    repo = scoring_repositories(sessions).buckets
     deltas = {
         PartitionBucket(BucketKey("d", 0, T0 - timedelta(minutes=m)), p): TermAggregate(
             1, sketch=_hll(f"user-{m}-{p}", f"user-{m}"), sketch_kind="hll"
@@ -201,7 +207,7 @@ async def test_window_totals_merge_hundreds_of_sketch_buckets(sessions: Sessions
 
 
 async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None:
-    repo = CatalogRepository()
+    repo = scoring_repositories(sessions).catalog
     async with transaction(sessions) as session:
         before = await repo.stamp(session)
         await repo.upsert_definition(session, "kpi_a", {"key": "kpi_a", "n": 1}, T0)
@@ -220,7 +226,7 @@ async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None
 
 
 async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None:
-    repo = CurrentRepository()
+    repo = scoring_repositories(sessions).current
 
     def value(status: str, at: datetime, number: float = 1.0) -> CurrentValue:
         return CurrentValue("kpi", number, None, None, status, 50.0, at, at)
@@ -250,7 +256,7 @@ async def test_current_value_claim_limits_publishing(sessions: Sessions) -> None
 async def test_one_claim_call_decides_each_kpi_on_its_own(sessions: Sessions) -> None:
     """A tick claims all its KPIs at once: new ones, ones published too recently, ones
     whose status changed, each decided as if alone."""
-    repo = CurrentRepository()
+    repo = scoring_repositories(sessions).current
 
     def claim(key: str, status: str, at: datetime, number: float) -> Claim:
         value = CurrentValue(key, number, number, 2.0, status, 40.0, at, at)

@@ -18,6 +18,7 @@ from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.repository import BucketRepository, PartitionBucket
 from services.scoring.windows import WindowTotals
 from shared.db.engine import transaction
+from tests.integration.contracts.conftest import scoring_repositories
 from tests.unit.scoring.factories import make_kpi
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -31,8 +32,9 @@ WEEK_KPI = make_kpi(key="week", window="7d")  # hourly buckets
 class _Recording(BucketRepository):
     """Remembers the windows asked for; can run a step right after a read (a fold)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         super().__init__()
+        self.inner = scoring_repositories(sessions).buckets
         self.asked: list[dict[str, tuple[datetime, datetime]]] = []
         self.after_read: Any = None
 
@@ -40,7 +42,7 @@ class _Recording(BucketRepository):
         self, session: AsyncSession, windows: Mapping[str, tuple[datetime, datetime]]
     ) -> dict[str, dict[int, TermAggregate]]:
         self.asked.append(dict(windows))
-        read = await super().windows_totals(session, windows)
+        read = await self.inner.windows_totals(session, windows)
         if self.after_read is not None:
             step, self.after_read = self.after_read, None
             await step()
@@ -56,7 +58,7 @@ def _hll(item: str) -> bytes:
 
 async def _add(sessions: Sessions, deltas: dict[PartitionBucket, TermAggregate]) -> None:
     async with transaction(sessions) as session:
-        await BucketRepository().add(session, deltas)
+        await scoring_repositories(sessions).buckets.add(session, deltas)
 
 
 async def _fill(sessions: Sessions) -> None:
@@ -81,7 +83,7 @@ async def _whole(
     sessions: Sessions, kpi: KpiDefinition, as_of: datetime
 ) -> dict[int, TermAggregate]:
     async with sessions() as session:
-        read = await BucketRepository().windows_totals(
+        read = await scoring_repositories(sessions).buckets.windows_totals(
             session, {kpi.key: (as_of - kpi.window, as_of)}
         )
     return read[kpi.key]
@@ -106,7 +108,7 @@ def _estimate(totals: dict[int, TermAggregate]) -> float:
 
 async def test_values_equal_the_whole_window_as_it_slides(sessions: Sessions) -> None:
     await _fill(sessions)
-    repo = _Recording()
+    repo = _Recording(sessions)
     windows = WindowTotals(repo, UTC, refresh_s=3600)
     moments = [
         T0, T0 + timedelta(seconds=5), T0 + timedelta(minutes=10, seconds=59),
@@ -126,7 +128,7 @@ async def test_the_settled_part_is_read_once_until_the_window_moves_a_bucket(
     sessions: Sessions,
 ) -> None:
     await _fill(sessions)
-    repo = _Recording()
+    repo = _Recording(sessions)
     windows = WindowTotals(repo, UTC, refresh_s=3600)
     await _read(windows, sessions, [DAY_KPI], T0)
     assert len(repo.asked) == 2  # the settled part, then the open one
@@ -142,7 +144,7 @@ async def test_the_settled_part_is_read_once_until_the_window_moves_a_bucket(
 
 async def test_a_late_event_folded_here_shows_at_once(sessions: Sessions) -> None:
     await _fill(sessions)
-    windows = WindowTotals(_Recording(), UTC, refresh_s=3600)
+    windows = WindowTotals(_Recording(sessions), UTC, refresh_s=3600)
     before = await _read(windows, sessions, [DAY_KPI], T0)
     late = T0.replace(minute=0) - timedelta(hours=5)
     await _add(sessions, {PartitionBucket(BucketKey("day", 0, late), 3): TermAggregate(7)})
@@ -154,7 +156,7 @@ async def test_a_late_event_folded_here_shows_at_once(sessions: Sessions) -> Non
 
 async def test_a_fold_during_a_read_is_not_lost(sessions: Sessions) -> None:
     await _fill(sessions)
-    repo = _Recording()
+    repo = _Recording(sessions)
     windows = WindowTotals(repo, UTC, refresh_s=3600)
     late = T0.replace(minute=0) - timedelta(hours=5)
 
@@ -174,7 +176,7 @@ async def test_another_instances_late_event_shows_within_the_refresh(
 ) -> None:
     await _fill(sessions)
     clock = [100.0]
-    windows = WindowTotals(_Recording(), UTC, refresh_s=10, monotonic=lambda: clock[0])
+    windows = WindowTotals(_Recording(sessions), UTC, refresh_s=10, monotonic=lambda: clock[0])
     before = await _read(windows, sessions, [DAY_KPI], T0)
     late = T0.replace(minute=0) - timedelta(hours=5)
     # Folded by another scorer instance: this one is not told.
@@ -188,7 +190,7 @@ async def test_another_instances_late_event_shows_within_the_refresh(
 
 async def test_a_changed_definition_reads_its_window_again(sessions: Sessions) -> None:
     await _fill(sessions)
-    repo = _Recording()
+    repo = _Recording(sessions)
     windows = WindowTotals(repo, UTC, refresh_s=3600)
     await _read(windows, sessions, [DAY_KPI], T0)
     repo.asked.clear()

@@ -15,9 +15,10 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.app import create_app
+from services.ingest import bootstrap
 from services.ingest.keys import create_key
 from services.ingest.stores import WriteKeyStore
+from shared.bootstrap import Adapters
 from shared.bus.factory import create_publisher
 from shared.contracts.events import SOURCES
 from shared.settings import Settings
@@ -73,12 +74,14 @@ def ingest_settings(topics_ready: Settings, secrets: Secrets) -> Settings:
 
 
 def build_app(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
-    return create_app(
-        settings,
-        publisher=create_publisher(settings.kafka, client_id="ingest-test"),
+    adapters = Adapters(
+        kafka=settings.kafka,
+        engine=sessions.kw["bind"],
         sessions=sessions,
+        publisher=create_publisher(settings.kafka, client_id="ingest-test"),
         registry=CollectorRegistry(),
     )
+    return bootstrap.build(settings, adapters)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.app import create_app
+from services.ingest import bootstrap
 from services.ingest.domain.writekeys import generate
+from shared.bootstrap import Adapters
 from shared.bus.factory import create_publisher
 from shared.settings import Settings
 from tests.integration.ingest.conftest import with_ingest
@@ -40,13 +41,14 @@ async def strict_app(
     ingest_settings: Settings, sessions: async_sessionmaker[AsyncSession], clock: Clock
 ) -> AsyncIterator[FastAPI]:
     settings = with_ingest(ingest_settings, auth_failure_burst=BURST, auth_failures_per_second=1)
-    app = create_app(
-        settings,
-        publisher=create_publisher(settings.kafka, client_id="ingest-floods"),
+    adapters = Adapters(
+        kafka=settings.kafka,
+        engine=sessions.kw["bind"],
         sessions=sessions,
+        publisher=create_publisher(settings.kafka, client_id="ingest-floods"),
         registry=CollectorRegistry(),
-        monotonic=clock,
     )
+    app = bootstrap.build(settings, adapters, monotonic=clock)
     async with app.router.lifespan_context(app):
         yield app
 

@@ -174,7 +174,7 @@ async def test_two_scorers_rebalancing_count_each_event_once(
 
 
 # What the scorer's database is made of: folded state, dedupe ids and stored offsets.
-_FOLD_TABLES = ("consumer_offsets", "kpi_buckets", "processed_events")
+_FOLD_TABLES = ("consumer_offsets", "kpi_buckets", "seen_events")
 
 
 async def _take_snapshot(engine: AsyncEngine) -> None:

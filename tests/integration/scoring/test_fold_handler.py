@@ -15,13 +15,15 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
+from services.scoring.consumer import FoldEvents
 from services.scoring.domain.aggregates import bucket_start
 from services.scoring.domain.catalog import parse_catalog
-from services.scoring.handlers import FoldHandler
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import BucketRepository
+from services.scoring.repository import ScoringRepositories
+from shared.bus.consumer import DeadLetterPolicy, TransactionalConsumer
 from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
+from shared.contracts.event_reader import ReadEvent
 from shared.contracts.events import EventEnvelope
 from shared.db.offsets import OffsetRepository
 
@@ -57,22 +59,28 @@ def _handler(
     touched: list[dict[str, datetime]],
     *,
     wait_for_flush: bool = True,
-) -> FoldHandler:
-    return FoldHandler(
+) -> TransactionalConsumer[ReadEvent]:
+    repositories = ScoringRepositories.for_dialect("postgresql")
+    metrics = ScoringMetrics(CollectorRegistry())
+    return TransactionalConsumer(
+        FoldEvents(
+            catalog=CatalogState(parse_catalog(CATALOG), ZoneInfo("UTC")),
+            buckets=repositories.buckets,
+            event_ids=repositories.event_ids,
+            metrics=metrics,
+            on_folded=touched.append,
+        ),
         sessions=sessions,
-        catalog=CatalogState(parse_catalog(CATALOG), ZoneInfo("UTC")),
-        buckets=BucketRepository(),
         offsets=OffsetRepository(sessions, consumer="fold-test"),
-        dlq=DeadLetterQueue(dead, "dlq"),  # type: ignore[arg-type]
-        metrics=ScoringMetrics(CollectorRegistry()),
-        on_folded=touched.append,
+        dead_letters=DeadLetterPolicy(DeadLetterQueue(dead, "dlq"), stage="scoring"),  # type: ignore[arg-type]
+        metrics=metrics.consumer,
         wait_for_flush=wait_for_flush,
     )
 
 
 async def _complaints(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
-        totals = await BucketRepository().window_totals(
+        totals = await ScoringRepositories.for_dialect("postgresql").buckets.window_totals(
             session, "complaints", NOW - timedelta(days=1), NOW
         )
     return totals[0].count if totals else 0
@@ -171,10 +179,36 @@ async def test_two_instances_folding_at_once_keep_every_sketch_update(
             ),
         )
     async with sessions() as session:
-        totals = await BucketRepository().window_totals(
+        totals = await ScoringRepositories.for_dialect("postgresql").buckets.window_totals(
             session, "active_users", NOW - timedelta(days=1), NOW
         )
     assert totals[0].count == 400
     assert totals[0].sketch is not None
     estimate = hll_sketch.deserialize(totals[0].sketch).get_estimate()
     assert estimate == pytest.approx(400, rel=0.02)  # HLL at lg_k 12: exact to ~0.5 % here
+
+
+async def test_an_event_the_fold_cannot_apply_is_dead_lettered_and_the_rest_counted(
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> None:
+    """An event time at the very end of the calendar passed validation once (ingest now
+    bounds it), and the fold failed on it for ever, stopping scoring for every KPI. It
+    goes to the DLQ with the reason; the partition moves on."""
+    _, sessions = scoring_db
+    dead = _DeadLetters()
+    handler = _handler(sessions, dead, [])
+    poison = (
+        b'{"event_id":"p","source":"support","type":"complaint_received",'
+        b'"occurred_at":"9999-12-31T23:59:59-14:00","received_at":"'
+        + NOW.isoformat().encode()
+        + b'"}'
+    )
+    batch = [_message(0, "a"), Message("events", 0, 1, b"p", poison, 0), _message(2, "c")]
+    await handler(batch)
+    assert await _complaints(sessions) == 2
+    (letter,) = dead.records
+    assert letter.value == poison
+    reason = dict(letter.headers)["kpipulse-dlq-reason"]
+    assert reason.startswith(b"cannot be applied: ")
+    await handler([_message(3, "d")])  # and the next batch is folded as usual
+    assert await _complaints(sessions) == 3

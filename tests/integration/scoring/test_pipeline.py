@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.scoring.tables import kpi_current
 from shared.bus.dlq import describe
 from shared.bus.factory import create_publisher
-from shared.bus.kafka import KafkaSubscriber
+from shared.bus.kafka_consumer import KafkaSubscriber
 from shared.bus.ports import Message, OutgoingRecord
 from shared.contracts.events import EventEnvelope
 from shared.contracts.kpi_values import KpiValueMessage

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.alerts.domain.conditions import Direction, has_recovered, is_worse
+from services.alerts.domain.conditions import has_recovered, is_worse
 from services.alerts.domain.lifecycle import OpenAlert, State, Transition, repeat_due, step
+from services.scoring.domain.scoring import assess
+from shared.contracts.kpi_values import Direction, KpiStatus
+from tests.unit.scoring.factories import make_kpi
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -57,12 +60,13 @@ def _simulate(
     current: OpenAlert | None = None
     notices: list[str] = []
     for i, value in enumerate(values):
-        worse = is_worse(value, minimum, direction, status="")
+        status = _status(value, minimum, direction)
+        worse = is_worse(status)
         recovered = has_recovered(
             value,
             minimum,
             direction,
-            status="",
+            status=status,
             margin=margin,
         )
         now = T0 + timedelta(minutes=i)
@@ -71,6 +75,12 @@ def _simulate(
                 notices.append(t.notify)
             current = None if t.to_state is State.RESOLVED else OpenAlert(t.to_state, now)
     return notices
+
+
+def _status(value: float, minimum: float, direction: Direction) -> KpiStatus:
+    """The status scoring decides and carries on the KPI value message."""
+    target = minimum * 2 if direction == "higher_is_better" else minimum / 2
+    return assess(make_kpi(minimum=minimum, target=target, direction=direction), value).status
 
 
 def test_kpi_hovering_around_its_minimum_does_not_flap() -> None:
@@ -88,8 +98,8 @@ def test_clear_recovery_resolves_once() -> None:
 
 def test_lower_is_better_breaches_above_its_limit() -> None:
     # Churn: limit 5 %, worse means above; recovery needs ≤ 4.9 % with a 2 % margin.
-    assert is_worse(0.06, 0.05, "lower_is_better", status="")
-    assert not is_worse(0.04, 0.05, "lower_is_better", status="")
+    assert is_worse(_status(0.06, 0.05, "lower_is_better"))
+    assert not is_worse(_status(0.04, 0.05, "lower_is_better"))
     assert not has_recovered(0.0495, 0.05, "lower_is_better", status="", margin=0.02)
     assert has_recovered(0.049, 0.05, "lower_is_better", status="", margin=0.02)
     series = [0.04, 0.06, 0.0499, 0.051, 0.045]
@@ -97,13 +107,16 @@ def test_lower_is_better_breaches_above_its_limit() -> None:
 
 
 def test_higher_is_better_breaches_below_its_minimum() -> None:
-    assert is_worse(0.09, 0.10, "higher_is_better", status="on_target")
-    assert not is_worse(0.10, 0.10, "higher_is_better", status="breach")
+    assert is_worse(_status(0.09, 0.10, "higher_is_better"))
+    assert not is_worse(_status(0.10, 0.10, "higher_is_better"))
 
 
-def test_target_band_follows_scoring_status() -> None:
-    assert is_worse(5.0, 1.0, "target_band", status="breach")
-    assert not is_worse(5.0, 1.0, "target_band", status="below_target")
+def test_alerts_follow_the_breach_scoring_decided() -> None:
+    # The breach is decided once, by scoring, and carried on the message.
+    assert is_worse("breach")
+    assert not is_worse("below_target")
+    assert not is_worse("on_target")
+    assert not is_worse("no_data")
     assert has_recovered(5.0, 1.0, "target_band", status="on_target", margin=0.02)
 
 

@@ -1,31 +1,35 @@
-"""Consumer handler: KPI value messages → alert transitions + outbox rows + offsets.
+"""Alerts' consumer: KPI value messages -> alert transitions and outbox rows.
 
-A batch is applied in ONE transaction together with the next offsets, so a crash at any
-point either keeps all of it or none of it; on restart the consumer seeks to the stored
-offsets and messages already applied are skipped, never applied twice. A message that is
-not a valid KPI value goes to the dead-letter topic with the reason, before the offsets
-move past it (at least once, like every dead letter).
+``shared.bus.consumer.TransactionalConsumer`` applies each batch in one transaction with
+the next offsets, so a crash at any point keeps all of it or none of it, and a message
+that is not a valid KPI value goes to the dead-letter topic with the reason before the
+offsets move past it. This module supplies the decoding and the effect of one value.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.domain.conditions import Condition, has_recovered, is_worse
 from services.alerts.domain.lifecycle import State
 from services.alerts.repository import KpiLatest
 from services.alerts.transitions import AlertWriter, Evaluation
-from shared.bus.dlq import DeadLetter, DeadLetterQueue, first_problem
-from shared.bus.ports import Message, PartitionId, PublishError
+from shared.bus.consumer import (
+    Applied,
+    DeadLetterPolicy,
+    InvalidMessage,
+    Item,
+    RetryPolicy,
+    TransactionalConsumer,
+)
+from shared.bus.dlq import DeadLetterQueue, first_problem
+from shared.bus.ports import Message
 from shared.contracts.kpi_values import KpiValueMessage
-from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
 from shared.metrics import ConsumerMetrics
 
@@ -34,91 +38,65 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-class KpiValueHandler:
+def kpi_value_consumer(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    offsets: OffsetRepository,
+    writer: AlertWriter,
+    dlq: DeadLetterQueue,
+    consumer_metrics: ConsumerMetrics,
+    clock: Clock,
+    trend_points: int,
+    on_commit: Callable[[], None] = lambda: None,
+    retry_max_s: float = 30.0,
+) -> TransactionalConsumer[KpiValueMessage]:
+    application = ApplyKpiValues(
+        writer=writer, clock=clock, trend_points=trend_points, on_commit=on_commit
+    )
+    return TransactionalConsumer(
+        application,
+        sessions=sessions,
+        offsets=offsets,
+        dead_letters=DeadLetterPolicy(dlq, stage=application.stage),
+        metrics=consumer_metrics,
+        retry=RetryPolicy(max_s=retry_max_s),
+    )
+
+
+class ApplyKpiValues:
+    """The ``Application`` of alerts' consumer."""
+
+    stage = "alerts"
+
     def __init__(
         self,
         *,
-        sessions: async_sessionmaker[AsyncSession],
-        offsets: OffsetRepository,
         writer: AlertWriter,
-        dlq: DeadLetterQueue,
-        consumer_metrics: ConsumerMetrics,
         clock: Clock,
         trend_points: int,
-        on_commit: Callable[[], None] = lambda: None,
-        retry_max_s: float = 30.0,
+        on_commit: Callable[[], None],
     ) -> None:
-        self._sessions = sessions
-        self._offsets = offsets
         self._writer = writer
-        self._dlq = dlq
-        self._consumer_metrics = consumer_metrics
         self._clock = clock
         self._keep = trend_points
         self._on_commit = on_commit
-        self._retry_max_s = retry_max_s
 
-    async def __call__(self, messages: Sequence[Message]) -> None:
-        # The database (or, for a dead letter, Kafka) being briefly away must not skip a
-        # batch: the consumer's position has moved past it, so retry here until it is
-        # applied (lag shows the stall).
-        delay = 0.2
-        while True:
-            try:
-                enqueued = await self.apply(messages)
-                break
-            except (SQLAlchemyError, OSError, PublishError):
-                log.exception("applying a batch failed; retrying in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(self._retry_max_s, delay * 2)
-        if enqueued:
-            self._on_commit()
-
-    async def apply(self, messages: Sequence[Message]) -> int:
-        partitions = sorted({PartitionId(m.topic, m.partition) for m in messages})
-        enqueued = 0
-        letters: list[DeadLetter] = []
-        async with transaction(self._sessions) as session:
-            stored = await self._offsets.locked(session, partitions)
-            next_offsets: dict[PartitionId, int] = {}
-            for message in messages:
-                pid = PartitionId(message.topic, message.partition)
-                next_offsets[pid] = max(next_offsets.get(pid, 0), message.offset + 1)
-                if message.offset < stored.get(pid, 0):
-                    continue  # applied by an earlier run (or another instance)
-                value = self._parse(message, letters)
-                if value is not None:
-                    enqueued += await self._apply_one(session, value)
-            if letters:
-                # Before the commit: a crash after it would lose the letters; a crash
-                # before it sends them again with the batch.
-                await self._dlq.send(letters)
-            await self._offsets.save(
-                session,
-                {p: o for p, o in next_offsets.items() if o > stored.get(p, 0)},
-            )
-        if letters:  # counted once committed, not once per attempt
-            self._consumer_metrics.dead_lettered("invalid_kpi_value", len(letters))
-        return enqueued
-
-    def _parse(self, message: Message, letters: list[DeadLetter]) -> KpiValueMessage | None:
+    def decode(self, message: Message) -> KpiValueMessage:
         try:
             return KpiValueMessage.from_bytes(message.value)
         except (ValidationError, ValueError) as exc:
-            reason = _reason(exc)
-            log.warning(
-                "dead-lettering an invalid KPI value message",
-                extra={
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "offset": message.offset,
-                    "error": reason,
-                },
-            )
-            letters.append(
-                DeadLetter.of(message, reason=f"invalid KPI value: {reason}", stage="alerts")
-            )
-            return None
+            reason = first_problem(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
+            raise InvalidMessage(
+                f"invalid KPI value: {reason}", kind="invalid_kpi_value"
+            ) from exc
+
+    async def apply(
+        self, session: AsyncSession, items: Sequence[Item[KpiValueMessage]]
+    ) -> Applied:
+        enqueued = 0
+        for item in items:
+            enqueued += await self._apply_one(session, item.value)
+        return Applied(after_commit=self._on_commit if enqueued else None)
 
     async def _forget(self, session: AsyncSession, kpi_key: str, now: datetime) -> None:
         """The KPI left the catalog: close its open alerts without notices (there is
@@ -181,7 +159,7 @@ class KpiValueHandler:
         if msg.value is not None:
             # "no_data" is not a value: it neither breaches nor recovers (staleness does).
             margin = writer.recovery_margin(msg.kpi_key)
-            worse = is_worse(msg.value, msg.minimum, msg.direction, status=msg.status)
+            worse = is_worse(msg.status)
             recovered = has_recovered(
                 msg.value, msg.minimum, msg.direction, status=msg.status, margin=margin
             )
@@ -195,6 +173,3 @@ class KpiValueHandler:
             enqueued += await writer.apply(session, latest, current, evaluation, now)
         return enqueued
 
-
-def _reason(exc: Exception) -> str:
-    return first_problem(exc) if isinstance(exc, ValidationError) else str(exc)[:500]
