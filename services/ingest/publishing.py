@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from services.ingest.domain.envelopes import UNENCODABLE, Rejection, Validated, encode
 from services.ingest.metrics import IngestMetrics
-from shared.bus.dlq import DeadLetter, DeadLetterQueue, truncated
+from shared.bus.dlq import DeadLetter, DeadLetterQueue, encoded, truncated
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
 from shared.contracts.topics import TopicNames
 
@@ -25,21 +25,39 @@ class Outcome:
     rejected: list[Rejection]
 
 
-def _letter(rejection: Rejection, *, body: bytes, max_bytes: int) -> DeadLetter:
-    raw = rejection.raw
-    event_id = rejection.event_id
-    if event_id is None and isinstance(raw, dict):
-        event_id = raw.get("event_id")
-    if raw is UNENCODABLE:
-        payload = truncated(body, max_bytes)
-    else:
-        payload = DeadLetterQueue.rejected_payload(raw, max_bytes=max_bytes, fallback=body)
-    return DeadLetter(
-        reason=f"index {rejection.index}: {rejection.reason}",
-        payload=payload,
-        stage=STAGE,
-        key=event_id.encode()[:256] if isinstance(event_id, str) else None,
-    )
+#: The payload of a letter whose request travels in another letter of the same request.
+ELSEWHERE = b"...[kpipulse: the request's %d bytes are in its dead letter of index %d]"
+
+
+def _letters(rejected: list[Rejection], *, body: bytes, max_bytes: int) -> list[DeadLetter]:
+    """One letter per rejection: its own bytes, or the request's when it has none.
+
+    The request's bytes go into one letter only: a batch of many events that cannot be
+    encoded again must not write the request once per event.
+    """
+    carrier: int | None = None
+    letters = []
+    for rejection in rejected:
+        raw = rejection.raw
+        payload = None if raw is UNENCODABLE else encoded(raw)
+        if payload is None:
+            if carrier is None:
+                carrier, payload = rejection.index, body
+            else:
+                payload = ELSEWHERE % (len(body), carrier)
+        event_id = rejection.event_id
+        if event_id is None and isinstance(raw, dict):
+            event_id = raw.get("event_id")
+        letters.append(
+            DeadLetter(
+                reason=f"index {rejection.index}: {rejection.reason}",
+                payload=truncated(payload, max_bytes),
+                stage=STAGE,
+                # Bounded, as the payload is: an id may be as long as the request.
+                key=event_id.encode()[:256] if isinstance(event_id, str) else None,
+            )
+        )
+    return letters
 
 
 class Ingestor:
@@ -62,8 +80,7 @@ class Ingestor:
     async def _publish_with_letters(
         self, records: list[OutgoingRecord], rejected: list[Rejection], body: bytes
     ) -> None:
-        limit = self._max_dead_letter_bytes
-        letters = [_letter(r, body=body, max_bytes=limit) for r in rejected]
+        letters = _letters(rejected, body=body, max_bytes=self._max_dead_letter_bytes)
         results = await asyncio.gather(
             self._publisher.publish(self._events_topic, records),
             self._dlq.send(letters),

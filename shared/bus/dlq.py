@@ -69,14 +69,20 @@ class DeadLetterQueue:
         letter that cannot be written would fail the publish it is part of, and with it
         every valid event beside it. ``max_bytes`` bounds the result (see ``truncated``).
         """
-        if isinstance(raw, bytes):
-            data = raw
-        else:
-            try:
-                data = orjson.dumps(raw, default=str)
-            except (TypeError, ValueError, RecursionError):
-                data = fallback
+        data = encoded(raw)
+        if data is None:
+            data = fallback
         return data if max_bytes is None else truncated(data, max_bytes)
+
+
+def encoded(raw: bytes | object) -> bytes | None:
+    """``raw`` itself when bytes, else its JSON; None when it cannot be encoded."""
+    if isinstance(raw, bytes):
+        return raw
+    try:
+        return orjson.dumps(raw, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 #: Ends a payload cut to its size bound; the numbers are what was kept and the original.

@@ -162,3 +162,18 @@ def test_rejected_payload_never_raises() -> None:
     deep = nested(1000)
     assert DeadLetterQueue.rejected_payload(deep, fallback=b"raw") == b"raw"
     assert len(DeadLetterQueue.rejected_payload("x" * 5000, max_bytes=1024)) <= 1024
+
+
+async def test_many_unencodable_events_write_the_request_once() -> None:
+    body = b"r" * 3000
+    fake = FakePublisher()
+    items = [event(f"bad-{i}", properties=nested(40)) for i in range(100)]
+    await ingestor(fake).publish("web", validate(items, bounds=Bounds()), body=body)
+    letters = fake.published[TOPICS.events_dlq]
+    assert len(letters) == 100
+    assert letters[0].value == body
+    assert all(
+        letter.value == b"...[kpipulse: the request's 3000 bytes are in its dead letter of "
+        b"index 0]" for letter in letters[1:]
+    )
+    assert [letter.key for letter in letters[:2]] == [b"bad-0", b"bad-1"]
