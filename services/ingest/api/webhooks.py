@@ -2,8 +2,10 @@
 
 Each request is verified before its body is parsed, mapped to canonical events, and
 published once per delivery id: a replay is answered 200 (so the sender stops) with
-``"replayed": true`` and is not republished. Rejected events are dead-lettered and
-acknowledged, because a provider's retry cannot make them valid.
+``"replayed": true`` and is not republished. Rejected events are dead-lettered and the
+delivery is remembered, because a provider's retry cannot make them valid; a delivery
+with no valid event is answered 422 naming the problems (its retry is then a replay).
+Each verifier's failure counts against the sender's address (``auth.throttled``).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ class Bounds:
 
 
 def _hours(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:g} h"
+    seconds = delta.total_seconds()
+    return f"{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{seconds:g} s"
 
 
 def time_problem(occurred_at: datetime, received_at: datetime, bounds: Bounds) -> str | None:

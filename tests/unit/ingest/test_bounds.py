@@ -70,6 +70,9 @@ def test_the_bounds_are_configurable() -> None:
     assert late.rejected[0].reason.endswith("is more than 1 h in the future")
     early = validate([event(occurred_at=datetime(2019, 6, 1, tzinfo=UTC))], bounds=bounds)
     assert "2020-01-01T00:00:00+00:00" in early.rejected[0].reason
+    seconds = validate([event(occurred_at=NOW + timedelta(seconds=91))],
+                       bounds=Bounds(max_future=timedelta(seconds=90)))
+    assert seconds.rejected[0].reason.endswith("is more than 90 s in the future")
 
 
 def test_the_skew_corrected_segment_time_is_bounded() -> None:
