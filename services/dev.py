@@ -33,7 +33,7 @@ from services.alerts import bootstrap as alerts_bootstrap
 from services.ingest import bootstrap as ingest_bootstrap
 from services.ingest.domain.writekeys import hash_key
 from services.ingest.keys import create_key
-from services.ingest.repository import WriteKeyRepository
+from services.ingest.stores import WriteKeyStore
 from services.scoring import bootstrap as scoring_bootstrap
 from shared.bootstrap import Adapters
 from shared.contracts.events import SOURCES
@@ -131,7 +131,7 @@ async def _dev_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]
     """One write key per source: the ``known`` ones while still valid, else new ones."""
     engine = create_engine(settings.database)
     try:
-        repository = WriteKeyRepository(create_session_factory(engine))
+        repository = WriteKeyStore(create_session_factory(engine))
         keys: dict[str, str] = {}
         for source in SOURCES:
             key = known.get(source)

@@ -8,12 +8,22 @@ handed to the factories that need it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.events import Source
 from shared.contracts.topics import TopicNames
 
 
@@ -79,12 +89,53 @@ class IngestSettings(BaseModel):
     # Write-key lookups are cached this long; a revocation reaches other instances
     # within it (the instance that revoked forgets the key at once).
     key_cache_ttl_s: float = Field(default=10.0, ge=0)
-    # Per-source webhook secrets; two may be valid at once during a rotation.
+    # Event times are refused beyond this far ahead of the server's clock, and before
+    # the earliest instant (the scorer's buckets are not meant for year 9999 or 1).
+    max_future_skew_s: int = Field(default=24 * 3600, ge=0)
+    earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # Properties, context (any field of an event) nested deeper are refused; well below
+    # the depth at which validators and JSON encoders give up.
+    max_nesting_depth: int = Field(default=32, ge=1, le=200)
+    # A dead letter carries the rejected input's bytes up to this size, then a marker.
+    max_dead_letter_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Unknown write keys remembered (apart from known ones, which they cannot evict).
+    key_cache_negative_entries: int = Field(default=10_000, ge=100)
+    # Failed authentications (unknown keys, bad webhook signatures) per client address:
+    # a token bucket of this rate and burst, then 429 with Retry-After.
+    auth_failures_per_second: float = Field(default=1.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+    # Per-provider webhook secrets; two may be valid at once during a rotation.
     hubspot_secrets: list[SecretStr] = []
     sendgrid_public_keys: list[str] = []
     mailchimp_secrets: list[SecretStr] = []
     zendesk_secrets: list[SecretStr] = []
-    standard_webhook_secrets: list[SecretStr] = []
+    # Standard Webhooks: one list of secrets per source, e.g. {"crm": ["whsec_…"]}. The
+    # source is in the URL, which the signature does not cover, so a secret may serve
+    # one source only.
+    standard_webhook_secrets: dict[Source, list[SecretStr]] = {}
+
+    @field_validator("standard_webhook_secrets", mode="before")
+    @classmethod
+    def _per_source(cls, value: object) -> object:
+        if isinstance(value, list):
+            raise ValueError(
+                "must map each source to its own secrets, e.g. {\"crm\": [\"whsec_...\"]}: "
+                "the source in the URL is not signed, so one secret must not serve several"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_per_secret(self) -> IngestSettings:
+        owners: dict[str, str] = {}
+        for source, secrets in self.standard_webhook_secrets.items():
+            for secret in secrets:
+                other = owners.setdefault(secret.get_secret_value(), source)
+                if other != source:
+                    raise ValueError(
+                        f"standard_webhook_secrets: one secret serves {other!r} and "
+                        f"{source!r}; give each source its own"
+                    )
+        return self
 
 
 class ScoringSettings(BaseModel):

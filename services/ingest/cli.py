@@ -22,13 +22,13 @@ def _run_service(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _with_repository(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    from services.ingest.repository import WriteKeyRepository
+    from services.ingest.stores import WriteKeyStore
     from shared.db.engine import create_engine, create_session_factory
 
     async def run() -> T:
         engine = create_engine(settings.database)
         try:
-            return await work(WriteKeyRepository(create_session_factory(engine)))
+            return await work(WriteKeyStore(create_session_factory(engine)))
         finally:
             await engine.dispose()
 

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from services.ingest.domain.writekeys import generate, hash_key
-from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.repository import WriteKey
+from services.ingest.stores import WriteKeyStore
 
 
 async def create_key(
-    repository: WriteKeyRepository,
+    repository: WriteKeyStore,
     *,
     source: str,
     name: str,

@@ -21,7 +21,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.ingest.api.auth import authenticate, credentials
+from services.ingest.api.auth import authenticate, client_address, credentials
 from services.ingest.api.common import json_response
 from services.ingest.api.context import context
 from services.ingest.api.cors import check_origin
@@ -113,7 +113,10 @@ def _api_base(request: Request) -> tuple[str, str]:
 )
 async def project_settings(request: Request, write_key: str) -> Response:
     ctx = context(request)
-    check_origin(request, await authenticate(ctx, write_key, source=segment.SOURCE))
+    record = await authenticate(
+        ctx, write_key, source=segment.SOURCE, client=client_address(request)
+    )
+    check_origin(request, record)
     scheme, host = _api_base(request)
     return json_response(segment_settings(write_key, f"{host}/v1", scheme))
 
@@ -121,7 +124,7 @@ async def project_settings(request: Request, write_key: str) -> Response:
 async def source_config(request: Request) -> Response:
     ctx = context(request)
     key = request.query_params.get("writeKey") or credentials(request)
-    record = await authenticate(ctx, key, source=segment.SOURCE)
+    record = await authenticate(ctx, key, source=segment.SOURCE, client=client_address(request))
     check_origin(request, record)
     assert key is not None  # authenticate refused a missing one
     return json_response(

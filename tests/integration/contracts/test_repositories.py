@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.domain.conditions import Condition
 from services.alerts.repository.alerts import AlertRepository
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.stores import DeliveryLedger
 from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregate
 from services.scoring.repository import Claim, CurrentValue, PartitionBucket, SeenEvent
 from shared.bus.ports import PartitionId
@@ -295,28 +296,42 @@ async def test_one_claim_call_decides_each_kpi_on_its_own(sessions: Sessions) ->
 
 
 async def test_write_keys_by_hash_and_revocation(sessions: Sessions) -> None:
-    repo = WriteKeyRepository(sessions)
-    record = await repo.create(source="web", name="site", key_hash="h1", now=T0)
-    found = await repo.by_hash("h1")
-    assert found is not None and found.id == record.id and found.active
-    assert await repo.by_hash("nope") is None
-    revoked = await repo.revoke(record.id, now=T0)
-    assert revoked is not None and not revoked.active
-    assert await repo.revoke("missing", now=T0) is None
+    repo = WriteKeyRepository()
+    record = WriteKey("k1", "web", "site", T0, None, "h1")
+    async with transaction(sessions) as session:
+        await repo.add(session, record)
+        found = await repo.by_hash(session, "h1")
+        assert found is not None and found.id == record.id and found.active
+        assert await repo.by_hash(session, "nope") is None
+        await repo.revoke(session, record.id, now=T0)
+        revoked = await repo.by_id(session, record.id)
+        assert revoked is not None and not revoked.active
+        assert await repo.by_id(session, "missing") is None
 
 
 async def test_webhook_delivery_claim_rolls_back_with_the_block(sessions: Sessions) -> None:
-    repo = DeliveryRepository(sessions)
+    ledger = DeliveryLedger(sessions)
     with pytest.raises(RuntimeError):
-        async with repo.claim("hubspot", "d1", now=T0) as fresh:
+        async with ledger.claim("hubspot", "d1", now=T0) as fresh:
             assert fresh
             raise RuntimeError("publish failed")
-    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+    async with ledger.claim("hubspot", "d1", now=T0) as fresh:
         assert fresh  # the failed attempt left no claim behind
-    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+    async with ledger.claim("hubspot", "d1", now=T0) as fresh:
         assert not fresh
-    async with repo.claim("zendesk", "d1", now=T0) as fresh:
+    async with ledger.claim("zendesk", "d1", now=T0) as fresh:
         assert fresh
+
+
+async def test_long_delivery_ids_with_one_prefix_stay_apart(sessions: Sessions) -> None:
+    ledger = DeliveryLedger(sessions)
+    first, second = "x" * 300 + "a", "x" * 300 + "b"
+    async with ledger.claim("standard:web", first, now=T0) as fresh:
+        assert fresh
+    async with ledger.claim("standard:web", second, now=T0) as fresh:
+        assert fresh  # not mistaken for a replay of the first
+    async with ledger.claim("standard:web", second, now=T0) as fresh:
+        assert not fresh
 
 
 async def test_outbox_claims_leases_and_counts_uncertain_resends(sessions: Sessions) -> None:

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import bootstrap
 from services.ingest.keys import create_key
-from services.ingest.repository import WriteKeyRepository
+from services.ingest.stores import WriteKeyStore
 from shared.bootstrap import Adapters
 from shared.bus.factory import create_publisher
+from shared.contracts.events import SOURCES
 from shared.settings import Settings
 from tests.integration.ingest.helpers import Keys, Secrets
 
@@ -41,10 +42,13 @@ def secrets() -> Secrets:
         sendgrid=(SENDGRID_PRIVATE, SENDGRID_ROTATED),
         mailchimp=("mc-secret-0123456789", "mc-secret-rotated"),
         zendesk=("zendesk-old", "zendesk-new"),
-        standard=(
-            "whsec_" + base64.b64encode(b"standard-key-one").decode(),
-            "whsec_" + base64.b64encode(b"standard-key-two").decode(),
-        ),
+        standard={
+            source: (
+                "whsec_" + base64.b64encode(f"standard-key-{source}-one".encode()).decode(),
+                "whsec_" + base64.b64encode(f"standard-key-{source}-two".encode()).decode(),
+            )
+            for source in SOURCES
+        },
     )
 
 
@@ -60,7 +64,12 @@ def ingest_settings(topics_ready: Settings, secrets: Secrets) -> Settings:
         sendgrid_public_keys=[_der_b64(k) for k in secrets.sendgrid],
         mailchimp_secrets=[SecretStr(s) for s in secrets.mailchimp],
         zendesk_secrets=[SecretStr(s) for s in secrets.zendesk],
-        standard_webhook_secrets=[SecretStr(s) for s in secrets.standard],
+        # The whole session shares one client address; the throttle of failed
+        # authentications is tested on apps of its own (test_floods.py).
+        auth_failure_burst=1_000_000,
+        standard_webhook_secrets={
+            source: [SecretStr(s) for s in pair] for source, pair in secrets.standard.items()
+        },
     )
 
 
@@ -93,7 +102,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def keys(sessions: async_sessionmaker[AsyncSession]) -> Keys:
-    repository = WriteKeyRepository(sessions)
+    repository = WriteKeyStore(sessions)
     made = {}
     for source in ("web", "crm", "email", "support"):
         _, key = await create_key(

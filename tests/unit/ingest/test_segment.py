@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.ingest.domain import segment
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.envelopes import SchemaError, validate
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -154,7 +155,7 @@ def test_map_request_keeps_request_indexes() -> None:
     assert indexes == [1, 2]
     assert [r.index for r in refused] == [0]
     assert mapped_items[0]["context"] == {"a": 1, "b": 2}
-    checked = validate(mapped_items, indexes=indexes)
+    checked = validate(mapped_items, bounds=Bounds(), indexes=indexes)
     assert [i for i, _ in checked.accepted] == [1]
     assert [r.index for r in checked.rejected] == [2]
     assert checked.rejected[0].reason.startswith("subject_id:")
