@@ -159,7 +159,9 @@ class ApplyKpiValues:
         if msg.value is not None:
             # "no_data" is not a value: it neither breaches nor recovers (staleness does).
             margin = writer.recovery_margin(msg.kpi_key)
-            worse = is_worse(msg.status)
+            # A window still filling is not yet a verdict (unless the KPI asks for it).
+            waiting = msg.partial and msg.require_full_window
+            worse = is_worse(msg.status) and not waiting
             recovered = has_recovered(
                 msg.value, msg.minimum, msg.direction, status=msg.status, margin=margin
             )

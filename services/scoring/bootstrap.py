@@ -50,6 +50,7 @@ def build(
         sessions=sessions,
         catalog=state,
         windows=WindowTotals(repositories.buckets, state.tz, refresh_s=scoring.settled_refresh_s),
+        buckets=repositories.buckets,
         current=repositories.current,
         publication=ValuePublication(
             sessions=sessions,

@@ -21,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import PendingValue, ValuePublication, value_message
-from services.scoring.repository import CurrentRepository, CurrentValue
+from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
 from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
@@ -60,6 +61,7 @@ class Evaluator:
         sessions: async_sessionmaker[AsyncSession],
         catalog: CatalogState,
         windows: WindowTotals,
+        buckets: BucketRepository,
         current: CurrentRepository,
         publication: ValuePublication,
         retirement: RetirementAnnouncer,
@@ -69,6 +71,7 @@ class Evaluator:
         self._sessions = sessions
         self._catalog = catalog
         self._windows = windows
+        self._buckets = buckets
         self._current = current
         self._publication = publication
         self._retirement = retirement
@@ -78,6 +81,8 @@ class Evaluator:
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
+        # Per KPI, when its data began (its first bucket): what its coverage is taken from.
+        self._data_since: dict[str, datetime] = {}
         self._statuses: dict[str, KpiStatus] = {}
         # What this process last wrote per KPI: (value, status, written at, published at).
         self._written: dict[str, tuple[float | None, str, datetime, datetime]] = {}
@@ -88,8 +93,11 @@ class Evaluator:
     def mark(self, oldest: Mapping[str, datetime]) -> None:
         """Events were folded into these KPIs, into buckets from these starts on."""
         now = self._clock()
-        for key in oldest:
+        for key, start in oldest.items():
             self._folded_at[key] = now
+            since = self._data_since.get(key)
+            if since is None or start < since:
+                self._data_since[key] = start
         self._dirty.update(oldest)
         self._windows.changed(oldest)
         self._wake.set()
@@ -138,6 +146,7 @@ class Evaluator:
             self._dirty.discard(kpi.key)
         try:
             async with self._sessions() as session:
+                await self._refresh_data_since(session, due, now)
                 evaluations = await self.evaluate_all(session, due, now)
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
@@ -164,6 +173,24 @@ class Evaluator:
         for key in gone:
             self._written.pop(key, None)
             self._statuses.pop(key, None)
+
+    async def _refresh_data_since(
+        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
+    ) -> None:
+        """Read when the data began of the KPIs whose window is not known to be full: a
+        backfill, or another instance's fold, may have moved it back. Once full, a
+        window stays full, so those are not asked again."""
+        unsure = [kpi.key for kpi in kpis if is_partial(self._coverage(kpi, now))]
+        if unsure:
+            found = await self._buckets.first_bucket_starts(session, unsure)
+            for key in unsure:
+                if key in found:
+                    self._data_since[key] = found[key]
+                else:
+                    self._data_since.pop(key, None)
+
+    def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
+        return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)
@@ -234,6 +261,7 @@ class Evaluator:
             status=assessment.status,
             score=assessment.score,
             leading=leading,
+            coverage=self._coverage(kpi, now),
         )
         return PendingValue(value, message, not_since=now - kpi.update_every)
 

@@ -77,6 +77,7 @@ def value_message(
     status: KpiStatus,
     score: float | None,
     leading: list[str],
+    coverage: float = 1.0,
     retired: bool = False,
 ) -> KpiValueMessage:
     """The message about ``kpi``'s value, with the thresholds in force."""
@@ -99,4 +100,6 @@ def value_message(
         update_every_s=max(1, int(kpi.update_every.total_seconds())),
         leading_indicators_in_breach=leading,
         retired=retired,
+        coverage=coverage,
+        require_full_window=kpi.require_full_window,
     )

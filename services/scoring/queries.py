@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import early_warnings, lead_lag
 from services.scoring.domain.periods import (
@@ -54,10 +55,15 @@ class KpiQueries:
                 k: as_status(v.status) for k, v in current.items() if k in catalog
             }
             warnings = early_warnings(catalog, statuses)
+            data_since = await self.buckets.first_bucket_starts(session, list(catalog.by_key))
             views = []
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
-                views.append(_view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, [])))
+                value = current.get(kpi.key)
+                coverage = window_coverage(
+                    kpi.window, data_since.get(kpi.key), value.as_of if value else now
+                )
+                views.append(_view(kpi, value, trend, warnings.get(kpi.key, []), coverage))
         return views
 
     async def scorecard(self) -> dict[str, Any]:
@@ -209,6 +215,7 @@ def _view(
     current: Any,
     trend: list[tuple[datetime, float | None, str]],
     warnings: list[str],
+    coverage: float,
 ) -> dict[str, Any]:
     value = current.value if current else None
     assessment = assess(kpi, value)
@@ -240,5 +247,9 @@ def _view(
         "status": assessment.status,
         "score": assessment.score,
         "as_of": current.as_of.isoformat() if current else None,
+        # The share of the window with data; below 1 the value is partial.
+        "coverage": coverage,
+        "partial": is_partial(coverage),
+        "require_full_window": kpi.require_full_window,
         "trend": [{"at": at.isoformat(), "value": v} for at, v, _ in trend[::step]],
     }

@@ -135,6 +135,12 @@ def test_kpi_below_minimum_turns_red_and_alert_appears(
             }
             for i in range(events_to_breach(kpi))
         ]
+        # One complaint from before the window: the KPI's history reaches back past it (a
+        # backfill), so its window is full and a breach is a verdict that alerts.
+        window = timedelta(days=int(str(kpi["window"]).removesuffix("d")))
+        before = now - window - timedelta(hours=1)
+        events.append({**events[0], "event_id": str(uuid.uuid4()),
+                       "occurred_at": before.isoformat().replace("+00:00", "Z")})
         dev_server.post_events("support", events)
 
         expect(card).to_have_attribute("data-status", "breach", timeout=BREACH_TIMEOUT_MS)

@@ -423,6 +423,13 @@
     return frag;
   }
 
+  // A window still filling: its value covers only part of the window (no alerts yet,
+  // unless the KPI asks for them).
+  function partialNote(kpi) {
+    if (!kpi.partial || !isNum(kpi.coverage)) return "";
+    return " · partial (" + Math.floor(kpi.coverage * 100) + " % of window)";
+  }
+
   function updateCard(card, kpi, leadsMap) {
     var status = STATUS[kpi.status] ? kpi.status : "no_data";
     card.setAttribute("data-status", status);
@@ -436,7 +443,8 @@
 
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · alert" : "");
+      STATUS[status].label + (alerts.length ? " · alert" : "") + partialNote(kpi);
+    card.toggleAttribute("data-partial", !!kpi.partial);
 
     var value = card.querySelector(".value");
     value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : "No data";
@@ -807,7 +815,7 @@
       h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : "No data"),
       h("span", { className: "status-badge" },
         h("span", { className: "status-icon", "aria-hidden": "true" }, STATUS[status].icon),
-        h("span", { className: "status-text" }, STATUS[status].label))));
+        h("span", { className: "status-text" }, STATUS[status].label + partialNote(kpi)))));
     var summaryFacts = h("dl", { className: "kpi-facts" },
       fact(kpi.direction === "target_band" ? "Tolerance" : "Minimum", formatValue(kpi.minimum, unit)),
       fact("Target", formatValue(kpi.target, unit)),
