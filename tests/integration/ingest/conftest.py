@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
@@ -110,3 +113,25 @@ async def keys(sessions: async_sessionmaker[AsyncSession]) -> Keys:
         )
         made[source] = key
     return Keys(**made)
+
+
+@pytest.fixture(scope="module")
+async def server_url(
+    ingest_settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        build_app(ingest_settings, sessions), log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    # The server runs in this event loop; clients under test run in threads or processes.
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+    sock.close()
