@@ -100,16 +100,16 @@ stop_cluster() {
 }
 
 stop() {
+  local stopped=""
   if [[ -n "$PG_BIN" && -f "$LEGACY_DATA/postmaster.pid" ]]; then
     info "stopping postgres (cluster in $LEGACY_DATA, where earlier versions kept it)"
-    stop_cluster "$LEGACY_DATA"
+    stop_cluster "$LEGACY_DATA"; stopped=1
   fi
   if [[ -n "$PG_BIN" && -f "$PG_DATA/postmaster.pid" ]]; then
     info "stopping postgres"
-    stop_cluster "$PG_DATA"
-  else
-    info "postgres is not running"
+    stop_cluster "$PG_DATA"; stopped=1
   fi
+  [[ -n "$stopped" ]] || info "postgres is not running"
 }
 
 status() {
