@@ -91,6 +91,8 @@ class IngestSettings(BaseModel):
 class ScoringSettings(BaseModel):
     http: HttpSettings = HttpSettings(port=8001)
     group_id: str = "kpipulse-scoring"
+    # The catalog file applied at every start; it manages the KPIs it names and no
+    # others. Empty: no file, every KPI is managed through the API.
     catalog_path: Path | None = Path("catalog/example.yaml")
     time_zone: str = "UTC"
     dedupe_horizon_s: int = Field(default=24 * 3600, ge=60)
@@ -106,6 +108,14 @@ class ScoringSettings(BaseModel):
     fold_commit_waits_for_disk: bool = False
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"
+
+    @field_validator("catalog_path", mode="before")
+    @classmethod
+    def _empty_is_no_file(cls, value: object) -> object:
+        # Path("") is "." (the working directory): an empty setting means no file.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
 
 
 class SmtpSettings(BaseModel):

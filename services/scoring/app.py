@@ -13,10 +13,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.scoring.api.admin import kpi_admin_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
-from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.catalog_service import CatalogService, describe_diff, file_source
 from services.scoring.catalog_state import CatalogState
 from services.scoring.consumer import FoldEvents
 from services.scoring.domain.catalog import Catalog, parse_catalog
@@ -42,11 +43,24 @@ SubscriberFactory = Callable[[OffsetRepository], Subscriber]
 
 
 async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) -> None:
-    """Apply the catalog file (start-up). KPIs missing from the file are retired."""
+    """Apply the catalog file (start-up) to the KPIs it manages; leave every other alone.
+
+    A KPI of the file that the API manages (taken over, or created there first) keeps
+    its API definition: a restart never undoes an edit. It is logged, not fatal.
+    """
     catalog = parse_catalog(await asyncio.to_thread(path.read_text))
-    diff = await service.apply(catalog, actor=actor)
-    if not diff.empty:
-        log.info("catalog applied", extra={"file": str(path), "changes": describe_diff(diff)})
+    written = await service.apply_file(
+        catalog, source=file_source(path), actor=actor, conflicts="skip"
+    )
+    if not written.diff.empty:
+        log.info(
+            "catalog applied", extra={"file": str(path), "changes": describe_diff(written.diff)}
+        )
+    for key, owner in written.skipped:
+        log.warning(
+            "catalog file names a KPI it does not manage: left as it is",
+            extra={"file": str(path), "kpi": key, "managed_by": owner},
+        )
 
 
 def create_app(
@@ -143,7 +157,8 @@ def create_app(
         "period analysis. Changes need `Authorization: Bearer <admin token>`.",
         lifespan=lifespan,
     )
-    app.include_router(kpi_router(queries, catalog_service, admin_guard(settings.admin_token)))
+    app.include_router(kpi_router(queries, catalog_service))
+    app.include_router(kpi_admin_router(catalog_service, admin_guard(settings.admin_token)))
     mount_page(app, alerts_api=scoring.alerts_api)
 
     async def bus_ready() -> bool:
