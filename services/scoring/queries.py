@@ -15,13 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.evaluate import value_as_of
-from services.scoring.domain.leadlag import early_warnings, lead_lag
-from services.scoring.domain.periods import (
-    next_period_start,
-    period_analysis,
-    period_series,
-    period_start,
-)
+from services.scoring.domain.leadlag import common_period, early_warnings, link_lead_lag
+from services.scoring.domain.periods import period_analysis, period_series, series_span
 from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
@@ -30,6 +25,7 @@ from shared.settings import ScoringSettings
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
+LEAD_LAG_PERIODS = 24
 
 
 class QueryError(ValueError):
@@ -99,33 +95,39 @@ class KpiQueries:
             links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
                 (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
             ]
-            series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
             lead_lag_rows = []
             for leading_key, lagging_key in links:
-                for needed in (leading_key, lagging_key):
-                    if needed not in series_cache:
-                        series_cache[needed] = await self._period_series(
-                            session, catalog[needed], now, periods=24
-                        )
-                result = lead_lag(
-                    series_cache[leading_key],
-                    series_cache[lagging_key],
+                leading, lagging = catalog[leading_key], catalog[lagging_key]
+                period = common_period(leading.review_period, lagging.review_period)
+                start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
+                start -= timedelta(seconds=1)
+                buckets = {
+                    **await self.buckets.buckets(session, leading_key, start, end),
+                    **await self.buckets.buckets(session, lagging_key, start, end),
+                }
+                analysis = link_lead_lag(
+                    leading,
+                    lagging,
+                    buckets,
+                    tz=self.catalog.tz,
+                    now=now,
+                    periods=LEAD_LAG_PERIODS,
                     max_lag=self.settings.max_lag_periods,
                     min_points=self.settings.min_correlation_points,
                 )
+                result = analysis.result
                 lead_lag_rows.append(
                     {
                         "leading": leading_key,
                         "lagging": lagging_key,
+                        "period": analysis.period,
                         "best_lag": result.best_lag if result else None,
                         "r": result.r if result else None,
                         "points": result.points if result else 0,
                         "enough_points": result is not None,
                     }
                 )
-            own = series_cache.get(kpi.key) or await self._period_series(
-                session, kpi, now, periods=ANALYSED_PERIODS
-            )
+            own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
         return {
             "kpi": views[kpi.key],
@@ -188,10 +190,7 @@ class KpiQueries:
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
     ) -> list[tuple[datetime, float | None]]:
         tz = self.catalog.tz
-        first = period_start(now, kpi.review_period, tz)
-        for _ in range(periods - 1):
-            first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
-        end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        first, end = series_span(now, kpi.review_period, tz, periods)
         buckets = await self.buckets.buckets(
             session, kpi.key, first - timedelta(seconds=1), end
         )

@@ -965,7 +965,8 @@
       tbody.appendChild(h("tr", null,
         h("td", null, linkOrText(r.leading, kpi.key)),
         h("td", null, linkOrText(r.lagging, kpi.key)),
-        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " period" + (r.best_lag === 1 ? "" : "s") : "—"),
+        // Lags count periods of the link's common period (the coarser review period).
+        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " " + (r.period || "period") + (r.best_lag === 1 ? "" : "s") : "—"),
         h("td", null, enough ? numberFormat(2, 2).format(r.r) : "not enough data"),
         h("td", null, isNum(r.points) ? String(r.points) : "—")));
     });
