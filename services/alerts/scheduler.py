@@ -95,9 +95,11 @@ class Scheduler:
             for condition in (Condition.EXPIRING_SOON, Condition.EXPIRED):
                 hit = due is condition
                 evaluations.append(Evaluation(condition, hit, not hit, latest.value, episode))
-        stale = is_stale(latest.last_value_at, latest.update_every_s, now)
+        # A KPI that never received data is stale counting from when it was first heard of.
+        since = latest.fresh_since
+        stale = is_stale(since, latest.update_every_s, now)
         if stale or Condition.STALE in open_alerts:
-            episode = latest.last_value_at.isoformat() if latest.last_value_at else None
+            episode = since.isoformat() if since else None
             evaluations.append(Evaluation(Condition.STALE, stale, not stale, latest.value, episode))
         enqueued = 0
         for evaluation in evaluations:

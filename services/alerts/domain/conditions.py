@@ -64,11 +64,15 @@ def expiry_condition(expires_on: date | None, today: date, warning_days: int) ->
     return None
 
 
-def is_stale(last_value_at: datetime | None, update_every_s: int, now: datetime) -> bool:
-    """No fresh value for two update periods (one late refresh is not an incident)."""
-    if last_value_at is None:
+def is_stale(fresh_since: datetime | None, update_every_s: int, now: datetime) -> bool:
+    """No fresh value for two update periods (one late refresh is not an incident).
+
+    ``fresh_since`` is the last fresh value's time or, for a KPI that never had one,
+    when the KPI was first heard of: a KPI whose data never came goes stale too.
+    """
+    if fresh_since is None:
         return False
-    return now - last_value_at > timedelta(seconds=2 * update_every_s)
+    return now - fresh_since > timedelta(seconds=2 * update_every_s)
 
 
 def dedupe_key(kpi_key: str, condition: Condition, episode: str) -> str:
