@@ -7,7 +7,7 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +17,13 @@ from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import common_period, early_warnings, link_lead_lag
 from services.scoring.domain.periods import period_analysis, period_series, series_span
-from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
+from services.scoring.domain.scoring import (
+    as_status,
+    assess,
+    is_expired,
+    score_entry,
+    scorecard,
+)
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
@@ -51,24 +57,22 @@ class KpiQueries:
             }
             warnings = early_warnings(catalog, statuses)
             views = []
+            today = self._today()
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
-                views.append(_view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, [])))
+                view = _view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, []))
+                views.append(view | {"expired": is_expired(kpi, today)})
         return views
 
     async def scorecard(self) -> dict[str, Any]:
         catalog = self.catalog.catalog
+        today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
             value = current.get(kpi.key)
-            assessment = assess(kpi, value.value if value else None)
-            entries.append(
-                ScoreEntry(
-                    kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
-                )
-            )
+            entries.append(score_entry(kpi, value.value if value else None, today))
         card = scorecard(entries)
         return {
             "overall": card.overall,
@@ -77,9 +81,10 @@ class KpiQueries:
                     "perspective": name,
                     "score": part.score,
                     "weight": part.weight,
-                    "kpis": [*part.kpis, *part.no_data],
+                    "kpis": [*part.kpis, *part.no_data, *part.expired],
                     "scored": list(part.kpis),
                     "no_data": list(part.no_data),
+                    "expired": list(part.expired),
                 }
                 for name, part in card.per_perspective.items()
             ],
@@ -195,6 +200,10 @@ class KpiQueries:
             session, kpi.key, first - timedelta(seconds=1), end
         )
         return period_series(kpi, buckets, tz, first, now)
+
+    def _today(self) -> date:
+        """The date in the company's time zone (expiry is a calendar date there)."""
+        return datetime.now(self.catalog.tz).date()
 
     def _kpi(self, key: str) -> KpiDefinition:
         catalog = self.catalog.catalog

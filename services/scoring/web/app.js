@@ -233,7 +233,8 @@
     return parseInt(m[1], 10) * mult;
   }
 
-  function expiryInfo(isoDate) {
+  /* ``expired``: the API's verdict (the company's calendar), which wins over the browser's. */
+  function expiryInfo(isoDate, expired) {
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(isoDate || ""));
     if (!m) return { text: "—", cls: "" };
     var expires = new Date(+m[1], +m[2] - 1, +m[3]);
@@ -241,10 +242,14 @@
     var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
     var days = Math.round((expires - today) / DAY_MS);
     var date = m[1] + "-" + m[2] + "-" + m[3];
-    if (days < 0) return { text: date + " · expired", date: date, note: "expired", cls: "expired", days: days };
+    if (expired === true || (expired !== false && days < 0)) {
+      var note = "expired · not in the scorecard until renewed";
+      return { text: date + " · " + note, date: date, note: note, cls: "expired", days: Math.min(days, -1) };
+    }
+    if (days < 0) days = 0;  // the company's calendar has not reached the date yet
     if (days <= EXPIRY_WARNING_DAYS) {
-      var note = days === 0 ? "expires today" : "in " + days + " d";
-      return { text: date + " · " + note, date: date, note: note, cls: "expiring", days: days };
+      var soon = days === 0 ? "expires today" : "in " + days + " d";
+      return { text: date + " · " + soon, date: date, note: soon, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
   }
@@ -435,8 +440,9 @@
     link.title = kpi.objective || "";
 
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
+    card.toggleAttribute("data-expired", kpi.expired === true);
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · alert" : "");
+      STATUS[status].label + (alerts.length ? " · alert" : "") + (kpi.expired ? " · expired" : "");
 
     var value = card.querySelector(".value");
     value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : "No data";
@@ -451,7 +457,7 @@
     card.querySelector(".f-target").textContent = formatThreshold(kpi.target, kpi.unit);
     card.querySelector(".f-score").textContent = formatScore(kpi.score);
 
-    var expiry = expiryInfo(kpi.expires_on);
+    var expiry = expiryInfo(kpi.expires_on, kpi.expired);
     var exp = card.querySelector(".f-expiry");
     exp.textContent = expiry.date || expiry.text;
     if (expiry.note) exp.appendChild(h("span", { className: "expiry-note" }, expiry.note));
@@ -996,7 +1002,7 @@
       if (i) ownersEl.appendChild(document.createTextNode(", "));
       ownersEl.appendChild(el);
     });
-    var expiry = expiryInfo(kpi.expires_on || def.expires_on);
+    var expiry = expiryInfo(kpi.expires_on || def.expires_on, kpi.expired);
     var cost = def.tracking_cost;
     var scope = def.scope ? JSON.stringify(def.scope) : null;
     var direction = { higher_is_better: "Higher is better", lower_is_better: "Lower is better", target_band: "Within a band" }[kpi.direction || def.direction];
