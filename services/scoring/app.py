@@ -93,6 +93,11 @@ def create_app(
         publisher=publisher,
         topic=topics.kpi_values,
         metrics=metrics,
+        # Alerts' recovery margins (one setting read by both services): a value crossing
+        # the level alerts resolves at is published at once.
+        recovery_margin=lambda key: settings.alerts.recovery_margin_overrides.get(
+            key, settings.alerts.recovery_margin
+        ),
     )
     handler = TransactionalConsumer(
         FoldEvents(

@@ -2,7 +2,8 @@
 
 A KPI is re-evaluated as soon as events were folded into it (at most every
 ``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
-A value is published at once when its status changes, otherwise at most once per
+A value is published at once when its status changes or it crosses the level at which
+alerts resolves a breach (``shared.contracts.recovery``), otherwise at most once per
 ``update_every`` — the claim in ``kpi_current`` enforces that across instances. Windows
 are read through ``WindowTotals``, which remembers their settled buckets between reads.
 """
@@ -36,6 +37,7 @@ from services.scoring.repository import (
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import OutgoingRecord, Publisher, PublishError
 from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
+from shared.contracts.recovery import has_recovered
 from shared.db.engine import transaction
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,7 @@ class Evaluator:
         topic: str,
         metrics: ScoringMetrics,
         clock: Clock = _utcnow,
+        recovery_margin: Callable[[str], float] = lambda _key: 0.0,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
@@ -83,6 +86,7 @@ class Evaluator:
         self._topic = topic
         self._metrics = metrics
         self._clock = clock
+        self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
@@ -277,7 +281,24 @@ class Evaluator:
             score=assessment.score,
             leading=leading,
         )
-        return _Write(value, message, not_since=now - kpi.update_every)
+        prompt = self._crossed_recovery(kpi, value)
+        return _Write(value, message, not_since=now if prompt else now - kpi.update_every)
+
+    def _crossed_recovery(self, kpi: KpiDefinition, value: CurrentValue) -> bool:
+        """Whether the value crossed alerts' recovery level since the last one written:
+        without a publication now, a resolved breach would stay open on the page and in
+        alerts until the next periodic one."""
+        written = self._written.get(kpi.key)
+        if written is None or written[0] is None or value.value is None:
+            return False
+        margin = self._recovery_margin(kpi.key)
+        before = has_recovered(
+            written[0], kpi.minimum, kpi.direction, status=written[1], margin=margin
+        )
+        after = has_recovered(
+            value.value, kpi.minimum, kpi.direction, status=value.status, margin=margin
+        )
+        return before != after
 
     async def _store(self, writes: list[_Write], now: datetime) -> None:
         """Store every value and publish the claimed ones, in one transaction.

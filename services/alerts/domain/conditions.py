@@ -12,7 +12,20 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from shared.contracts.kpi_values import Direction, KpiStatus
+from shared.contracts.kpi_values import KpiStatus
+from shared.contracts.recovery import has_recovered
+
+__all__ = [
+    "ONE_SHOT",
+    "SEVERITY",
+    "Condition",
+    "dedupe_key",
+    "expiry_condition",
+    "has_recovered",
+    "is_stale",
+    "is_worse",
+    "open_key",
+]
 
 
 class Condition(StrEnum):
@@ -39,18 +52,6 @@ SEVERITY: dict[Condition, str] = {
 def is_worse(status: KpiStatus) -> bool:
     """Whether the KPI is below its minimum: the breach scoring decided."""
     return status == "breach"
-
-
-def has_recovered(
-    value: float, minimum: float, direction: Direction, *, status: str, margin: float
-) -> bool:
-    """Better than the minimum by ``margin`` (relative to |minimum|): the hysteresis."""
-    slack = abs(minimum) * margin
-    if direction == "higher_is_better":
-        return value >= minimum + slack
-    if direction == "lower_is_better":
-        return value <= minimum - slack
-    return status in ("on_target", "below_target")
 
 
 def expiry_condition(expires_on: date | None, today: date, warning_days: int) -> Condition | None:
