@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,7 +95,8 @@ class ScoringSettings(BaseModel):
     # The catalog file applied at every start; it manages the KPIs it names and no
     # others. Empty: no file, every KPI is managed through the API.
     catalog_path: Path | None = Path("catalog/example.yaml")
-    time_zone: str = "UTC"
+    # Moved to the top level (KPIPULSE_TIME_ZONE): one calendar for every service.
+    time_zone: str | None = None
     dedupe_horizon_s: int = Field(default=24 * 3600, ge=60)
     min_correlation_points: int = Field(default=6, ge=3)
     max_lag_periods: int = Field(default=3, ge=0)
@@ -108,6 +110,16 @@ class ScoringSettings(BaseModel):
     fold_commit_waits_for_disk: bool = False
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _moved(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "the company's time zone is one setting for every service now: "
+                "set KPIPULSE_TIME_ZONE instead"
+            )
+        return value
 
     @field_validator("catalog_path", mode="before")
     @classmethod
@@ -169,12 +181,30 @@ class Settings(BaseSettings):
 
     environment: Literal["dev", "test", "prod"] = "prod"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The company's calendar (IANA name): review periods, expiry dates, the page and the
+    # times in alert notices all use it.
+    time_zone: str = "UTC"
     admin_token: SecretStr = SecretStr("")
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     scoring: ScoringSettings = ScoringSettings()
     alerts: AlertsSettings = AlertsSettings()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "Asia/Ho_Chi_Minh") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The company's time zone."""
+        return ZoneInfo(self.time_zone)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

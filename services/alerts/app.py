@@ -56,7 +56,7 @@ def create_app(
     cfg = settings.alerts
     metrics = AlertMetrics(registry)
     consumer_metrics = ConsumerMetrics(registry, SERVICE)
-    writer = AlertWriter(cfg, metrics)
+    writer = AlertWriter(cfg, metrics, tz=settings.tz)
     worker = DeliveryWorker(
         sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
     )
@@ -76,6 +76,7 @@ def create_app(
         settings=cfg,
         metrics=metrics,
         clock=clock,
+        tz=settings.tz,
         on_commit=worker.wake,
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,

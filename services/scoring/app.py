@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -80,7 +79,7 @@ def create_app(
     buckets, current, catalog_repo = (
         repositories.buckets, repositories.current, repositories.catalog
     )
-    state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
+    state = CatalogState(Catalog(()), settings.tz)
     catalog_service = CatalogService(sessions, catalog_repo, buckets, state)
     offsets = OffsetRepository(sessions, consumer=scoring.group_id)
     subscriber = subscriber_factory(offsets)
@@ -117,7 +116,10 @@ def create_app(
         # what a database crash loses, the consumer reads again (see ``Rewind``).
         wait_for_flush=scoring.fold_commit_waits_for_disk,
     )
-    queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
+    queries = KpiQueries(
+        sessions, state, buckets, current, catalog_repo, scoring,
+        expiry_warning_days=settings.alerts.expiry_warning_days,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -164,7 +166,7 @@ def create_app(
     )
     app.include_router(kpi_router(queries, catalog_service))
     app.include_router(kpi_admin_router(catalog_service, admin_guard(settings.admin_token)))
-    mount_page(app, alerts_api=scoring.alerts_api)
+    mount_page(app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone)
 
     async def bus_ready() -> bool:
         return await publisher.ping()

@@ -20,7 +20,7 @@ from services.scoring.domain.periods import period_analysis, period_series, seri
 from services.scoring.domain.scoring import (
     as_status,
     assess,
-    is_expired,
+    expiry,
     score_entry,
     scorecard,
 )
@@ -46,6 +46,8 @@ class KpiQueries:
     current: CurrentRepository
     changes: CatalogRepository
     settings: ScoringSettings
+    # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
+    expiry_warning_days: int = 14
 
     async def list_kpis(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -61,7 +63,15 @@ class KpiQueries:
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 view = _view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, []))
-                views.append(view | {"expired": is_expired(kpi, today)})
+                state = expiry(kpi, today, self.expiry_warning_days)
+                views.append(
+                    view
+                    | {
+                        "expired": state.expired,
+                        "expiring_soon": state.expiring_soon,
+                        "expires_in_days": state.days_left,
+                    }
+                )
         return views
 
     async def scorecard(self) -> dict[str, Any]:

@@ -96,6 +96,20 @@ def is_expired(kpi: KpiDefinition, today: date) -> bool:
     return today > kpi.expires_on
 
 
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """Where a KPI stands against its expiry date on the company's calendar."""
+
+    days_left: int  # negative once expired
+    expired: bool
+    expiring_soon: bool  # within the warning days (alerts' expiring_soon), not expired
+
+
+def expiry(kpi: KpiDefinition, today: date, warning_days: int) -> Expiry:
+    days = (kpi.expires_on - today).days
+    return Expiry(days, days < 0, 0 <= days <= warning_days)
+
+
 def score_entry(kpi: KpiDefinition, value: float | None, today: date | None = None) -> ScoreEntry:
     assessment = assess(kpi, value)
     expired = today is not None and is_expired(kpi, today)

@@ -37,7 +37,8 @@ async def test_expired_kpi_is_flagged_and_not_in_the_scorecard(
     await eventually(valued)
     kpis = {k["key"]: k for k in (await scoring_app.get("/v1/kpis")).json()["kpis"]}
     assert kpis["lapsed"]["expired"] is True and kpis["lapsed"]["value"] == 1.0
-    assert kpis["current"]["expired"] is False
+    assert kpis["lapsed"]["expires_in_days"] < 0 and kpis["lapsed"]["expiring_soon"] is False
+    assert kpis["current"]["expired"] is False and kpis["current"]["expires_in_days"] > 14
     detail = (await scoring_app.get("/v1/kpis/lapsed")).json()
     assert detail["kpi"]["expired"] is True
 

@@ -6,8 +6,10 @@ import pytest
 
 from services.scoring.domain.scoring import (
     Assessment,
+    Expiry,
     ScoreEntry,
     assess,
+    expiry,
     is_expired,
     score_entry,
     scorecard,
@@ -129,3 +131,11 @@ def test_expired_kpis_are_left_out_of_the_scorecard_until_renewed() -> None:
     assert scorecard([score_entry(renewed, 50, today)]).per_perspective["customer"].kpis == (
         "old",
     )
+
+
+def test_expiry_on_the_company_calendar() -> None:
+    kpi = make_kpi(expires_on="2026-04-14")
+    assert expiry(kpi, date(2026, 3, 30), 14) == Expiry(15, False, False)
+    assert expiry(kpi, date(2026, 3, 31), 14) == Expiry(14, False, True)
+    assert expiry(kpi, date(2026, 4, 14), 14) == Expiry(0, False, True)
+    assert expiry(kpi, date(2026, 4, 15), 14) == Expiry(-1, True, False)
