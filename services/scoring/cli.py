@@ -90,9 +90,11 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
     try:
         lines = asyncio.run(apply())
     except ManagedElsewhere as exc:
-        print(f"{args.file}: nothing applied: {exc}", file=sys.stderr)
-        print("  change those KPIs where they are managed, or apply with --adopt to manage "
-              "them from this file", file=sys.stderr)
+        print(f"{args.file}: nothing applied: it names KPIs managed elsewhere:", file=sys.stderr)
+        for key, owner in exc.owners.items():
+            print(f"  - {key}: managed by {owner}", file=sys.stderr)
+        print("change them where they are managed, or apply with --adopt to manage them "
+              "from this file", file=sys.stderr)
         return 1
     except CatalogError as exc:
         _print_error(args.file, exc)

@@ -189,6 +189,8 @@ async def test_etag_and_if_match(scoring_settings: Settings, scoring_db: Db) -> 
 async def test_catalog_apply_command_refuses_kpis_managed_elsewhere(
     scoring_settings: Settings, scoring_db: Db, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    path = scoring_settings.scoring.catalog_path
+    assert path is not None
     async with running(scoring_settings, scoring_db) as client:
         other = tmp_path / "other.yaml"
         other.write_text(yaml.safe_dump([definition("complaints", target=4)]))
@@ -200,7 +202,9 @@ async def test_catalog_apply_command_refuses_kpis_managed_elsewhere(
             return cli._apply(args, scoring_settings)
 
         assert await asyncio.to_thread(apply) == 1
-        assert "managed by the catalog file" in capsys.readouterr().err
+        refusal = capsys.readouterr().err
+        assert f"  - complaints: managed by {file_source(path)}" in refusal
+        assert "--adopt" in refusal
         assert (await kpi(client, "complaints")).json()["definition"]["target"] == 2
 
         assert await asyncio.to_thread(apply, "adopt") == 0
