@@ -267,8 +267,11 @@
       days = Math.round((expires - today) / DAY_MS);
     }
     if (known ? facts.expired : days < 0) {
-      var note = "expired · not in the scorecard until renewed";
-      return { text: date + " · " + note, date: date, note: note, cls: "expired", days: days };
+      return {
+        text: date + " · expired: not in the scorecard until renewed", date: date,
+        note: "expired", title: "Expired: left out of the scorecard until renewed",
+        cls: "expired", days: days,
+      };
     }
     if (known ? facts.expiring_soon : days <= EXPIRY_WARNING_DAYS) {
       var soon = days === 0 ? "expires today" : "in " + days + " d";
@@ -485,6 +488,7 @@
     exp.textContent = expiry.date || expiry.text;
     if (expiry.note) exp.appendChild(h("span", { className: "expiry-note" }, expiry.note));
     exp.className = "f-expiry " + expiry.cls;
+    exp.title = expiry.title || "";
 
     var owners = card.querySelector(".kpi-owners");
     owners.textContent = "";
