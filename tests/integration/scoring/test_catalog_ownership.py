@@ -112,17 +112,22 @@ async def test_no_catalog_file_applies_nothing(scoring_settings: Settings, scori
 
 async def test_concurrent_creates_all_survive(scoring_settings: Settings, scoring_db: Db) -> None:
     """Ten admin PUTs at once, each creating its own KPI: all ten stay active."""
+    async def create(key: str, index: int) -> httpx.Response:
+        # Staggered by a few ms, so that some writers commit while others are under way
+        # (what lost KPIs when each write rewrote a whole catalog read before it).
+        await asyncio.sleep(0.003 * index)
+        return await client.put(f"/v1/kpis/{key}", json=definition(key), headers=ADMIN)
+
     async with running(scoring_settings, scoring_db) as client:
-        keys = [f"parallel_{i}" for i in range(10)]
-        answers = await asyncio.gather(
-            *(client.put(f"/v1/kpis/{k}", json=definition(k), headers=ADMIN) for k in keys)
-        )
-        assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
-        listed = {k["key"] for k in (await client.get("/v1/kpis")).json()["kpis"]}
-        assert set(keys) <= listed
-        for key in keys:
-            changes = (await client.get(f"/v1/kpis/{key}/changes")).json()["changes"]
-            assert [c["action"] for c in changes] == ["created"]
+        for round_ in range(3):
+            keys = [f"parallel_{round_}_{i}" for i in range(10)]
+            answers = await asyncio.gather(*(create(k, i) for i, k in enumerate(keys)))
+            assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
+            listed = {k["key"] for k in (await client.get("/v1/kpis")).json()["kpis"]}
+            assert set(keys) <= listed, sorted(set(keys) - listed)
+            for key in keys:
+                changes = (await client.get(f"/v1/kpis/{key}/changes")).json()["changes"]
+                assert [c["action"] for c in changes] == ["created"]
 
 
 async def test_concurrent_writes_to_one_kpi_are_serialised(
