@@ -208,6 +208,8 @@ class CatalogService:
             before = () if row is None or row.retired else (row.definition,)
             diff = diff_catalog(_unchecked(before), Catalog((kpi,)))
             await self._record(session, diff, actor, now)
+            if row is not None and not row.retired:
+                await self._record_owner(session, row, API, actor, now)
             if row is not None and _resets(row.definition, kpi):
                 await self._buckets.forget_kpi(session, kpi.key)
         await self._reload()
@@ -267,6 +269,8 @@ class CatalogService:
                 await self._repository.write(
                     session, row, _stored(kpi), managed_by=managed_by, at=now
                 )
+                if not row.retired:
+                    await self._record_owner(session, row, managed_by, actor, now)
                 if _resets(row.definition, kpi):
                     await self._buckets.forget_kpi(session, kpi.key)
         for kpi in diff.retired:
@@ -293,6 +297,21 @@ class CatalogService:
             await self._repository.record_change(
                 session, kpi_key=kpi.key, action="retired", changes=[], actor=actor, at=at
             )
+
+    async def _record_owner(
+        self, session: AsyncSession, row: StoredKpi, managed_by: str, actor: str, at: datetime
+    ) -> None:
+        """A KPI that changes owner (taken over, adopted) says so in its history."""
+        if row.managed_by is None or row.managed_by == managed_by:
+            return
+        await self._repository.record_change(
+            session,
+            kpi_key=row.key,
+            action="owner",
+            changes=[{"field": "managed_by", "old": row.managed_by, "new": managed_by}],
+            actor=actor,
+            at=at,
+        )
 
     async def _reload(self) -> None:
         if self._state is not None:

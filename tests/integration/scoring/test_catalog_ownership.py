@@ -90,6 +90,11 @@ async def test_api_edits_survive_restarts_and_file_kpis_answer_409(
         assert complaints["definition"]["target"] == 3  # the API's edit stands
         assert complaints["managed_by"] == "api"
         assert (await kpi(client, "api_made")).status_code == 200  # not retired
+        history = (await client.get("/v1/kpis/complaints/changes")).json()["changes"]
+        assert [c["action"] for c in history] == ["created", "changed", "owner"]
+        assert history[2]["changes"] == [
+            {"field": "managed_by", "old": file_source(path), "new": "api"}
+        ]
         revenue = (await kpi(client, "revenue")).json()
         assert revenue["definition"]["target"] == 2000
         assert revenue["managed_by"] == file_source(path)
