@@ -72,7 +72,15 @@ from pydantic import (
 
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
-from shared.contracts.kpi_values import Direction, Owner
+from shared.contracts.kpi_values import (
+    MAX_LINKED_KPIS,
+    MAX_OWNERS,
+    Direction,
+    KpiKey,
+    KpiName,
+    Owner,
+)
+from shared.contracts.text import PROSE, SINGLE_LINE
 
 Perspective = Literal["financial", "customer", "internal_process", "learning_growth"]
 PERSPECTIVES: Final[tuple[Perspective, ...]] = (
@@ -96,13 +104,33 @@ MIN_WINDOW: Final = timedelta(minutes=1)
 MAX_WINDOW: Final = timedelta(days=365)
 MIN_UPDATE: Final = timedelta(seconds=1)
 
-KpiKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+
+# Every string and list of a definition is bounded: a definition is stored, copied into
+# every value message scoring publishes and every page and API answer that shows it. The
+# key, name and owners are bounded by the message contract (they end in alerts' tables);
+# the rest by what a person writes there.
+Objective = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), PROSE
+]
+DataCollection = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), PROSE
+]
+Department = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
+]
+Unit = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), SINGLE_LINE
+]
+Role = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
+]
+MAX_VIEWERS: Final = 50
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -127,17 +155,17 @@ class KpiDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: KpiKey
-    name: Text
-    objective: Text
+    name: KpiName
+    objective: Objective
     perspective: Perspective
     stage: Stage
-    department: Text
-    owners: Annotated[list[Owner], Field(min_length=1)]
+    department: Department
+    owners: Annotated[list[Owner], Field(min_length=1, max_length=MAX_OWNERS)]
     formula: Formula
     window: Duration
     update_every: Duration
     review_period: ReviewPeriod
-    unit: Text
+    unit: Unit
     direction: Direction
     band: Band | None = None
     baseline: Number | None = None
@@ -146,11 +174,11 @@ class KpiDefinition(BaseModel):
     weight: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     expires_on: date
     indicator: Indicator
-    leading_indicators: list[KpiKey] = Field(default_factory=list)
+    leading_indicators: list[KpiKey] = Field(default_factory=list, max_length=MAX_LINKED_KPIS)
     scope: Scope = Field(default_factory=Scope)
     tracking_cost: TrackingCost
-    data_collection: Text
-    viewers: list[Text] = Field(default_factory=list)
+    data_collection: DataCollection
+    viewers: list[Role] = Field(default_factory=list, max_length=MAX_VIEWERS)
     retention: Duration | None = None
 
     @property
