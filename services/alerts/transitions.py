@@ -7,6 +7,7 @@ together: there is no moment where one exists without the other.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,8 @@ from services.alerts.repository import (
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from shared.contracts.kpi_values import Owner
 from shared.settings import AlertsSettings
+
+log = logging.getLogger(__name__)
 
 # Conditions that have their own delay built in (two update periods, a calendar date).
 _NO_HOLD_DOWN = frozenset({Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED})
@@ -162,6 +165,7 @@ class AlertWriter:
                 kind=kind,
                 payload=payload_for(facts, route),
                 suppressed=silenced,
+                undeliverable=route.reason,
             )
             for route in routes
         ]
@@ -170,4 +174,11 @@ class AlertWriter:
             for item in items:
                 self._metrics.suppressed.labels(item.channel).inc()
             return 0
-        return len(items)
+        for item in items:
+            if item.undeliverable is not None:
+                self._metrics.undeliverable.inc()
+                log.warning(
+                    "a notification has nobody to go to",
+                    extra={"kpi": latest.kpi_key, "error": item.undeliverable},
+                )
+        return sum(1 for route in routes if route.deliverable)
