@@ -5,12 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
 
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.domain.catalog import CatalogError, KpiDefinition
-from services.scoring.queries import KpiQueries, QueryError
+from services.scoring.queries import KpiQueries, OutOfRange, QueryError
 from shared.auth import AdminGuard
+from shared.contracts.kpi_values import KPI_KEY_PATTERN
+
+# A key no KPI can have is refused before it reaches a query (a NUL in it would fail in
+# PostgreSQL as a 500; a megabyte of it would be echoed back in the 404).
+Key = Annotated[str, Path(pattern=KPI_KEY_PATTERN, description="a KPI key (snake_case)")]
 
 
 def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) -> APIRouter:
@@ -33,7 +38,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
         summary="A KPI's definition, value, lead/lag links and period analysis",
         responses={404: {"description": "Unknown KPI"}},
     )
-    async def get_kpi(key: str) -> dict[str, Any]:
+    async def get_kpi(key: Key) -> dict[str, Any]:
         try:
             return await queries.detail(key)
         except KeyError:
@@ -42,10 +47,14 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
     @router.get(
         "/kpis/{key}/history",
         summary="The KPI's rolling value at each step between from and to (from buckets)",
-        responses={404: {"description": "Unknown KPI"}, 422: {"description": "Bad range"}},
+        responses={
+            400: {"description": "'from' or 'to' outside the range history can answer for"},
+            404: {"description": "Unknown KPI"},
+            422: {"description": "Bad range"},
+        },
     )
     async def get_history(
-        key: str,
+        key: Key,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
         step: Annotated[int | None, Query(ge=1, le=365 * 86400, description="seconds")] = None,
@@ -57,11 +66,13 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
             return await queries.history(key, start, end, step)
         except KeyError:
             raise not_found(key) from None
+        except OutOfRange as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         except QueryError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @router.get("/kpis/{key}/changes", summary="What changed in the definition, when, by whom")
-    async def get_changes(key: str) -> dict[str, Any]:
+    async def get_changes(key: Key) -> dict[str, Any]:
         return {"kpi": key, "changes": await queries.change_history(key)}
 
     async def save(kpi: KpiDefinition, actor: str) -> dict[str, Any]:
@@ -89,7 +100,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
         summary="Create or replace a KPI (admin)",
         responses={401: {"description": "Admin token missing or wrong"}, 422: {}},
     )
-    async def put_kpi(key: str, kpi: Annotated[KpiDefinition, Body()]) -> dict[str, Any]:
+    async def put_kpi(key: Key, kpi: Annotated[KpiDefinition, Body()]) -> dict[str, Any]:
         if kpi.key != key:
             raise HTTPException(422, f"body key '{kpi.key}' differs from the path's '{key}'")
         return await save(kpi, "admin-api")
@@ -101,7 +112,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
         summary="Retire a KPI (admin); its history is kept",
         responses={401: {"description": "Admin token missing or wrong"}, 404: {}, 422: {}},
     )
-    async def delete_kpi(key: str) -> Response:
+    async def delete_kpi(key: Key) -> Response:
         if key not in queries.catalog.catalog:
             raise not_found(key)
         try:
