@@ -34,12 +34,20 @@ async def test_history_outside_the_answerable_range_is_a_400_naming_it(
 
 
 async def test_history_at_the_edges_of_the_range_answers(scoring_app: httpx.AsyncClient) -> None:
-    params = {"from": "1970-01-01T00:00:00Z", "to": "1970-01-02T00:00:00Z", "step": 3600}
-    first = await scoring_app.get("/v1/kpis/complaints/history", params=params)
+    earliest: dict[str, str | int] = {
+        "from": "1970-01-01T00:00:00Z",
+        "to": "1970-01-02T00:00:00Z",
+        "step": 3600,
+    }
+    first = await scoring_app.get("/v1/kpis/complaints/history", params=earliest)
     assert first.status_code == 200, first.text
     assert first.json()["points"][0]["value"] is None
-    params = {"from": "2199-12-31T00:00:00Z", "to": "2200-01-01T00:00:00Z", "step": 86400}
-    last = await scoring_app.get("/v1/kpis/complaints/history", params=params)
+    latest: dict[str, str | int] = {
+        "from": "2199-12-31T00:00:00Z",
+        "to": "2200-01-01T00:00:00Z",
+        "step": 86400,
+    }
+    last = await scoring_app.get("/v1/kpis/complaints/history", params=latest)
     assert last.status_code == 200, last.text
 
 
