@@ -48,6 +48,9 @@ by the service). Default: window + 2 nominal review periods (day 1d, week 7d, mo
 quarter 92d), so late events can still correct the current and the previous period.
 An explicit retention must be at least the window.
 
+Every string and list is bounded (see ``bounds.py`` and the value message contract) and
+one-line texts refuse control characters; an owner email is exactly one address.
+
 Validation collects every problem instead of stopping at the first; each names the KPI
 and the field, e.g. ``kpi 'churn_rate': formula.ratio.numerator.sum.field: ...``.
 """
@@ -70,6 +73,14 @@ from pydantic import (
     ValidationError,
 )
 
+from services.scoring.domain.bounds import (
+    MAX_VIEWERS,
+    DataCollection,
+    Department,
+    Objective,
+    Role,
+    Unit,
+)
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
 from shared.contracts.kpi_values import (
@@ -80,7 +91,6 @@ from shared.contracts.kpi_values import (
     KpiName,
     Owner,
 )
-from shared.contracts.text import PROSE, SINGLE_LINE
 
 Perspective = Literal["financial", "customer", "internal_process", "learning_growth"]
 PERSPECTIVES: Final[tuple[Perspective, ...]] = (
@@ -109,28 +119,6 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-
-
-# Every string and list of a definition is bounded: a definition is stored, copied into
-# every value message scoring publishes and every page and API answer that shows it. The
-# key, name and owners are bounded by the message contract (they end in alerts' tables);
-# the rest by what a person writes there.
-Objective = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), PROSE
-]
-DataCollection = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), PROSE
-]
-Department = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
-]
-Unit = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), SINGLE_LINE
-]
-Role = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE
-]
-MAX_VIEWERS: Final = 50
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
