@@ -50,8 +50,9 @@ def _prose(value: str) -> str:
 def one_address(value: str) -> str:
     """``value`` as one normalised email address; ValueError naming why it is not."""
     # A maintained parser, not a regex: "a@x.com, b@evil" must not become two recipients.
-    # Deliverability is not checked (no DNS at validation time), and internal mail
-    # domains without a public suffix are allowed, since owners may use a company relay.
+    # Deliverability is not checked (no DNS at validation time); a host name without a
+    # public suffix ("ops@mailhost") is allowed for a company relay, the names reserved
+    # from mail (localhost, .invalid, .test, .local...) are not.
     try:
         parsed = validate_email(value, check_deliverability=False, globally_deliverable=False)
     except EmailNotValidError as exc:

@@ -77,6 +77,7 @@ def test_an_oversized_field_is_refused_naming_the_kpi_and_the_field(
         "Lan <lan@example.com>",
         "lan@example.com\r\nBcc: attacker@evil.example",
         "no-at-sign",
+        "lan@localhost",
     ],
 )
 def test_an_owner_email_must_be_exactly_one_address(email: str) -> None:
