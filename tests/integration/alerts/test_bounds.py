@@ -5,15 +5,18 @@ counted notification; a silence cannot end where no column can store it."""
 from __future__ import annotations
 
 import orjson
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerts.tables import kpi_latest
 from shared.bus.dlq import describe
 from shared.bus.kafka import KafkaPublisher
 from shared.bus.ports import OutgoingRecord
 from shared.contracts.kpi_values import Owner
+from shared.db.engine import transaction
 from tests.integration.alerts.conftest import ADMIN, Harness, kpi_known, produce
 from tests.integration.alerts.factories import kpi_value, series, unique
-from tests.integration.alerts.receivers import eventually
+from tests.integration.alerts.receivers import SmtpServer, eventually
 from tests.support.kafka import consume_matching
 
 
@@ -68,3 +71,38 @@ async def test_a_silence_ending_beyond_what_can_be_stored_is_refused(service: Ha
         response = await service.client.post("/v1/silences", json=body, headers=ADMIN)
         assert response.status_code == 422, response.text
         assert "ends_at must be at most 366 days from now" in response.text
+
+
+async def test_owners_stored_before_validation_are_routed_as_unreachable(
+    service: Harness,
+    publisher: KafkaPublisher,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A row kept from before owner emails were validated neither mails two addresses
+    nor stops the scheduler: its owner is undeliverable, with the reason."""
+    kpi = unique("legacy")
+    mail = f"{kpi}@example.com"
+    breach = kpi_value(kpi, 0.01, owners=[Owner(name="Lan", email=mail)])
+    await produce(publisher, service.settings, [breach])
+    await smtp.wait_for(mail, 1)
+    legacy = [{"name": "Lan", "email": f"{mail}, attacker@evil.example"}]
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(kpi_latest).where(kpi_latest.c.kpi_key == kpi).values(owners=legacy)
+        )
+
+    service.clock.advance(service.settings.alerts.repeat_interval_s + 1)
+    await service.scheduler.run_once()
+
+    async def listed() -> list[dict[str, object]]:
+        response = await service.client.get(
+            "/v1/notifications", params={"status": "undeliverable", "limit": 1000}
+        )
+        return [n for n in response.json() if n["kpi_key"] == kpi]
+
+    (notice,) = await eventually(listed)
+    assert notice["kind"] == "repeat" and notice["target"] == "owner Lan"
+    assert "refused" in str(notice["last_error"]) and "email" in str(notice["last_error"])
+    assert len(smtp.mails_to(mail)) == 1
+    assert smtp.mails_to("attacker@evil.example") == []

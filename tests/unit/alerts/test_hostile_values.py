@@ -123,3 +123,10 @@ def test_an_owner_nobody_can_reach_gets_the_default_or_an_undeliverable_route() 
     assert "KPIPULSE_ALERTS__DEFAULT_EMAIL" in str(lost.reason)
     # What it would have said is kept for the notification history.
     assert payload_for(facts("Churn"), lost)["subject"].startswith("[FIRING] Churn")
+
+
+def test_an_owner_whose_stored_address_is_refused_is_never_mailed() -> None:
+    refused = [("Lan", "email: must be exactly one email address")]
+    (route,) = routes_for([], None, refused)
+    assert not route.deliverable and "refused (email: must be exactly one" in str(route.reason)
+    assert routes_for([], "ops@example.com", refused) == [Route("email", "ops@example.com")]
