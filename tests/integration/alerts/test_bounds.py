@@ -65,9 +65,16 @@ async def test_an_owner_nobody_can_reach_is_an_undeliverable_notification(
     assert counted and float(counted[0].split()[1]) >= 1
 
 
-async def test_a_silence_ending_beyond_what_can_be_stored_is_refused(service: Harness) -> None:
+async def test_a_silence_ending_beyond_what_can_be_stored_is_refused(
+    service: Harness, publisher: KafkaPublisher, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    kpi = unique("silenced")
+    # Leave only once the consumer has joined its group: a member that leaves while the
+    # group is still forming stalls the next test's consumer until the group settles.
+    await produce(publisher, service.settings, series(kpi, [0.15]))
+    await eventually(lambda: kpi_known(sessions, kpi))
     for ends_at in ("9999-12-31T23:59:59-05:00", "9999-12-31T23:59:59Z"):
-        body = {"kpi_key": unique("silenced"), "ends_at": ends_at, "reason": "for ever"}
+        body = {"kpi_key": kpi, "ends_at": ends_at, "reason": "for ever"}
         response = await service.client.post("/v1/silences", json=body, headers=ADMIN)
         assert response.status_code == 422, response.text
         assert "ends_at must be at most 366 days from now" in response.text
