@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 
+from services.scoring.api.params import Key
 from services.scoring.catalog_service import (
     API,
     CatalogService,
@@ -78,7 +79,7 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
         },
     )
     async def put_kpi(
-        key: str,
+        key: Key,
         *,
         kpi: Annotated[KpiDefinition, Body()],
         response: Response,
@@ -106,7 +107,7 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
         },
     )
     async def delete_kpi(
-        key: str,
+        key: Key,
         *,
         if_match: Annotated[str | None, Header()] = None,
         take_over: TakeOver = False,

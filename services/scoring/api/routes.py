@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.scoring.api.admin import etag
+from services.scoring.api.params import Key
 from services.scoring.catalog_service import CatalogService
-from services.scoring.queries import KpiQueries, QueryError
+from services.scoring.queries import KpiQueries, OutOfRange, QueryError
 
 
 def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
@@ -33,7 +34,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
         "back in `If-Match` to change or retire the KPI only if nobody changed it meanwhile.",
         responses={404: {"description": "Unknown KPI"}},
     )
-    async def get_kpi(key: str, response: Response) -> dict[str, Any]:
+    async def get_kpi(key: Key, response: Response) -> dict[str, Any]:
         try:
             detail = await queries.detail(key)
         except KeyError:
@@ -47,10 +48,14 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
     @router.get(
         "/kpis/{key}/history",
         summary="The KPI's rolling value at each step between from and to (from buckets)",
-        responses={404: {"description": "Unknown KPI"}, 422: {"description": "Bad range"}},
+        responses={
+            400: {"description": "'from' or 'to' outside the range history can answer for"},
+            404: {"description": "Unknown KPI"},
+            422: {"description": "Bad range"},
+        },
     )
     async def get_history(
-        key: str,
+        key: Key,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
         step: Annotated[int | None, Query(ge=1, le=365 * 86400, description="seconds")] = None,
@@ -62,11 +67,13 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
             return await queries.history(key, start, end, step)
         except KeyError:
             raise not_found(key) from None
+        except OutOfRange as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         except QueryError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @router.get("/kpis/{key}/changes", summary="What changed in the definition, when, by whom")
-    async def get_changes(key: str) -> dict[str, Any]:
+    async def get_changes(key: Key) -> dict[str, Any]:
         return {"kpi": key, "changes": await queries.change_history(key)}
 
     return router
