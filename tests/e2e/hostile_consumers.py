@@ -83,6 +83,24 @@ class Poison:
     offset: int
     stage: str
 
+    @property
+    def says(self) -> str:
+        """What its letter's reason must mention (lower case)."""
+        return POISON_SAYS[(self.stage, self.label)]
+
+
+POISON_SAYS = {
+    ("scoring", "year 9999 at -14:00"): "year 10000 is out of range",
+    ("scoring", "year 1 at +14:00"): "older than the retention",
+    ("scoring", "not JSON"): "invalid event",
+    ("scoring", "missing fields"): "field required",
+    ("scoring", "unknown source"): "source",
+    ("scoring", "nested 3000 deep"): "recursion limit",
+    ("scoring", "infinite value"): "value",
+    ("alerts", "not JSON"): "invalid kpi value",
+    ("alerts", "not a KPI value"): "invalid kpi value",
+}
+
 
 def _envelope(event_id: str, tag: str, occurred_at: str, **extra: Any) -> dict[str, Any]:
     now = datetime.now(UTC)

@@ -210,9 +210,8 @@ DEFECTS: dict[str, Patch] = {
                       refused("larger than")),
 }
 
-#: Defects that make a request refused as a whole when the event is sent alone (413):
-#: batches only.
-BATCH_ONLY = {"oversized"}
+#: Defects that make a request of this event alone refused as a whole (413).
+TOO_LARGE_ALONE = {"oversized"}
 
 
 def hostile_event(

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.e2e.conftest import Stack
 from tests.e2e.hostile_events import (
     ACCEPTED,
-    BATCH_ONLY,
+    TOO_LARGE_ALONE,
     Fate,
     Hostile,
     body_of,
@@ -120,10 +120,15 @@ def native_request(
     if shape == "single" and len(documents) != 1:
         shape = "batch"
     document: Any = {"batch": documents} if shape == "batch" else documents
+    if len(documents) == 1 and events[0].defect in TOO_LARGE_ALONE:
+        # A request of one event is refused as a whole when that event is over the limit.
+        refusal = refusal or Answer(413, "exceeds the limit")
     if shape == "single":
         document = documents[0]
-        if events[0].defect in BATCH_ONLY:
-            refusal = refusal or Answer(413, "exceeds the limit")
+        if document == []:  # a body that is an empty list: a batch of nothing
+            refusal = refusal or Answer(422, "at least one event")
+        elif not isinstance(document, dict):  # the body itself is no event
+            refusal = refusal or Answer(422, "must be an event object")
     body = body_of(document, raw)
     body, headers, encoded_refusal = _encode(body, headers, encoding)
     return Request(
