@@ -21,6 +21,7 @@ from services.scoring.evaluator import Evaluator
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import ValuePublication
 from services.scoring.queries import KpiQueries
+from services.scoring.reported import ReportedValues
 from services.scoring.repository import ScoringRepositories
 from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
@@ -67,6 +68,7 @@ def build(
             clock=clock,
         ),
         metrics=metrics,
+        reported=repositories.reported,
         clock=clock,
     )
     fold = TransactionalConsumer(
@@ -108,6 +110,15 @@ def build(
             repositories.current,
             repositories.catalog,
             scoring,
+            repositories.reported,
+        ),
+        reported=ReportedValues(
+            sessions=sessions,
+            repository=repositories.reported,
+            catalog=lambda: state.catalog,
+            tz=state.tz,
+            on_entered=evaluator.touch,
+            clock=clock,
         ),
     )
     return create_app(settings, parts)

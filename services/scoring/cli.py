@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.scoring import values_cli
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.domain.catalog import CatalogError, parse_catalog
 from services.scoring.repository import ScoringRepositories
@@ -32,6 +33,8 @@ def register(sub: Any) -> None:
     check = actions.add_parser("check", help="validate a catalog file without a database")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check)
+
+    values_cli.register(sub)
 
 
 def _run(_args: argparse.Namespace, settings: Settings) -> int:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 
@@ -24,10 +24,16 @@ from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
+from services.scoring.domain.reported import current_value, previous_period_start, value_due
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import PendingValue, ValuePublication, value_message
-from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
+from services.scoring.repository import (
+    BucketRepository,
+    CurrentRepository,
+    CurrentValue,
+    ReportedRepository,
+)
 from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
@@ -66,6 +72,7 @@ class Evaluator:
         publication: ValuePublication,
         retirement: RetirementAnnouncer,
         metrics: ScoringMetrics,
+        reported: ReportedRepository | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self._sessions = sessions
@@ -77,6 +84,10 @@ class Evaluator:
         self._retirement = retirement
         self._announce_not_before: datetime | None = None
         self._metrics = metrics
+        self._reported = reported or ReportedRepository()
+        # Reported KPIs: when each was first defined, and the period whose value is due.
+        self._defined_since: dict[str, datetime] = {}
+        self._value_due: dict[str, datetime | None] = {}
         self._clock = clock
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
@@ -100,6 +111,14 @@ class Evaluator:
                 self._data_since[key] = start
         self._dirty.update(oldest)
         self._windows.changed(oldest)
+        self._wake.set()
+
+    def touch(self, keys: Iterable[str]) -> None:
+        """Values of these reported KPIs were entered: evaluate them again soon."""
+        now = self._clock()
+        for key in keys:
+            self._folded_at[key] = now
+            self._dirty.add(key)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -190,6 +209,8 @@ class Evaluator:
                     self._data_since.pop(key, None)
 
     def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
+        if kpi.formula.is_reported:
+            return 1.0  # a period's value is entered whole; there is no window filling up
         return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
@@ -203,15 +224,42 @@ class Evaluator:
     async def evaluate_all(
         self, session: AsyncSession, kpis: list[KpiDefinition], as_of: datetime
     ) -> dict[str, Evaluation]:
-        """Each KPI's value over its window ending at ``as_of``."""
-        totals = await self._windows.read(session, kpis, as_of)
-        return {
+        """Each KPI's value over its window ending at ``as_of`` (reported KPIs: the value
+        entered for the current or the last period)."""
+        computed = [kpi for kpi in kpis if not kpi.formula.is_reported]
+        totals = await self._windows.read(session, computed, as_of) if computed else {}
+        evaluations = {
             kpi.key: evaluate(
                 kpi.formula,
                 [totals[kpi.key].get(term) for term in range(len(kpi.formula.sides()))],
             )
-            for kpi in kpis
+            for kpi in computed
         }
+        reported = [kpi for kpi in kpis if kpi.formula.is_reported]
+        evaluations.update(await self._evaluate_reported(session, reported, as_of))
+        return evaluations
+
+    async def _evaluate_reported(
+        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
+    ) -> dict[str, Evaluation]:
+        if not kpis:
+            return {}
+        tz = self._catalog.tz
+        keys = [kpi.key for kpi in kpis]
+        since = min(previous_period_start(kpi, now, tz) for kpi in kpis)
+        values = await self._reported.values(session, keys, since)
+        unknown = [key for key in keys if key not in self._defined_since]
+        if unknown:
+            self._defined_since.update(await self._reported.defined_since(session, unknown))
+        evaluations = {}
+        for kpi in kpis:
+            entered = values.get(kpi.key, {})
+            value, _period = current_value(kpi, entered, now, tz)
+            evaluations[kpi.key] = Evaluation(value, count=0 if value is None else 1)
+            self._value_due[kpi.key] = value_due(
+                kpi, entered, now, tz, self._defined_since.get(kpi.key)
+            )
+        return evaluations
 
     def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
         """Skip the database round trip when it would change nothing that matters yet.
@@ -262,6 +310,7 @@ class Evaluator:
             score=assessment.score,
             leading=leading,
             coverage=self._coverage(kpi, now),
+            value_due_period=self._value_due.get(kpi.key),
         )
         return PendingValue(value, message, not_since=now - kpi.update_every)
 

@@ -6,14 +6,14 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
 from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import early_warnings, lead_lag
@@ -23,8 +23,14 @@ from services.scoring.domain.periods import (
     period_series,
     period_start,
 )
+from services.scoring.domain.reported import current_value, reported_series
 from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
-from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from services.scoring.repository import (
+    BucketRepository,
+    CatalogRepository,
+    CurrentRepository,
+    ReportedRepository,
+)
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
 
@@ -45,6 +51,7 @@ class KpiQueries:
     current: CurrentRepository
     changes: CatalogRepository
     settings: ScoringSettings
+    reported: ReportedRepository = field(default_factory=ReportedRepository)
 
     async def list_kpis(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -169,17 +176,21 @@ class KpiQueries:
                 f"at most {MAX_HISTORY_POINTS} points per request: widen 'step' or narrow the range"
             )
         async with self.sessions() as session:
-            buckets = await self.buckets.buckets(session, kpi.key, start - kpi.window, end)
+            if kpi.formula.is_reported:
+                # Reaching back two review periods covers the previous period's value.
+                since = start - 2 * NOMINAL_PERIOD[kpi.review_period]
+                entered = (await self.reported.values(session, [kpi.key], since)).get(kpi.key, {})
+            else:
+                buckets = await self.buckets.buckets(session, kpi.key, start - kpi.window, end)
         points = []
         at = start
         while at <= end:
-            evaluation = value_as_of(kpi, buckets, at)
+            if kpi.formula.is_reported:
+                value, _ = current_value(kpi, entered, at, self.catalog.tz)
+            else:
+                value = value_as_of(kpi, buckets, at).value
             points.append(
-                {
-                    "at": at.isoformat(),
-                    "value": evaluation.value,
-                    "status": assess(kpi, evaluation.value).status,
-                }
+                {"at": at.isoformat(), "value": value, "status": assess(kpi, value).status}
             )
             at += step
         return {"kpi": kpi.key, "step_s": step.total_seconds(), "points": points}
@@ -198,6 +209,9 @@ class KpiQueries:
         for _ in range(periods - 1):
             first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
         end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        if kpi.formula.is_reported:
+            entered = await self.reported.values(session, [kpi.key], first)
+            return reported_series(kpi, entered.get(kpi.key, {}), tz, first, now)
         buckets = await self.buckets.buckets(
             session, kpi.key, first - timedelta(seconds=1), end
         )

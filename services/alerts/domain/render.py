@@ -22,6 +22,7 @@ _WHAT: dict[Condition, str] = {
     Condition.STALE: "has no fresh value",
     Condition.EXPIRING_SOON: "expires soon and needs a review",
     Condition.EXPIRED: "has expired and needs a review or renewal",
+    Condition.VALUE_DUE: "has no value for its last period: please enter it",
 }
 
 

@@ -77,6 +77,8 @@ def evaluate(formula: Formula, terms: Sequence[TermAggregate | None]) -> Evaluat
     if len(terms) != len(sides):
         raise ValueError(f"formula has {len(sides)} term(s), got {len(terms)}")
     count = sum(term.count for term in terms if term is not None)
+    if not sides:
+        return Evaluation(None)  # a reported KPI: its values are entered, not folded
     if formula.ratio is None:
         return Evaluation(side_value(formula, terms[0]), count=count)
     numerator_side, denominator_side = sides

@@ -9,6 +9,8 @@ A formula is a mapping with exactly one key::
     {distinct: {field: F, ...FILTER}}                distinct values (HyperLogLog, lg_k=12)
     {percentile: {field: F, q: 0.9, ...FILTER}}      quantile (KLL doubles sketch, k=200)
     {ratio: {numerator: SIMPLE, denominator: SIMPLE}} each side any non-ratio formula
+    {reported: {}}   (or just ``reported``)        entered by people per review period,
+                                                     not computed from events (reported.py)
 
 FILTER has optional ``source`` (web|crm|email|support), ``type`` (an event type or a list
 of them: any of) and ``properties`` (exact match on ``event.properties``; a YAML ``true``
@@ -33,7 +35,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from shared.contracts.events import EventType, Source
 
 SimpleKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile"]
-FormulaKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile", "ratio"]
+FormulaKind = Literal[
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "ratio", "reported"
+]
 SketchKind = Literal["hll", "kll"]
 
 SIMPLE_KINDS: Final[tuple[SimpleKind, ...]] = (
@@ -137,8 +141,8 @@ class SimpleFormula(BaseModel):
     def spec(self) -> Filter:
         """The filter (with field/q where the shape has them) of a simple formula."""
         kind = self.kind
-        if kind == "ratio":
-            raise TypeError("a ratio has no single filter; use sides()")
+        if kind in ("ratio", "reported"):
+            raise TypeError(f"a {kind} formula has no single filter; use sides()")
         found: Filter = getattr(self, kind)
         return found
 
@@ -154,16 +158,40 @@ class Ratio(BaseModel):
     denominator: SimpleFormula
 
 
+class Reported(BaseModel):
+    """A value people enter per review period (a survey, the payroll, the accounts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class Formula(SimpleFormula):
-    """A KPI formula: a simple shape or a ratio of two simple shapes."""
+    """A KPI formula: a simple shape, a ratio of two simple shapes, or reported values."""
 
     ratio: Ratio | None = None
+    reported: Reported | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_reported(cls, data: Any) -> Any:
+        # ``formula: reported`` reads better in a catalog than ``formula: {reported: {}}``.
+        return {"reported": {}} if data == "reported" else data
 
     @classmethod
     def _shapes(cls) -> tuple[str, ...]:
-        return (*SIMPLE_KINDS, "ratio")
+        return (*SIMPLE_KINDS, "ratio", "reported")
+
+    @property
+    def kind(self) -> FormulaKind:
+        return "reported" if self.reported is not None else super().kind
+
+    @property
+    def is_reported(self) -> bool:
+        return self.reported is not None
 
     def sides(self) -> tuple[SimpleFormula, ...]:
+        """No sides for a reported KPI: events never feed it."""
+        if self.reported is not None:
+            return ()
         if self.ratio is not None:
             return (self.ratio.numerator, self.ratio.denominator)
         return (self,)
@@ -227,7 +255,9 @@ def compile_terms(formula: Formula, scope: Scope) -> tuple[Term, ...]:
 
 def _compile_side(side: SimpleFormula, scope: Scope) -> Term:
     kind = side.kind
-    assert kind != "ratio"  # sides() never yields a ratio
+    # sides() never yields either (two asserts: mypy narrows the literal by each).
+    assert kind != "ratio"
+    assert kind != "reported"
     spec = side.spec()
     never = bool(scope_conflicts(side, scope))
     source = scope.source if scope.source is not None else spec.source
