@@ -38,7 +38,9 @@ class ValueIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     period_start: date = Field(description="First day of the review period, e.g. 2026-11-01")
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    # NaN and infinities are refused by the domain, by name: pydantic's own refusal would
+    # echo the NaN back, which JSON cannot carry.
+    value: float
     note: Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS)] | None = None
 
 
