@@ -3,8 +3,10 @@ scored, published, analysed per period, corrected with history, and reminded whe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services import cli
 from services.scoring.catalog_service import CatalogService
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.domain.periods import period_start
@@ -204,3 +207,28 @@ async def test_refusals_name_the_problem(reported_app: httpx.AsyncClient) -> Non
     assert anonymous.status_code == 401
     # Nothing of the refused file was stored.
     assert (await client.get("/v1/kpis/staff_turnover/values")).json()["values"] == []
+
+
+async def test_kpipulse_values_import_enters_a_file(
+    scoring_settings: Settings,
+    reported_app: httpx.AsyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("KPIPULSE_DATABASE__URL", scoring_settings.database.url)
+    earlier = month_start(3).isoformat()
+    good = tmp_path / "values.csv"
+    good.write_text(f"kpi_key,period_start,value,note\nstaff_turnover,{earlier},0.04,survey\n")
+    assert await asyncio.to_thread(cli.main, ["values", "import", str(good), "--actor", "hoa"]) == 0
+    assert "1 values imported" in capsys.readouterr().out
+    listing = (await reported_app.get("/v1/kpis/staff_turnover/values")).json()
+    assert [(v["period_start"], v["value"], v["entered_by"]) for v in listing["values"]] == [
+        (earlier, 0.04, "hoa")
+    ]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"kpi_key,period_start,value\nstaff_turnover,{earlier[:8]}09,1\n")
+    assert await asyncio.to_thread(cli.main, ["values", "import", str(bad)]) == 1
+    error = capsys.readouterr().err
+    assert "nothing imported" in error and f"that month starts on {earlier}" in error
