@@ -242,6 +242,7 @@ def _view(
         "stage": kpi.stage,
         "department": kpi.department,
         "unit": kpi.unit,
+        "currency": kpi.currency,
         "direction": kpi.direction,
         "minimum": kpi.minimum,
         "target": kpi.target,

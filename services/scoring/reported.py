@@ -14,13 +14,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.domain.catalog import Catalog
-from services.scoring.domain.reported import Entry, EntryError, check_entry, parse_csv
+from services.scoring.domain.reported import (
+    Entry,
+    EntryError,
+    check_entry,
+    parse_csv,
+    recent_periods,
+)
 from services.scoring.repository import ReportedRepository, Written
 from shared.db.engine import transaction
 
 Clock = Callable[[], datetime]
 #: How far back the entries of a KPI are listed (the page's form and ``GET .../values``).
 LISTED_SPAN = timedelta(days=3 * 366)
+#: The periods the page offers for entry: the current one and the five before it.
+OFFERED_PERIODS = 6
 
 
 def _utcnow() -> datetime:
@@ -66,12 +74,16 @@ class ReportedValues:
             raise KeyError(key)
         if not kpi.formula.is_reported:
             raise EntryError([f"kpi {key!r}: formula is {kpi.formula.kind}, not reported"])
+        now = self._clock()
         async with self._sessions() as session:
-            entries = await self._repository.entries(session, key, self._clock() - LISTED_SPAN)
+            entries = await self._repository.entries(session, key, now - LISTED_SPAN)
             changes = await self._repository.changes(session, key)
         return {
             "kpi": key,
             "review_period": kpi.review_period,
+            "periods": [
+                day.isoformat() for day in recent_periods(kpi, now, self._tz, OFFERED_PERIODS)
+            ],
             "values": [{**e, **self._dates(e)} for e in entries],
             "changes": [
                 {**c, "period_start": self._day(c["period_start"]), "at": c["at"].isoformat()}

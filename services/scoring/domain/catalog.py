@@ -21,6 +21,7 @@ A YAML list of KPI definitions (or a mapping with a ``kpis:`` list)::
       update_every: 1m                 # 5. refresh / freshness period, <= window
       review_period: month             # 12. period analysis: day | week | month | quarter
       unit: ratio                      # free text shown next to the value
+      currency: VND                    # optional: ISO 4217 code of a money KPI's value
       direction: higher_is_better      # higher_is_better | lower_is_better | target_band
       baseline: 0.12                   # 3. current result when the KPI was set (optional)
       minimum: 0.10                    # 3. the floor: worse than this is a breach
@@ -144,6 +145,7 @@ class KpiDefinition(BaseModel):
     update_every: Duration
     review_period: ReviewPeriod
     unit: Text
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     direction: Direction
     band: Band | None = None
     baseline: Number | None = None

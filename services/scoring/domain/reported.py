@@ -195,3 +195,14 @@ def reported_series(
         series.append((start, values.get(start)))
         start = next_period_start(start, kpi.review_period, tz)
     return series
+
+
+def recent_periods(kpi: KpiDefinition, now: datetime, tz: tzinfo, count: int) -> list[date]:
+    """The first days of the current and the ``count - 1`` previous periods, newest first:
+    the periods a value may be entered for on the page."""
+    start = period_start(now, kpi.review_period, tz)
+    days = []
+    for _ in range(count):
+        days.append(start.astimezone(tz).date())
+        start = period_start(start - timedelta(seconds=1), kpi.review_period, tz)
+    return days
