@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
+from services.scoring.derived_values import DerivedValues
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
@@ -85,6 +86,7 @@ class Evaluator:
         self._announce_not_before: datetime | None = None
         self._metrics = metrics
         self._reported = reported or ReportedRepository()
+        self._derived = DerivedValues(buckets, self._reported, catalog.tz)
         # Reported KPIs: when each was first defined, and the period whose value is due.
         self._defined_since: dict[str, datetime] = {}
         self._value_due: dict[str, datetime | None] = {}
@@ -157,6 +159,15 @@ class Evaluator:
                 log.exception("announcing retired kpis failed; retrying in %s", _RETIRED_RETRY)
                 self._announce_not_before = now + _RETIRED_RETRY
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
+        # A derived KPI follows its inputs: it is looked at whenever one of them is.
+        keys = {kpi.key for kpi in due}
+        due += [
+            kpi
+            for kpi in catalog
+            if kpi.key not in keys
+            and (expression := kpi.formula.expression) is not None
+            and expression.inputs & keys
+        ]
         if not due:
             return
         # Clear the marks before reading: events folded while we read mark the KPI
@@ -211,6 +222,13 @@ class Evaluator:
     def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
         if kpi.formula.is_reported:
             return 1.0  # a period's value is entered whole; there is no window filling up
+        expression = kpi.formula.expression
+        if expression is not None:
+            catalog = self._catalog.catalog
+            return min(
+                (self._coverage(catalog[k], now) for k in expression.current if k in catalog),
+                default=1.0,
+            )
         return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
@@ -226,7 +244,7 @@ class Evaluator:
     ) -> dict[str, Evaluation]:
         """Each KPI's value over its window ending at ``as_of`` (reported KPIs: the value
         entered for the current or the last period)."""
-        computed = [kpi for kpi in kpis if not kpi.formula.is_reported]
+        computed = [kpi for kpi in kpis if not kpi.formula.is_reported and not kpi.formula.derived]
         totals = await self._windows.read(session, computed, as_of) if computed else {}
         evaluations = {
             kpi.key: evaluate(
@@ -237,6 +255,18 @@ class Evaluator:
         }
         reported = [kpi for kpi in kpis if kpi.formula.is_reported]
         evaluations.update(await self._evaluate_reported(session, reported, as_of))
+        derived = [kpi for kpi in kpis if kpi.formula.derived]
+        if derived:
+            evaluations.update(
+                await self._derived.evaluate(
+                    session,
+                    self._catalog.catalog,
+                    derived,
+                    known=dict(evaluations),
+                    as_of=as_of,
+                    evaluate_plain=self.evaluate_all,
+                )
+            )
         return evaluations
 
     async def _evaluate_reported(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
 from services.scoring.domain.coverage import is_partial, window_coverage
+from services.scoring.domain.derived import Expression, evaluate_expression
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import early_warnings, lead_lag
 from services.scoring.domain.periods import (
@@ -176,6 +177,18 @@ class KpiQueries:
                 f"at most {MAX_HISTORY_POINTS} points per request: widen 'step' or narrow the range"
             )
         async with self.sessions() as session:
+            if kpi.formula.derived:
+                # Derived values are not kept per bucket: their history is what was published.
+                recent = await self.current.recent(session, kpi.key, start)
+                return {
+                    "kpi": kpi.key,
+                    "step_s": step.total_seconds(),
+                    "points": [
+                        {"at": at.isoformat(), "value": value, "status": status}
+                        for at, value, status in recent
+                        if at <= end
+                    ],
+                }
             if kpi.formula.is_reported:
                 # Reaching back two review periods covers the previous period's value.
                 since = start - 2 * NOMINAL_PERIOD[kpi.review_period]
@@ -209,6 +222,9 @@ class KpiQueries:
         for _ in range(periods - 1):
             first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
         end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        expression = kpi.formula.expression
+        if expression is not None:
+            return await self._derived_series(session, kpi, expression, now, periods)
         if kpi.formula.is_reported:
             entered = await self.reported.values(session, [kpi.key], first)
             return reported_series(kpi, entered.get(kpi.key, {}), tz, first, now)
@@ -216,6 +232,35 @@ class KpiQueries:
             session, kpi.key, first - timedelta(seconds=1), end
         )
         return period_series(kpi, buckets, tz, first, now)
+
+    async def _derived_series(
+        self,
+        session: AsyncSession,
+        kpi: KpiDefinition,
+        expression: Expression,
+        now: datetime,
+        periods: int,
+    ) -> list[tuple[datetime, float | None]]:
+        """The expression per period over its inputs' values of that period (each input
+        taken on the derived KPI's review period) and of the period before."""
+        catalog = self.catalog.catalog
+        inputs = {
+            key: await self._period_series(
+                session,
+                catalog[key].model_copy(update={"review_period": kpi.review_period}),
+                now,
+                periods=periods + 1,
+            )
+            for key in sorted(expression.inputs)
+            if key in catalog
+        }
+        series: list[tuple[datetime, float | None]] = []
+        for index in range(1, periods + 1):
+            start = next(iter(inputs.values()))[index][0] if inputs else now
+            current = {key: points[index][1] for key, points in inputs.items()}
+            previous = {key: points[index - 1][1] for key, points in inputs.items()}
+            series.append((start, evaluate_expression(expression, current, previous)))
+        return series
 
     def _kpi(self, key: str) -> KpiDefinition:
         catalog = self.catalog.catalog

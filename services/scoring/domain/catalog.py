@@ -77,6 +77,7 @@ from pydantic import (
     ValidationError,
 )
 
+from services.scoring.domain.derived import DerivedInfo, derived_problems
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
 from shared.contracts.kpi_values import Direction, Owner
@@ -305,6 +306,9 @@ def _cross_problems(kpis: list[KpiDefinition]) -> list[str]:
                 problems.append(
                     f"kpi '{kpi.key}': leading_indicators.{index}: unknown KPI {lead!r}"
                 )
+    problems.extend(
+        derived_problems(DerivedInfo(k.key, k.unit, k.formula.expression) for k in kpis)
+    )
     return problems
 
 

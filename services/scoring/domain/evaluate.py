@@ -78,7 +78,7 @@ def evaluate(formula: Formula, terms: Sequence[TermAggregate | None]) -> Evaluat
         raise ValueError(f"formula has {len(sides)} term(s), got {len(terms)}")
     count = sum(term.count for term in terms if term is not None)
     if not sides:
-        return Evaluation(None)  # a reported KPI: its values are entered, not folded
+        return Evaluation(None)  # reported or derived: not folded from events
     if formula.ratio is None:
         return Evaluation(side_value(formula, terms[0]), count=count)
     numerator_side, denominator_side = sides

@@ -11,6 +11,7 @@ A formula is a mapping with exactly one key::
     {ratio: {numerator: SIMPLE, denominator: SIMPLE}} each side any non-ratio formula
     {reported: {}}   (or just ``reported``)        entered by people per review period,
                                                      not computed from events (reported.py)
+    {derived: "a / b"}                               computed from other KPIs (derived.py)
 
 FILTER has optional ``source`` (web|crm|email|support), ``type`` (an event type or a list
 of them: any of) and ``properties`` (exact match on ``event.properties``; a YAML ``true``
@@ -32,11 +33,13 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from services.scoring.domain.derived import Expression, ExpressionError, parse_expression
 from shared.contracts.events import EventType, Source
 
 SimpleKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile"]
 FormulaKind = Literal[
-    "count", "sum", "average", "min", "max", "distinct", "percentile", "ratio", "reported"
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "ratio", "reported",
+    "derived",
 ]
 SketchKind = Literal["hll", "kll"]
 
@@ -141,7 +144,7 @@ class SimpleFormula(BaseModel):
     def spec(self) -> Filter:
         """The filter (with field/q where the shape has them) of a simple formula."""
         kind = self.kind
-        if kind in ("ratio", "reported"):
+        if kind in ("ratio", "reported", "derived"):
             raise TypeError(f"a {kind} formula has no single filter; use sides()")
         found: Filter = getattr(self, kind)
         return found
@@ -164,11 +167,37 @@ class Reported(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _expression_only(value: object) -> object:
+    return {"expression": value} if isinstance(value, str) else value
+
+
+class Derived(BaseModel):
+    """An expression over other KPIs' values (see derived.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expression: str
+
+    @model_validator(mode="after")
+    def _checked(self) -> Derived:
+        try:
+            parse_expression(self.expression)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def parsed(self) -> Expression:
+        return parse_expression(self.expression)
+
+
 class Formula(SimpleFormula):
-    """A KPI formula: a simple shape, a ratio of two simple shapes, or reported values."""
+    """A KPI formula: a simple shape, a ratio of two simple shapes, reported values, or
+    an expression over other KPIs."""
 
     ratio: Ratio | None = None
     reported: Reported | None = None
+    derived: Annotated[Derived, BeforeValidator(_expression_only)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -178,19 +207,26 @@ class Formula(SimpleFormula):
 
     @classmethod
     def _shapes(cls) -> tuple[str, ...]:
-        return (*SIMPLE_KINDS, "ratio", "reported")
+        return (*SIMPLE_KINDS, "ratio", "reported", "derived")
 
     @property
     def kind(self) -> FormulaKind:
-        return "reported" if self.reported is not None else super().kind
+        if self.reported is not None:
+            return "reported"
+        return "derived" if self.derived is not None else super().kind
 
     @property
     def is_reported(self) -> bool:
         return self.reported is not None
 
+    @property
+    def expression(self) -> Expression | None:
+        """A derived KPI's checked expression; None for the other formulas."""
+        return None if self.derived is None else self.derived.parsed
+
     def sides(self) -> tuple[SimpleFormula, ...]:
-        """No sides for a reported KPI: events never feed it."""
-        if self.reported is not None:
+        """No sides for reported and derived KPIs: events never feed them directly."""
+        if self.reported is not None or self.derived is not None:
             return ()
         if self.ratio is not None:
             return (self.ratio.numerator, self.ratio.denominator)
@@ -258,6 +294,7 @@ def _compile_side(side: SimpleFormula, scope: Scope) -> Term:
     # sides() never yields either (two asserts: mypy narrows the literal by each).
     assert kind != "ratio"
     assert kind != "reported"
+    assert kind != "derived"
     spec = side.spec()
     never = bool(scope_conflicts(side, scope))
     source = scope.source if scope.source is not None else spec.source

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,16 +59,18 @@ def month_start(months_back: int) -> date:
     return start.date()
 
 
-@pytest.fixture
-async def reported_app(
-    scoring_settings: Settings,
-    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+@asynccontextmanager
+async def app_with(
+    settings: Settings,
+    db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+    extra_catalog: str,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """Scoring with a reported KPI that has existed for months (so values are due)."""
-    engine, sessions = scoring_db
-    path = scoring_settings.scoring.catalog_path
+    """Scoring with the test catalog plus ``extra_catalog``, whose KPIs have existed for
+    months (so reported values are due)."""
+    engine, sessions = db
+    path = settings.scoring.catalog_path
     assert path is not None
-    path.write_text(CATALOG + REPORTED)
+    path.write_text(CATALOG + extra_catalog)
     repositories = ScoringRepositories.for_dialect("postgresql")
     service = CatalogService(sessions, repositories.catalog, repositories.buckets)
     await service.apply(parse_catalog(path.read_text()), actor="test")
@@ -75,11 +78,20 @@ async def reported_app(
         await session.execute(
             update(kpi_changes).values(at=datetime.now(UTC) - timedelta(days=100))
         )
-    app = build_app(scoring_settings, engine, sessions)
+    app = build_app(settings, engine, sessions)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://scoring") as client:
             yield client
+
+
+@pytest.fixture
+async def reported_app(
+    scoring_settings: Settings,
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_with(scoring_settings, scoring_db, REPORTED) as client:
+        yield client
 
 
 async def kpi_view(

@@ -1,0 +1,102 @@
+"""A derived KPI on the real broker and database follows its inputs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.settings import Settings
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.scoring.conftest import eventually
+from tests.integration.scoring.test_pipeline import as_record, event, publish
+from tests.integration.scoring.test_reported import REPORTED, app_with, kpi_view, month_start
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# Revenue (summed from CRM payments, USD) over the payroll's headcount (reported monthly).
+DERIVED = """
+- key: headcount
+  name: Headcount
+  objective: Know how many people we are
+  perspective: learning_growth
+  stage: engage
+  department: hr
+  owners: [{name: Hoa, email: hoa@example.com}]
+  formula: reported
+  window: 31d
+  update_every: 1s
+  review_period: month
+  unit: people
+  direction: higher_is_better
+  minimum: 1
+  target: 10
+  weight: 1
+  expires_on: 2030-01-01
+  indicator: leading
+  tracking_cost: {amount: 0, currency: VND, per: month}
+  data_collection: payroll
+- key: revenue_per_head
+  name: Revenue per employee
+  objective: Grow without growing costs as fast
+  perspective: financial
+  stage: financial
+  department: finance
+  owners: [{name: Lan, email: lan@example.com}]
+  formula: {derived: "revenue / headcount"}
+  window: 30d
+  update_every: 1s
+  review_period: month
+  unit: USD per person
+  currency: USD
+  direction: higher_is_better
+  minimum: 50
+  target: 100
+  weight: 1
+  expires_on: 2030-01-01
+  indicator: lagging
+  tracking_cost: {amount: 0, currency: USD, per: month}
+  data_collection: computed from revenue and headcount
+"""
+
+
+@pytest.fixture
+async def derived_app(
+    scoring_settings: Settings,
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_with(scoring_settings, scoring_db, REPORTED + DERIVED) as client:
+        yield client
+
+
+async def test_a_derived_kpi_follows_its_inputs(
+    scoring_settings: Settings, derived_app: httpx.AsyncClient
+) -> None:
+    client = derived_app
+    # No headcount yet: no data, never a fake value.
+    view = await eventually(lambda: kpi_view(client, "revenue_per_head", status="no_data"))
+    assert view["value"] is None and view["currency"] == "USD"
+
+    await publish(
+        scoring_settings,
+        [as_record(event("crm", "payment_received", value=v)) for v in (300.0, 300.0)],
+    )
+    entered = await client.post(
+        "/v1/kpis/headcount/values",
+        json={"period_start": month_start(0).isoformat(), "value": 8},
+        headers=ADMIN,
+    )
+    assert entered.status_code == 201, entered.text
+    first = await eventually(lambda: kpi_view(client, "revenue_per_head", value=75.0))
+    assert first["status"] == "below_target" and first["score"] == 50.0
+
+    # More revenue: the derived KPI follows.
+    await publish(scoring_settings, [as_record(event("crm", "payment_received", value=200.0))])
+    followed = await eventually(lambda: kpi_view(client, "revenue_per_head", value=100.0))
+    assert followed["status"] == "on_target"
+
+    # Retiring an input the derived KPI reads is refused, naming both.
+    refused = await client.delete("/v1/kpis/headcount", headers=ADMIN)
+    assert refused.status_code == 422
+    assert "revenue_per_head" in refused.text and "headcount" in refused.text
