@@ -8,6 +8,7 @@ A formula is a mapping with exactly one key::
     {min: {field: F, ...FILTER}}  {max: ...}         extremes of a numeric field
     {distinct: {field: F, ...FILTER}}                distinct values (HyperLogLog, lg_k=12)
     {percentile: {field: F, q: 0.9, ...FILTER}}      quantile (KLL doubles sketch, k=200)
+    {latest: {field: F, ...FILTER}}                  the field's last value (by event time)
     {ratio: {numerator: SIMPLE, denominator: SIMPLE}} each side any non-ratio formula
     {reported: {}}   (or just ``reported``)        entered by people per review period,
                                                      not computed from events (reported.py)
@@ -36,12 +37,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from services.scoring.domain.derived import Expression, ExpressionError, parse_expression
 from shared.contracts.events import EventType, Source
 
-SimpleKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile"]
-FormulaKind = Literal[
-    "count", "sum", "average", "min", "max", "distinct", "percentile", "ratio", "reported",
-    "derived",
+SimpleKind = Literal[
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "latest"
 ]
-SketchKind = Literal["hll", "kll"]
+FormulaKind = Literal[
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "latest", "ratio",
+    "reported", "derived",
+]
+SketchKind = Literal["hll", "kll", "last"]
 
 SIMPLE_KINDS: Final[tuple[SimpleKind, ...]] = (
     "count",
@@ -51,6 +54,7 @@ SIMPLE_KINDS: Final[tuple[SimpleKind, ...]] = (
     "max",
     "distinct",
     "percentile",
+    "latest",
 )
 #: Formulas whose value over a longer span is the sum of the values over its parts; period
 #: analysis pro-rates their target by elapsed time.
@@ -122,6 +126,7 @@ class SimpleFormula(BaseModel):
     max: FieldFilter | None = None
     distinct: DistinctFilter | None = None
     percentile: PercentileFilter | None = None
+    latest: FieldFilter | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SimpleFormula:
@@ -256,6 +261,8 @@ class Term:
             return "hll"
         if self.kind == "percentile":
             return "kll"
+        if self.kind == "latest":
+            return "last"
         return None
 
     def accepts(self, source: str, event_type: str) -> bool:

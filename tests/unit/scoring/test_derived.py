@@ -1,12 +1,15 @@
-"""Derived KPIs: expressions checked and evaluated safely; cycles, unknown KPIs and
-mismatched units refused by name."""
+"""More formulas: derived KPIs (expressions checked and evaluated safely; cycles, unknown
+KPIs and mismatched units refused by name) and ``latest``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.scoring.domain.aggregates import merge
 from services.scoring.domain.catalog import CatalogError, KpiDefinition
 from services.scoring.domain.derived import (
     ExpressionError,
@@ -14,7 +17,9 @@ from services.scoring.domain.derived import (
     evaluation_order,
     parse_expression,
 )
-from tests.unit.scoring.factories import make_catalog, make_kpi
+from services.scoring.domain.evaluate import value_as_of
+from services.scoring.domain.fold import fold
+from tests.unit.scoring.factories import T0, event, make_catalog, make_kpi
 
 
 def revenue(**overrides: Any) -> KpiDefinition:
@@ -107,3 +112,30 @@ def test_evaluation_order_puts_inputs_first() -> None:
         "margin": parse_expression("profit / revenue"),
     }
     assert evaluation_order(expressions, ["margin"]) == ["profit", "margin"]
+
+
+def test_latest_is_the_newest_value_by_event_time_in_any_order() -> None:
+    """``latest`` keeps the value of the newest event; late arrivals do not replace it,
+    and buckets merge to the same answer in any order."""
+    kpi = make_kpi(
+        key="headcount_gauge",
+        unit="people",
+        formula={"latest": {"source": "crm", "type": "headcount_reported", "field": "value"}},
+    )
+    catalog = make_catalog(kpi)
+    late_first = [
+        event("headcount_reported", source="crm", value=42.0, at=T0 - timedelta(minutes=1)),
+        event("headcount_reported", source="crm", value=40.0, at=T0 - timedelta(hours=3)),
+        event("headcount_reported", source="crm", value=41.0, at=T0 - timedelta(hours=2)),
+    ]
+    for events in (late_first, list(reversed(late_first))):
+        result = fold(events, catalog, ZoneInfo("UTC"))
+        assert value_as_of(kpi, result.buckets, T0).value == 42.0
+    # Folded in two batches (two buckets' partials), merged: still the newest.
+    first = fold(late_first[:1], catalog, ZoneInfo("UTC")).buckets
+    second = fold(late_first[1:], catalog, ZoneInfo("UTC")).buckets
+    merged = {key: merge(first[key], second[key]) if key in second else first[key]
+              for key in first} | {k: v for k, v in second.items() if k not in first}
+    assert value_as_of(kpi, merged, T0).value == 42.0
+    # Before the newest event, the newest one then.
+    assert value_as_of(kpi, merged, T0 - timedelta(minutes=30)).value == 41.0
