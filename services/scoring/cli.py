@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.scoring import values_cli
+from services.scoring import templates, values_cli
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.domain.catalog import CatalogError, parse_catalog
 from services.scoring.repository import ScoringRepositories
@@ -33,6 +33,7 @@ def register(sub: Any) -> None:
     check = actions.add_parser("check", help="validate a catalog file without a database")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check)
+    templates.register(actions)
 
     values_cli.register(sub)
 

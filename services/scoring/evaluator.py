@@ -27,6 +27,7 @@ from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.reported import current_value, previous_period_start, value_due
 from services.scoring.domain.scoring import as_status, assess
+from services.scoring.domain.targets import in_force
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import PendingValue, ValuePublication, value_message
 from services.scoring.repository import (
@@ -181,8 +182,10 @@ class Evaluator:
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
             raise
+        tz = self._catalog.tz
         for kpi in due:
-            self._statuses[kpi.key] = assess(kpi, evaluations[kpi.key].value).status
+            judged = in_force(kpi, now, tz)
+            self._statuses[kpi.key] = assess(judged, evaluations[kpi.key].value).status
             self._evaluated_at[kpi.key] = now
         warnings = early_warnings(catalog, self._statuses)
         pending = [
@@ -309,6 +312,7 @@ class Evaluator:
         self, kpi: KpiDefinition, evaluation: Evaluation, now: datetime, leading: list[str]
     ) -> PendingValue | None:
         """Update the gauges; the value to store (and maybe publish), if it is worth it."""
+        kpi = in_force(kpi, now, self._catalog.tz)  # judged by the thresholds of today
         assessment = assess(kpi, evaluation.value)
         value = CurrentValue(
             kpi_key=kpi.key,

@@ -26,6 +26,7 @@ from services.scoring.domain.periods import (
 )
 from services.scoring.domain.reported import current_value, reported_series
 from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
+from services.scoring.domain.targets import in_force
 from services.scoring.repository import (
     BucketRepository,
     CatalogRepository,
@@ -71,7 +72,8 @@ class KpiQueries:
                 coverage = window_coverage(
                     kpi.window, data_since.get(kpi.key), value.as_of if value else now
                 )
-                views.append(_view(kpi, value, trend, warnings.get(kpi.key, []), coverage))
+                judged = in_force(kpi, now, self.catalog.tz)
+                views.append(_view(judged, value, trend, warnings.get(kpi.key, []), coverage))
         return views
 
     async def scorecard(self) -> dict[str, Any]:
@@ -81,7 +83,8 @@ class KpiQueries:
         entries = []
         for kpi in catalog:
             value = current.get(kpi.key)
-            assessment = assess(kpi, value.value if value else None)
+            judged = in_force(kpi, datetime.now(UTC), self.catalog.tz)
+            assessment = assess(judged, value.value if value else None)
             entries.append(
                 ScoreEntry(
                     kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
@@ -203,7 +206,11 @@ class KpiQueries:
             else:
                 value = value_as_of(kpi, buckets, at).value
             points.append(
-                {"at": at.isoformat(), "value": value, "status": assess(kpi, value).status}
+                {
+                    "at": at.isoformat(),
+                    "value": value,
+                    "status": assess(in_force(kpi, at, self.catalog.tz), value).status,
+                }
             )
             at += step
         return {"kpi": kpi.key, "step_s": step.total_seconds(), "points": points}

@@ -26,6 +26,7 @@ A YAML list of KPI definitions (or a mapping with a ``kpis:`` list)::
       baseline: 0.12                   # 3. current result when the KPI was set (optional)
       minimum: 0.10                    # 3. the floor: worse than this is a breach
       target: 0.18                     # 3. the value to reach
+      targets: [{from: 2027-01-01, minimum: 0.12, target: 0.2}]   # optional; targets.py
       weight: 3                        # 8. share in the scorecard, > 0
       expires_on: 2027-03-31           # 6. review or renew the KPI after this date
       indicator: lagging               # 7. leading | lagging
@@ -80,6 +81,7 @@ from pydantic import (
 from services.scoring.domain.derived import DerivedInfo, derived_problems
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
+from services.scoring.domain.targets import TargetStep, schedule_problems
 from shared.contracts.kpi_values import Direction, Owner
 
 Perspective = Literal["financial", "customer", "internal_process", "learning_growth"]
@@ -152,6 +154,7 @@ class KpiDefinition(BaseModel):
     baseline: Number | None = None
     minimum: Number
     target: Number
+    targets: list[TargetStep] = Field(default_factory=list)
     weight: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     expires_on: date
     indicator: Indicator
@@ -263,6 +266,8 @@ def kpi_problems(kpi: KpiDefinition) -> list[str]:
     if kpi.retention is not None and kpi.retention < kpi.window:
         problems.append("retention: must be at least the window")
     problems.extend(_threshold_problems(kpi))
+    band = (kpi.band.low, kpi.band.high) if kpi.band else None
+    problems.extend(schedule_problems(kpi.direction, band, kpi.targets))
     for index, side in enumerate(kpi.formula.sides()):
         path = "formula" if kpi.formula.ratio is None else (
             "formula.ratio.numerator" if index == 0 else "formula.ratio.denominator"

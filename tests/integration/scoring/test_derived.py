@@ -1,4 +1,5 @@
-"""A derived KPI on the real broker and database follows its inputs."""
+"""A derived KPI on the real broker and database follows its inputs, judged by the
+step of its target schedule in force."""
 
 from __future__ import annotations
 
@@ -51,8 +52,11 @@ DERIVED = """
   unit: USD per person
   currency: USD
   direction: higher_is_better
-  minimum: 50
-  target: 100
+  minimum: 10          # before the schedule: never in force in this test
+  target: 20
+  targets:
+    - {from: 2000-01-01, minimum: 50, target: 100}
+    - {from: 2999-01-01, minimum: 500, target: 1000}
   weight: 1
   expires_on: 2030-01-01
   indicator: lagging
@@ -89,7 +93,9 @@ async def test_a_derived_kpi_follows_its_inputs(
     )
     assert entered.status_code == 201, entered.text
     first = await eventually(lambda: kpi_view(client, "revenue_per_head", value=75.0))
+    # Judged by the step of the schedule in force today.
     assert first["status"] == "below_target" and first["score"] == 50.0
+    assert (first["minimum"], first["target"]) == (50.0, 100.0)
 
     # More revenue: the derived KPI follows.
     await publish(scoring_settings, [as_record(event("crm", "payment_received", value=200.0))])
