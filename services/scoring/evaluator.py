@@ -289,9 +289,9 @@ class Evaluator:
             entered = values.get(kpi.key, {})
             value, _period = current_value(kpi, entered, now, tz)
             evaluations[kpi.key] = Evaluation(value, count=0 if value is None else 1)
-            self._value_due[kpi.key] = value_due(
-                kpi, entered, now, tz, self._defined_since.get(kpi.key)
-            )
+            due = value_due(kpi, entered, now, tz, self._defined_since.get(kpi.key))
+            # In the catalog's zone: the reminder then names the period's own first day.
+            self._value_due[kpi.key] = None if due is None else due.astimezone(tz)
         return evaluations
 
     def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
@@ -324,7 +324,7 @@ class Evaluator:
             as_of=now,
             published_at=now,
         )
-        stale = now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
+        stale = self._is_stale(kpi, now)
         self._metrics.kpi(
             kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
         )
@@ -347,6 +347,17 @@ class Evaluator:
             value_due_period=self._value_due.get(kpi.key),
         )
         return PendingValue(value, message, not_since=now - kpi.update_every)
+
+    def _is_stale(self, kpi: KpiDefinition, now: datetime) -> bool:
+        """No fresh data for two update periods. A reported KPI is stale only when a value
+        is due (between entries it has nothing to receive); a derived one when an input is."""
+        if kpi.formula.is_reported:
+            return self._value_due.get(kpi.key) is not None
+        expression = kpi.formula.expression
+        if expression is not None:
+            catalog = self._catalog.catalog
+            return any(self._is_stale(catalog[k], now) for k in expression.inputs if k in catalog)
+        return now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
 
     async def _store(self, pending: list[PendingValue], now: datetime) -> None:
         """Store and publish the tick's values; if Kafka refuses, the KPIs are evaluated
