@@ -32,6 +32,8 @@ from services.scoring.domain.periods import next_period_start, period_start
 
 MAX_NOTE_CHARS: Final = 500
 MAX_CSV_ROWS: Final = 10_000
+#: No KPI reports on periods before this (and far-off dates overflow time zone arithmetic).
+EARLIEST_PERIOD: Final = date(2000, 1, 1)
 CSV_COLUMNS: Final = ("kpi_key", "period_start", "value", "note")
 
 
@@ -76,6 +78,8 @@ def check_entry(
             [f"kpi {key!r}: formula is {kpi.formula.kind}, not reported: "
              "its values come from events"]
         )
+    if day < EARLIEST_PERIOD:
+        raise EntryError([f"kpi {key!r}: period_start: {day} is before {EARLIEST_PERIOD}"])
     problems: list[str] = []
     start = local_midnight(day, tz)
     first = period_start(start, kpi.review_period, tz)

@@ -79,6 +79,9 @@ def test_future_periods_unknown_and_computed_kpis_are_refused_by_name() -> None:
         check_entry(catalog(), "nope", date(2026, 11, 1), 1, None, now=NOW, tz=UTC_TZ)
     with pytest.raises(EntryError, match="'signups': formula is count, not reported"):
         check_entry(catalog(), "signups", date(2026, 11, 2), 1, None, now=NOW, tz=UTC_TZ)
+    with pytest.raises(EntryError, match="period_start: 0001-01-01 is before 2000-01-01"):
+        check_entry(catalog(), "staff_turnover", date(1, 1, 1), 1, None, now=NOW,
+                    tz=ZoneInfo("Asia/Ho_Chi_Minh"))
     with pytest.raises(EntryError, match="value: must be a finite number"):
         check_entry(catalog(), "staff_turnover", date(2026, 11, 1), float("nan"), None,
                     now=NOW, tz=UTC_TZ)
