@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.scoring.catalog_state import CatalogState
 from services.scoring.derived_values import DerivedValues
 from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.domain.coverage import is_partial, window_coverage
+from services.scoring.domain.coverage import is_partial, kpi_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.reported import current_value, previous_period_start, value_due
@@ -223,16 +223,7 @@ class Evaluator:
                     self._data_since.pop(key, None)
 
     def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
-        if kpi.formula.is_reported:
-            return 1.0  # a period's value is entered whole; there is no window filling up
-        expression = kpi.formula.expression
-        if expression is not None:
-            catalog = self._catalog.catalog
-            return min(
-                (self._coverage(catalog[k], now) for k in expression.current if k in catalog),
-                default=1.0,
-            )
-        return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
+        return kpi_coverage(kpi, self._catalog.catalog, self._data_since, now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
-from services.scoring.domain.coverage import is_partial, window_coverage
+from services.scoring.domain.coverage import is_partial, kpi_coverage
 from services.scoring.domain.derived import Expression, evaluate_expression
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import early_warnings, lead_lag
@@ -69,8 +69,8 @@ class KpiQueries:
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 value = current.get(kpi.key)
-                coverage = window_coverage(
-                    kpi.window, data_since.get(kpi.key), value.as_of if value else now
+                coverage = kpi_coverage(
+                    kpi, catalog, data_since, value.as_of if value else now
                 )
                 judged = in_force(kpi, now, self.catalog.tz)
                 views.append(_view(judged, value, trend, warnings.get(kpi.key, []), coverage))

@@ -96,6 +96,8 @@ async def test_a_derived_kpi_follows_its_inputs(
     # Judged by the step of the schedule in force today.
     assert first["status"] == "below_target" and first["score"] == 50.0
     assert (first["minimum"], first["target"]) == (50.0, 100.0)
+    # Revenue's data began minutes ago: the derived value is as partial as that input.
+    assert first["partial"] is True
 
     # More revenue: the derived KPI follows.
     await publish(scoring_settings, [as_record(event("crm", "payment_received", value=200.0))])

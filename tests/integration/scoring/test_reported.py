@@ -140,6 +140,7 @@ async def test_entered_values_are_scored_published_corrected_and_analysed(
     assert (breach.value, breach.value_due_period, breach.partial) == (0.08, None, False)
     view = await eventually(lambda: kpi_view(client, "staff_turnover", status="breach"))
     assert view["value"] == 0.08 and view["score"] == 0.0
+    assert (view["coverage"], view["partial"]) == (1.0, False)  # entered whole
 
     # By CSV: a correction of last month and the month before; history keeps the old value.
     csv = (

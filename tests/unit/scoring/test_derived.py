@@ -11,6 +11,7 @@ import pytest
 
 from services.scoring.domain.aggregates import merge
 from services.scoring.domain.catalog import CatalogError, KpiDefinition
+from services.scoring.domain.coverage import kpi_coverage
 from services.scoring.domain.derived import (
     ExpressionError,
     evaluate_expression,
@@ -139,3 +140,15 @@ def test_latest_is_the_newest_value_by_event_time_in_any_order() -> None:
     assert value_as_of(kpi, merged, T0).value == 42.0
     # Before the newest event, the newest one then.
     assert value_as_of(kpi, merged, T0 - timedelta(minutes=30)).value == 41.0
+
+
+def test_coverage_of_reported_and_derived_kpis() -> None:
+    catalog = make_catalog(
+        revenue(window="10d"),
+        make_kpi(key="headcount", unit="people", formula="reported"),
+        derived("per_head", "revenue / headcount", unit="USD/person"),
+    )
+    since = {"revenue": T0 - timedelta(days=5)}
+    assert kpi_coverage(catalog["headcount"], catalog, since, T0) == 1.0
+    assert kpi_coverage(catalog["revenue"], catalog, since, T0) == 0.5
+    assert kpi_coverage(catalog["per_head"], catalog, since, T0) == 0.5
