@@ -3,12 +3,19 @@
 Inputs that are not due themselves are evaluated here too (the window cache makes that
 cheap), so a derived KPI always combines values of one moment. Derived KPIs that read
 other derived KPIs are computed inputs first (the catalog refuses cycles).
+
+``previous(key)`` reads a whole past period; that period rarely changes (late events
+only), while a derived KPI is evaluated whenever an input is. So its values are kept for
+``PREVIOUS_REFRESH_S`` per KPI and period, the bound on how long a late event into the
+previous period takes to show in a growth figure.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,15 +30,32 @@ EvaluatePlain = Callable[
     [AsyncSession, list[KpiDefinition], datetime], Awaitable[dict[str, Evaluation]]
 ]
 _JUST_BEFORE = timedelta(microseconds=1)
+PREVIOUS_REFRESH_S: Final = 10.0
 
 
 class DerivedValues:
     def __init__(
-        self, buckets: BucketRepository, reported: ReportedRepository, tz: tzinfo
+        self,
+        buckets: BucketRepository,
+        reported: ReportedRepository,
+        tz: tzinfo,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._buckets = buckets
         self._reported = reported
         self._tz = tz
+        self._monotonic = monotonic
+        # (derived KPI, its expression, previous period's start) -> (read at, the values of
+        # its previous() inputs); the expression is part of the key so that an edit of it
+        # is never answered from the old one's inputs.
+        self._previous: dict[
+            tuple[str, str, datetime], tuple[float, dict[str, float | None]]
+        ] = {}
+
+    def forget(self) -> None:
+        """Values were entered (often for a past period): read previous periods afresh."""
+        self._previous.clear()
 
     async def evaluate(
         self,
@@ -78,6 +102,25 @@ class DerivedValues:
     ) -> dict[str, float | None]:
         """Each ``previous(key)`` input over ``kpi``'s previous review period."""
         start = previous_period_start(kpi, as_of, self._tz)
+        now = self._monotonic()
+        cache_key = (kpi.key, expression.text, start)
+        kept = self._previous.get(cache_key)
+        if kept is not None and now - kept[0] < PREVIOUS_REFRESH_S:
+            return kept[1]
+        values = await self._read_previous(session, catalog, expression, start, kpi)
+        # One entry per derived KPI: an older period's values are never asked again.
+        self._previous = {k: v for k, v in self._previous.items() if k[0] != kpi.key}
+        self._previous[cache_key] = (now, values)
+        return values
+
+    async def _read_previous(
+        self,
+        session: AsyncSession,
+        catalog: Catalog,
+        expression: Expression,
+        start: datetime,
+        kpi: KpiDefinition,
+    ) -> dict[str, float | None]:
         end = next_period_start(start, kpi.review_period, self._tz)
         inputs = [catalog[key] for key in sorted(expression.previous) if key in catalog]
         reported = [i.key for i in inputs if i.formula.is_reported]

@@ -118,6 +118,7 @@ class Evaluator:
 
     def touch(self, keys: Iterable[str]) -> None:
         """Values of these reported KPIs were entered: evaluate them again soon."""
+        self._derived.forget()
         now = self._clock()
         for key in keys:
             self._folded_at[key] = now

@@ -62,6 +62,26 @@ DERIVED = """
   indicator: lagging
   tracking_cost: {amount: 0, currency: USD, per: month}
   data_collection: computed from revenue and headcount
+- key: headcount_growth
+  name: Headcount growth
+  objective: Grow the team with the business
+  perspective: learning_growth
+  stage: engage
+  department: hr
+  owners: [{name: Hoa, email: hoa@example.com}]
+  formula: {derived: "(headcount - previous(headcount)) / previous(headcount)"}
+  window: 31d
+  update_every: 1s
+  review_period: month
+  unit: ratio
+  direction: higher_is_better
+  minimum: 0
+  target: 0.1
+  weight: 1
+  expires_on: 2030-01-01
+  indicator: leading
+  tracking_cost: {amount: 0, currency: VND, per: month}
+  data_collection: computed from the reported headcount
 """
 
 
@@ -103,6 +123,15 @@ async def test_a_derived_kpi_follows_its_inputs(
     await publish(scoring_settings, [as_record(event("crm", "payment_received", value=200.0))])
     followed = await eventually(lambda: kpi_view(client, "revenue_per_head", value=100.0))
     assert followed["status"] == "on_target"
+
+    # Growth against the previous period: last month's headcount entered too.
+    await client.post(
+        "/v1/kpis/headcount/values",
+        json={"period_start": month_start(1).isoformat(), "value": 5},
+        headers=ADMIN,
+    )
+    growth = await eventually(lambda: kpi_view(client, "headcount_growth", value=0.6))
+    assert growth["status"] == "on_target"
 
     # Retiring an input the derived KPI reads is refused, naming both.
     refused = await client.delete("/v1/kpis/headcount", headers=ADMIN)
