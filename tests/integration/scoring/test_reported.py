@@ -218,6 +218,9 @@ async def test_refusals_name_the_problem(reported_app: httpx.AsyncClient) -> Non
         "/v1/values/import", content=bad_csv, headers={"Content-Type": "text/csv"}
     )
     assert anonymous.status_code == 401
+    listing = await client.get("/v1/kpis/revenue/values")
+    assert listing.status_code == 422 and "not reported" in listing.text
+    assert (await client.get("/v1/kpis/nope/values")).status_code == 404
     # Nothing of the refused file was stored.
     assert (await client.get("/v1/kpis/staff_turnover/values")).json()["values"] == []
 
