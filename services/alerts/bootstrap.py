@@ -54,7 +54,7 @@ def build(
     senders = senders if senders is not None else build_senders(settings)
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
-    writer = AlertWriter(cfg, metrics)
+    writer = AlertWriter(cfg, metrics, tz=settings.tz)
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(
@@ -82,6 +82,7 @@ def build(
         settings=cfg,
         metrics=metrics,
         clock=clock,
+        tz=settings.tz,
         on_commit=worker.wake,
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,

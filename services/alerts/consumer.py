@@ -136,6 +136,7 @@ class ApplyKpiValues:
             as_of=msg.as_of,
             last_seen_at=now,
             last_value_at=now if fresh else (previous.last_value_at if previous else None),
+            first_seen_at=(previous.first_seen_at or previous.last_seen_at) if previous else now,
         )
         await writer.kpis.save(session, latest)
         await writer.kpis.observe(

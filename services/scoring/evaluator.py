@@ -2,9 +2,11 @@
 
 A KPI is re-evaluated as soon as events were folded into it (at most every
 ``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
-Windows are read through ``WindowTotals`` (``windows.py``), which remembers their settled
-buckets between reads; values go on to ``publication.py``, KPIs that left the catalog to
-``retirement.py``.
+A value is published at once when its status changes or it crosses the level at which
+alerts resolves a breach (``shared.contracts.recovery``), otherwise at most once per
+``update_every``. Windows are read through ``WindowTotals`` (``windows.py``), which
+remembers their settled buckets between reads; values go on to ``publication.py``, KPIs
+that left the catalog to ``retirement.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
 from shared.contracts.kpi_values import KpiStatus
+from shared.contracts.recovery import has_recovered
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class Evaluator:
         metrics: ScoringMetrics,
         reported: ReportedRepository | None = None,
         clock: Clock = _utcnow,
+        recovery_margin: Callable[[str], float] = lambda _key: 0.0,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
@@ -92,6 +96,7 @@ class Evaluator:
         self._defined_since: dict[str, datetime] = {}
         self._value_due: dict[str, datetime | None] = {}
         self._clock = clock
+        self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
@@ -338,7 +343,26 @@ class Evaluator:
             coverage=self._coverage(kpi, now),
             value_due_period=self._value_due.get(kpi.key),
         )
-        return PendingValue(value, message, not_since=now - kpi.update_every)
+        prompt = self._crossed_recovery(kpi, value)
+        return PendingValue(
+            value, message, not_since=now if prompt else now - kpi.update_every
+        )
+
+    def _crossed_recovery(self, kpi: KpiDefinition, value: CurrentValue) -> bool:
+        """Whether the value crossed alerts' recovery level since the last one written:
+        without a publication now, a resolved breach would stay open on the page and in
+        alerts until the next periodic one."""
+        written = self._written.get(kpi.key)
+        if written is None or written[0] is None or value.value is None:
+            return False
+        margin = self._recovery_margin(kpi.key)
+        before = has_recovered(
+            written[0], kpi.minimum, kpi.direction, status=written[1], margin=margin
+        )
+        after = has_recovered(
+            value.value, kpi.minimum, kpi.direction, status=value.status, margin=margin
+        )
+        return before != after
 
     def _is_stale(self, kpi: KpiDefinition, now: datetime) -> bool:
         """No fresh data for two update periods. A reported KPI is stale only when a value

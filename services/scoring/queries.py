@@ -7,7 +7,7 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,15 +17,22 @@ from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
 from services.scoring.domain.coverage import is_partial, kpi_coverage
 from services.scoring.domain.derived import Expression, evaluate_expression
 from services.scoring.domain.evaluate import value_as_of
-from services.scoring.domain.leadlag import early_warnings, lead_lag
-from services.scoring.domain.periods import (
-    next_period_start,
-    period_analysis,
-    period_series,
-    period_start,
+from services.scoring.domain.leadlag import (
+    LinkAnalysis,
+    common_period,
+    early_warnings,
+    lead_lag,
+    link_lead_lag,
 )
+from services.scoring.domain.periods import period_analysis, period_series, series_span
 from services.scoring.domain.reported import current_value, reported_series
-from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
+from services.scoring.domain.scoring import (
+    as_status,
+    assess,
+    expiry,
+    score_entry,
+    scorecard,
+)
 from services.scoring.domain.targets import in_force
 from services.scoring.repository import (
     BucketRepository,
@@ -39,10 +46,36 @@ from shared.settings import ScoringSettings
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
+LEAD_LAG_PERIODS = 24
+
+
+# The instants a history may ask about. Event times start at the epoch (Kafka
+# timestamps count from it), and the far end leaves room for the window subtracted
+# from ``from`` and the step added past ``to``, which overflow Python's datetime near
+# year 1 and year 9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class QueryError(ValueError):
     """A read request that cannot be answered as asked (the message says why)."""
+
+
+class OutOfRange(QueryError):
+    """A parameter outside the range the read can answer for (the message names both)."""
+
+
+def check_instant(name: str, value: datetime | None) -> None:
+    """Refuse an aware instant outside ``EARLIEST``..``LATEST``, naming the parameter.
+
+    Compares before converting: converting year 1 or 9999 with an offset to UTC is
+    itself what overflows.
+    """
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise OutOfRange(
+            f"'{name}' must be between {EARLIEST.isoformat().replace('+00:00', 'Z')} and "
+            f"{LATEST.isoformat().replace('+00:00', 'Z')}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +87,8 @@ class KpiQueries:
     changes: CatalogRepository
     settings: ScoringSettings
     reported: ReportedRepository = field(default_factory=ReportedRepository)
+    # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
+    expiry_warning_days: int = 14
 
     async def list_kpis(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -66,6 +101,7 @@ class KpiQueries:
             warnings = early_warnings(catalog, statuses)
             data_since = await self.buckets.first_bucket_starts(session, list(catalog.by_key))
             views = []
+            today = self._today()
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 value = current.get(kpi.key)
@@ -73,23 +109,28 @@ class KpiQueries:
                     kpi, catalog, data_since, value.as_of if value else now
                 )
                 judged = in_force(kpi, now, self.catalog.tz)
-                views.append(_view(judged, value, trend, warnings.get(kpi.key, []), coverage))
+                view = _view(judged, value, trend, warnings.get(kpi.key, []), coverage)
+                state = expiry(kpi, today, self.expiry_warning_days)
+                views.append(
+                    view
+                    | {
+                        "expired": state.expired,
+                        "expiring_soon": state.expiring_soon,
+                        "expires_in_days": state.days_left,
+                    }
+                )
         return views
 
     async def scorecard(self) -> dict[str, Any]:
         catalog = self.catalog.catalog
+        today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
             value = current.get(kpi.key)
             judged = in_force(kpi, datetime.now(UTC), self.catalog.tz)
-            assessment = assess(judged, value.value if value else None)
-            entries.append(
-                ScoreEntry(
-                    kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
-                )
-            )
+            entries.append(score_entry(judged, value.value if value else None, today))
         card = scorecard(entries)
         return {
             "overall": card.overall,
@@ -98,9 +139,10 @@ class KpiQueries:
                     "perspective": name,
                     "score": part.score,
                     "weight": part.weight,
-                    "kpis": [*part.kpis, *part.no_data],
+                    "kpis": [*part.kpis, *part.no_data, *part.expired],
                     "scored": list(part.kpis),
                     "no_data": list(part.no_data),
+                    "expired": list(part.expired),
                 }
                 for name, part in card.per_perspective.items()
             ],
@@ -116,33 +158,60 @@ class KpiQueries:
             links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
                 (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
             ]
-            series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
             lead_lag_rows = []
             for leading_key, lagging_key in links:
-                for needed in (leading_key, lagging_key):
-                    if needed not in series_cache:
-                        series_cache[needed] = await self._period_series(
-                            session, catalog[needed], now, periods=24
+                leading, lagging = catalog[leading_key], catalog[lagging_key]
+                period = common_period(leading.review_period, lagging.review_period)
+                start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
+                start -= timedelta(seconds=1)
+                if _not_folded(leading) or _not_folded(lagging):
+                    # Reported or derived: their series come from entries or inputs.
+                    lead, lag = [
+                        await self._period_series(
+                            session,
+                            item.model_copy(update={"review_period": period}),
+                            now,
+                            periods=LEAD_LAG_PERIODS,
                         )
-                result = lead_lag(
-                    series_cache[leading_key],
-                    series_cache[lagging_key],
-                    max_lag=self.settings.max_lag_periods,
-                    min_points=self.settings.min_correlation_points,
-                )
+                        for item in (leading, lagging)
+                    ]
+                    analysis = LinkAnalysis(
+                        period,
+                        lead_lag(
+                            lead,
+                            lag,
+                            max_lag=self.settings.max_lag_periods,
+                            min_points=self.settings.min_correlation_points,
+                        ),
+                    )
+                else:
+                    buckets = {
+                        **await self.buckets.buckets(session, leading_key, start, end),
+                        **await self.buckets.buckets(session, lagging_key, start, end),
+                    }
+                    analysis = link_lead_lag(
+                        leading,
+                        lagging,
+                        buckets,
+                        tz=self.catalog.tz,
+                        now=now,
+                        periods=LEAD_LAG_PERIODS,
+                        max_lag=self.settings.max_lag_periods,
+                        min_points=self.settings.min_correlation_points,
+                    )
+                result = analysis.result
                 lead_lag_rows.append(
                     {
                         "leading": leading_key,
                         "lagging": lagging_key,
+                        "period": analysis.period,
                         "best_lag": result.best_lag if result else None,
                         "r": result.r if result else None,
                         "points": result.points if result else 0,
                         "enough_points": result is not None,
                     }
                 )
-            own = series_cache.get(kpi.key) or await self._period_series(
-                session, kpi, now, periods=ANALYSED_PERIODS
-            )
+            own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
         return {
             "kpi": views[kpi.key],
@@ -168,6 +237,8 @@ class KpiQueries:
         self, key: str, start: datetime | None, end: datetime | None, step_s: int | None
     ) -> dict[str, Any]:
         kpi = self._kpi(key)
+        check_instant("from", start)
+        check_instant("to", end)
         end = (end or datetime.now(UTC)).astimezone(UTC)
         start = (start or end - kpi.window).astimezone(UTC)
         if start >= end:
@@ -225,10 +296,7 @@ class KpiQueries:
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
     ) -> list[tuple[datetime, float | None]]:
         tz = self.catalog.tz
-        first = period_start(now, kpi.review_period, tz)
-        for _ in range(periods - 1):
-            first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
-        end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        first, end = series_span(now, kpi.review_period, tz, periods)
         expression = kpi.formula.expression
         if expression is not None:
             return await self._derived_series(session, kpi, expression, now, periods)
@@ -269,11 +337,20 @@ class KpiQueries:
             series.append((start, evaluate_expression(expression, current, previous)))
         return series
 
+    def _today(self) -> date:
+        """The date in the company's time zone (expiry is a calendar date there)."""
+        return datetime.now(self.catalog.tz).date()
+
     def _kpi(self, key: str) -> KpiDefinition:
         catalog = self.catalog.catalog
         if key not in catalog:
             raise KeyError(key)
         return catalog[key]
+
+
+def _not_folded(kpi: KpiDefinition) -> bool:
+    """Reported and derived KPIs have no buckets of their own."""
+    return kpi.formula.is_reported or kpi.formula.derived is not None
 
 
 def _view(

@@ -11,7 +11,6 @@ import asyncio
 import sys
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from services.scoring.catalog_service import CatalogService
 from services.scoring.domain.reported import EntryError
@@ -51,7 +50,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
                 sessions=sessions,
                 repository=repositories.reported,
                 catalog=lambda: catalog,
-                tz=ZoneInfo(settings.scoring.time_zone),
+                tz=settings.tz,
             )
             return await service.import_csv(text, actor=args.actor)
         finally:

@@ -21,12 +21,11 @@ A YAML list of KPI definitions (or a mapping with a ``kpis:`` list)::
       update_every: 1m                 # 5. refresh / freshness period, <= window
       review_period: month             # 12. period analysis: day | week | month | quarter
       unit: ratio                      # free text shown next to the value
-      currency: VND                    # optional: ISO 4217 code of a money KPI's value
+      currency: VND                    # optional ISO 4217 code; targets: see targets.py
       direction: higher_is_better      # higher_is_better | lower_is_better | target_band
       baseline: 0.12                   # 3. current result when the KPI was set (optional)
       minimum: 0.10                    # 3. the floor: worse than this is a breach
       target: 0.18                     # 3. the value to reach
-      targets: [{from: 2027-01-01, minimum: 0.12, target: 0.2}]   # optional; targets.py
       weight: 3                        # 8. share in the scorecard, > 0
       expires_on: 2027-03-31           # 6. review or renew the KPI after this date
       indicator: lagging               # 7. leading | lagging
@@ -56,6 +55,9 @@ source), its value covers only part of the window and is marked partial with its
 ``coverage``. Below-minimum alerts wait for a full window (``require_full_window: true``,
 the default); ``false`` alerts on partial windows too.
 
+Every string and list is bounded (see ``bounds.py`` and the value message contract) and
+one-line texts refuse control characters; an owner email is exactly one address.
+
 Validation collects every problem instead of stopping at the first; each names the KPI
 and the field, e.g. ``kpi 'churn_rate': formula.ratio.numerator.sum.field: ...``.
 """
@@ -78,11 +80,26 @@ from pydantic import (
     ValidationError,
 )
 
-from services.scoring.domain.derived import DerivedInfo, derived_problems
+from services.scoring.domain.bounds import (
+    MAX_VIEWERS,
+    DataCollection,
+    Department,
+    Objective,
+    Role,
+    Unit,
+)
+from services.scoring.domain.derived import derived_problems
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
 from services.scoring.domain.targets import TargetStep, schedule_problems
-from shared.contracts.kpi_values import Direction, Owner
+from shared.contracts.kpi_values import (
+    MAX_LINKED_KPIS,
+    MAX_OWNERS,
+    Direction,
+    KpiKey,
+    KpiName,
+    Owner,
+)
 
 Perspective = Literal["financial", "customer", "internal_process", "learning_growth"]
 PERSPECTIVES: Final[tuple[Perspective, ...]] = (
@@ -106,13 +123,11 @@ MIN_WINDOW: Final = timedelta(minutes=1)
 MAX_WINDOW: Final = timedelta(days=365)
 MIN_UPDATE: Final = timedelta(seconds=1)
 
-KpiKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -137,17 +152,17 @@ class KpiDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: KpiKey
-    name: Text
-    objective: Text
+    name: KpiName
+    objective: Objective
     perspective: Perspective
     stage: Stage
-    department: Text
-    owners: Annotated[list[Owner], Field(min_length=1)]
+    department: Department
+    owners: Annotated[list[Owner], Field(min_length=1, max_length=MAX_OWNERS)]
     formula: Formula
     window: Duration
     update_every: Duration
     review_period: ReviewPeriod
-    unit: Text
+    unit: Unit
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     direction: Direction
     band: Band | None = None
@@ -158,11 +173,11 @@ class KpiDefinition(BaseModel):
     weight: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     expires_on: date
     indicator: Indicator
-    leading_indicators: list[KpiKey] = Field(default_factory=list)
+    leading_indicators: list[KpiKey] = Field(default_factory=list, max_length=MAX_LINKED_KPIS)
     scope: Scope = Field(default_factory=Scope)
     tracking_cost: TrackingCost
-    data_collection: Text
-    viewers: list[Text] = Field(default_factory=list)
+    data_collection: DataCollection
+    viewers: list[Role] = Field(default_factory=list, max_length=MAX_VIEWERS)
     retention: Duration | None = None
     require_full_window: bool = True
 
@@ -266,8 +281,7 @@ def kpi_problems(kpi: KpiDefinition) -> list[str]:
     if kpi.retention is not None and kpi.retention < kpi.window:
         problems.append("retention: must be at least the window")
     problems.extend(_threshold_problems(kpi))
-    band = (kpi.band.low, kpi.band.high) if kpi.band else None
-    problems.extend(schedule_problems(kpi.direction, band, kpi.targets))
+    problems.extend(schedule_problems(kpi))
     for index, side in enumerate(kpi.formula.sides()):
         path = "formula" if kpi.formula.ratio is None else (
             "formula.ratio.numerator" if index == 0 else "formula.ratio.denominator"
@@ -311,9 +325,7 @@ def _cross_problems(kpis: list[KpiDefinition]) -> list[str]:
                 problems.append(
                     f"kpi '{kpi.key}': leading_indicators.{index}: unknown KPI {lead!r}"
                 )
-    problems.extend(
-        derived_problems(DerivedInfo(k.key, k.unit, k.formula.expression) for k in kpis)
-    )
+    problems.extend(derived_problems(kpis))
     return problems
 
 

@@ -25,9 +25,12 @@ import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from simpleeval import SimpleEval
+
+if TYPE_CHECKING:
+    from services.scoring.domain.catalog import KpiDefinition
 
 PREVIOUS: Final = "previous"
 # Rewritten names for ``previous(key)``: no KPI key starts with "_", so none collides.
@@ -136,9 +139,9 @@ class DerivedInfo:
     expression: Expression | None  # None: not derived
 
 
-def derived_problems(kpis: Iterable[DerivedInfo]) -> list[str]:
+def derived_problems(kpis: Iterable[KpiDefinition]) -> list[str]:
     """Unknown inputs, cycles and unit mismatches, each naming the KPI."""
-    by_key = {kpi.key: kpi for kpi in kpis}
+    by_key = {k.key: DerivedInfo(k.key, k.unit, k.formula.expression) for k in kpis}
     problems: list[str] = []
     for kpi in by_key.values():
         if kpi.expression is None:

@@ -17,7 +17,6 @@ without repeats, and each obeys the KPI's direction like the KPI's own threshold
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,10 +39,10 @@ class TargetStep(BaseModel):
     target: Number
 
 
-def schedule_problems(
-    direction: str, band: tuple[float, float] | None, steps: Sequence[TargetStep]
-) -> list[str]:
+def schedule_problems(kpi: KpiDefinition) -> list[str]:
     """Order, repeats and each step's thresholds against the direction."""
+    direction, steps = kpi.direction, kpi.targets
+    band = (kpi.band.low, kpi.band.high) if kpi.band else None
     problems: list[str] = []
     for index, step in enumerate(steps):
         where = f"targets.{index}"

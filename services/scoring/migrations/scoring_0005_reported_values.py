@@ -1,14 +1,14 @@
 """Scoring: values entered for reported KPIs, and the history of their corrections.
 
 Revision ID: scoring_0005_reported
-Revises: scoring_0003 (re-chained after scoring_0004 at merge)
+Revises: scoring_0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "scoring_0005_reported"
-down_revision = "scoring_0003"
+down_revision = "scoring_0004"
 branch_labels = None
 depends_on = None
 

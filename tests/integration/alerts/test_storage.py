@@ -53,7 +53,10 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
-    # One step down the alerts branch (one revision so far): only our tables go.
+    # alerts_0002 down: the tables stay, without the column it added.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES
+    # alerts_0001 down: only our tables go.
     downgrade(url, "alerts@-1")
     remaining = asyncio.run(_tables(url))
     assert not ALERT_TABLES & remaining

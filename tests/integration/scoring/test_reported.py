@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services import cli
-from services.scoring.catalog_service import CatalogService
+from services.scoring.catalog_service import CatalogService, file_source
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.domain.periods import period_start
 from services.scoring.repository import ScoringRepositories
@@ -73,7 +73,9 @@ async def app_with(
     path.write_text(CATALOG + extra_catalog)
     repositories = ScoringRepositories.for_dialect("postgresql")
     service = CatalogService(sessions, repositories.catalog, repositories.buckets)
-    await service.apply(parse_catalog(path.read_text()), actor="test")
+    await service.apply_file(
+        parse_catalog(path.read_text()), source=file_source(path), actor="test"
+    )
     async with sessions() as session, session.begin():
         await session.execute(
             update(kpi_changes).values(at=datetime.now(UTC) - timedelta(days=100))
