@@ -133,7 +133,9 @@ async def test_a_derived_kpi_follows_its_inputs(
     growth = await eventually(lambda: kpi_view(client, "headcount_growth", value=0.6))
     assert growth["status"] == "on_target"
 
-    # Retiring an input the derived KPI reads is refused, naming both.
-    refused = await client.delete("/v1/kpis/headcount", headers=ADMIN)
+    # A derived KPI over an unknown KPI is refused, naming it.
+    definition = (await client.get("/v1/kpis/revenue_per_head")).json()["definition"]
+    ghostly = {**definition, "key": "ghost_ratio", "formula": {"derived": "revenue / ghost"}}
+    refused = await client.post("/v1/kpis", json=ghostly, headers=ADMIN)
     assert refused.status_code == 422
-    assert "revenue_per_head" in refused.text and "headcount" in refused.text
+    assert "kpi 'ghost_ratio': formula.derived: unknown KPI 'ghost'" in refused.text
