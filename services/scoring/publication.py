@@ -79,6 +79,7 @@ def value_message(
     leading: list[str],
     coverage: float = 1.0,
     retired: bool = False,
+    value_due_period: datetime | None = None,
 ) -> KpiValueMessage:
     """The message about ``kpi``'s value, with the thresholds in force."""
     return KpiValueMessage(
@@ -102,4 +103,5 @@ def value_message(
         retired=retired,
         coverage=coverage,
         require_full_window=kpi.require_full_window,
+        value_due_period=value_due_period,
     )

@@ -83,6 +83,10 @@ class KpiValueMessage(BaseModel):
     # sets ``require_full_window: false``. Added within v1 with defaults, as above.
     coverage: float = Field(default=1.0, ge=0, le=1)
     require_full_window: bool = True
+    # A reported KPI (values entered by people per review period): the start of the last
+    # ended period that has no value yet, which its owners are reminded of once. None
+    # when nothing is due, and for computed KPIs. Added within v1 with a default, as above.
+    value_due_period: AwareDatetime | None = None
 
     @property
     def partial(self) -> bool:

@@ -23,6 +23,7 @@ _WHAT: dict[Condition, str] = {
     Condition.STALE: "has no fresh value",
     Condition.EXPIRING_SOON: "expires soon and needs a review",
     Condition.EXPIRED: "has expired and needs a review or renewal",
+    Condition.VALUE_DUE: "has no value for its last period: please enter it",
 }
 
 
@@ -57,6 +58,11 @@ def fact_lines(facts: AlertFacts) -> list[tuple[str, str]]:
     ]
     if facts.ended_at is not None:
         lines.append(("Resolved at", facts.ended_at.isoformat(timespec="seconds")))
+    if facts.condition is Condition.VALUE_DUE:
+        # The episode is the period's start in the catalog's zone: its date is the day
+        # the owner enters the value under.
+        period = facts.dedupe_key.rpartition(f":{Condition.VALUE_DUE.value}:")[2]
+        lines.append(("Period without a value", f"starting {period[:10]}"))
     if facts.trend:
         lines.append(("Recent trend", " → ".join(fmt(p.value) for p in facts.trend)))
     if facts.expires_on is not None:

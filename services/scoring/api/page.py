@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
 STATIC_PREFIX: Final = "/static"
-_HASHED_ASSETS: Final = ("app.js", "style.css")
+_HASHED_ASSETS: Final = ("app.js", "reported.js", "style.css")
 
 
 def _asset_version() -> str:

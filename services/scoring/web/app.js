@@ -834,6 +834,9 @@
         h("h3", { id: "leadlag-heading" }, "Leading and lagging indicators"), e.leadLag));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "facts-heading" },
         h("h3", { id: "facts-heading" }, "Definition"), e.facts));
+      // Reported KPIs (values people enter): the entry form, from reported.js.
+      var reported = window.KpiPulseReported;
+      if (reported && reported.isReported(def)) body.appendChild(reported.section(detail.key, loadDetail));
       detail.rendered = true;
       if (resizeObserver) resizeObserver.observe(e.chartBox);
     }
