@@ -6,6 +6,9 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,33 +16,28 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
-from services.scoring.domain.coverage import is_partial, kpi_coverage
-from services.scoring.domain.derived import Expression, evaluate_expression
+from services.scoring.data_since import DataSince
+from services.scoring.domain.catalog import NOMINAL_PERIOD, Catalog, KpiDefinition
+from services.scoring.domain.coverage import kpi_coverage
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import (
-    LinkAnalysis,
     common_period,
     early_warnings,
-    lead_lag,
-    link_lead_lag,
+    leaders_in_breach,
 )
-from services.scoring.domain.periods import period_analysis, period_series, series_span
-from services.scoring.domain.reported import current_value, reported_series
-from services.scoring.domain.scoring import (
-    as_status,
-    assess,
-    expiry,
-    score_entry,
-    scorecard,
-)
+from services.scoring.domain.periods import period_analysis
+from services.scoring.domain.reported import current_value
+from services.scoring.domain.scoring import as_status, assess, score_entry, scorecard
 from services.scoring.domain.targets import in_force
+from services.scoring.period_reads import Needed, Read, link_analysis, series
 from services.scoring.repository import (
     BucketRepository,
     CatalogRepository,
     CurrentRepository,
     ReportedRepository,
+    Trend,
 )
+from services.scoring.views import expiry_fields, kpi_view
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
 
@@ -47,6 +45,9 @@ MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
 LEAD_LAG_PERIODS = 24
+# The stored values change at most about once a second per KPI (the evaluator's store
+# interval), so a list is reused that long.
+LIST_REUSE_S = 1.0
 
 
 # The instants a history may ask about. Event times start at the epoch (Kafka
@@ -78,6 +79,16 @@ def check_instant(name: str, value: datetime | None) -> None:
         )
 
 
+@dataclass(slots=True)
+class _Listed:
+    """The last list of views, the catalog it is of, and when it was read."""
+
+    catalog: Catalog | None = None
+    at: float = -math.inf
+    views: list[dict[str, Any]] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 @dataclass(frozen=True, slots=True)
 class KpiQueries:
     sessions: async_sessionmaker[AsyncSession]
@@ -89,36 +100,42 @@ class KpiQueries:
     reported: ReportedRepository = field(default_factory=ReportedRepository)
     # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
     expiry_warning_days: int = 14
+    listed: _Listed = field(default_factory=_Listed)
+    data_since: DataSince = field(default_factory=DataSince)
 
     async def list_kpis(self) -> list[dict[str, Any]]:
+        """Every KPI's view. Requests within ``LIST_REUSE_S`` of each other share one
+        reading, as long as the catalog is the same: the stored values change at most
+        about that often, and under load each request reading the whole catalog for
+        itself made every request wait for all the others. The reading is the same for
+        every caller: whatever a caller may not see is filtered from the copy returned."""
+        listed, catalog = self.listed, self.catalog.catalog
+        async with listed.lock:
+            if listed.catalog is not catalog or time.monotonic() - listed.at >= LIST_REUSE_S:
+                listed.views = await self._list(catalog)
+                listed.catalog, listed.at = catalog, time.monotonic()
+            return list(listed.views)
+
+    async def _list(self, catalog: Catalog) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        catalog = self.catalog.catalog
         async with self.sessions() as session:
             current = await self.current.all(session)
-            statuses: dict[str, KpiStatus] = {
-                k: as_status(v.status) for k, v in current.items() if k in catalog
-            }
-            warnings = early_warnings(catalog, statuses)
-            data_since = await self.buckets.first_bucket_starts(session, list(catalog.by_key))
-            views = []
-            today = self._today()
-            for kpi in catalog:
-                trend = await self.current.recent(session, kpi.key, now - kpi.window)
-                value = current.get(kpi.key)
-                coverage = kpi_coverage(
-                    kpi, catalog, data_since, value.as_of if value else now
-                )
-                judged = in_force(kpi, now, self.catalog.tz)
-                view = _view(judged, value, trend, warnings.get(kpi.key, []), coverage)
-                state = expiry(kpi, today, self.expiry_warning_days)
-                views.append(
-                    view
-                    | {
-                        "expired": state.expired,
-                        "expiring_soon": state.expiring_soon,
-                        "expires_in_days": state.days_left,
-                    }
-                )
+            data_since = await self.data_since.refresh(session, self.buckets, catalog, catalog, now)
+            trends = await self._trends(session, list(catalog), now)
+        statuses: dict[str, KpiStatus] = {
+            k: as_status(v.status) for k, v in current.items() if k in catalog
+        }
+        warnings = early_warnings(catalog, statuses)
+        today = self._today()
+        views = []
+        for kpi in catalog:
+            value = current.get(kpi.key)
+            coverage = kpi_coverage(kpi, catalog, data_since, value.as_of if value else now)
+            judged = in_force(kpi, now, self.catalog.tz)
+            view = kpi_view(
+                judged, value, trends.get(kpi.key, []), warnings.get(kpi.key, []), coverage
+            )
+            views.append(view | expiry_fields(kpi, today, self.expiry_warning_days))
         return views
 
     async def scorecard(self) -> dict[str, Any]:
@@ -152,69 +169,72 @@ class KpiQueries:
         kpi = self._kpi(key)
         catalog = self.catalog.catalog
         now = datetime.now(UTC)
-        views = {v["key"]: v for v in await self.list_kpis()}
+        # Links where this KPI lags (its leading indicators) and where it leads.
+        links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
+            (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
+        ]
+        # Every series the page needs is planned first and read at once: a statement per
+        # kind of data, not per linked KPI.
+        tz = self.catalog.tz
+        needed = Needed()
+        needed.add(kpi, catalog, tz, now, ANALYSED_PERIODS)
+        for leading_key, lagging_key in links:
+            leading, lagging = catalog[leading_key], catalog[lagging_key]
+            period = common_period(leading.review_period, lagging.review_period)
+            for linked in (leading, lagging):
+                on_period = linked.model_copy(update={"review_period": period})
+                needed.add(on_period, catalog, tz, now, LEAD_LAG_PERIODS)
         async with self.sessions() as session:
-            # Links where this KPI lags (its leading indicators) and where it leads.
-            links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
-                (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
-            ]
-            lead_lag_rows = []
-            for leading_key, lagging_key in links:
-                leading, lagging = catalog[leading_key], catalog[lagging_key]
-                period = common_period(leading.review_period, lagging.review_period)
-                start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
-                start -= timedelta(seconds=1)
-                if _not_folded(leading) or _not_folded(lagging):
-                    # Reported or derived: their series come from entries or inputs.
-                    lead, lag = [
-                        await self._period_series(
-                            session,
-                            item.model_copy(update={"review_period": period}),
-                            now,
-                            periods=LEAD_LAG_PERIODS,
-                        )
-                        for item in (leading, lagging)
-                    ]
-                    analysis = LinkAnalysis(
-                        period,
-                        lead_lag(
-                            lead,
-                            lag,
-                            max_lag=self.settings.max_lag_periods,
-                            min_points=self.settings.min_correlation_points,
-                        ),
-                    )
-                else:
-                    buckets = {
-                        **await self.buckets.buckets(session, leading_key, start, end),
-                        **await self.buckets.buckets(session, lagging_key, start, end),
-                    }
-                    analysis = link_lead_lag(
-                        leading,
-                        lagging,
-                        buckets,
-                        tz=self.catalog.tz,
-                        now=now,
-                        periods=LEAD_LAG_PERIODS,
-                        max_lag=self.settings.max_lag_periods,
-                        min_points=self.settings.min_correlation_points,
-                    )
-                result = analysis.result
-                lead_lag_rows.append(
-                    {
-                        "leading": leading_key,
-                        "lagging": lagging_key,
-                        "period": analysis.period,
-                        "best_lag": result.best_lag if result else None,
-                        "r": result.r if result else None,
-                        "points": result.points if result else 0,
-                        "enough_points": result is not None,
-                    }
+            current = await self.current.of(session, {kpi.key, *kpi.leading_indicators})
+            trend = (await self._trends(session, [kpi], now)).get(kpi.key, [])
+            data_since = await self.data_since.refresh(session, self.buckets, catalog, [kpi], now)
+            read = Read(
+                await self.buckets.buckets_of(session, needed.buckets),
+                await self.reported.values(
+                    session, sorted(needed.reported), min(needed.reported.values())
                 )
-            own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
-        rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
+                if needed.reported
+                else {},
+            )
+        statuses = {k: as_status(v.status) for k, v in current.items()}
+        value = current.get(kpi.key)
+        coverage = kpi_coverage(kpi, catalog, data_since, value.as_of if value else now)
+        view = kpi_view(
+            in_force(kpi, now, tz),
+            value,
+            trend,
+            leaders_in_breach(kpi, statuses),
+            coverage,
+        ) | expiry_fields(kpi, self._today(), self.expiry_warning_days)
+        lead_lag_rows = []
+        for leading_key, lagging_key in links:
+            analysis = link_analysis(
+                catalog[leading_key],
+                catalog[lagging_key],
+                catalog,
+                tz=tz,
+                now=now,
+                read=read,
+                periods=LEAD_LAG_PERIODS,
+                max_lag=self.settings.max_lag_periods,
+                min_points=self.settings.min_correlation_points,
+            )
+            result = analysis.result
+            lead_lag_rows.append(
+                {
+                    "leading": leading_key,
+                    "lagging": lagging_key,
+                    "period": analysis.period,
+                    "best_lag": result.best_lag if result else None,
+                    "r": result.r if result else None,
+                    "points": result.points if result else 0,
+                    "enough_points": result is not None,
+                }
+            )
+        own = series(kpi, catalog, tz=tz, now=now, periods=ANALYSED_PERIODS, read=read)
+        rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, tz)
         return {
-            "kpi": views[kpi.key],
+            "kpi": view,
             "definition": kpi.model_dump(mode="json", exclude_none=True),
             "lead_lag": lead_lag_rows,
             "periods": [
@@ -292,50 +312,12 @@ class KpiQueries:
             rows = await self.changes.history(session, key)
         return [{**row, "at": row["at"].isoformat()} for row in rows]
 
-    async def _period_series(
-        self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
-    ) -> list[tuple[datetime, float | None]]:
-        tz = self.catalog.tz
-        first, end = series_span(now, kpi.review_period, tz, periods)
-        expression = kpi.formula.expression
-        if expression is not None:
-            return await self._derived_series(session, kpi, expression, now, periods)
-        if kpi.formula.is_reported:
-            entered = await self.reported.values(session, [kpi.key], first)
-            return reported_series(kpi, entered.get(kpi.key, {}), tz, first, now)
-        buckets = await self.buckets.buckets(
-            session, kpi.key, first - timedelta(seconds=1), end
+    async def _trends(
+        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
+    ) -> dict[str, Trend]:
+        return await self.current.trends(
+            session, {kpi.key: now - kpi.window for kpi in kpis}, points=TREND_POINTS
         )
-        return period_series(kpi, buckets, tz, first, now)
-
-    async def _derived_series(
-        self,
-        session: AsyncSession,
-        kpi: KpiDefinition,
-        expression: Expression,
-        now: datetime,
-        periods: int,
-    ) -> list[tuple[datetime, float | None]]:
-        """The expression per period over its inputs' values of that period (each input
-        taken on the derived KPI's review period) and of the period before."""
-        catalog = self.catalog.catalog
-        inputs = {
-            key: await self._period_series(
-                session,
-                catalog[key].model_copy(update={"review_period": kpi.review_period}),
-                now,
-                periods=periods + 1,
-            )
-            for key in sorted(expression.inputs)
-            if key in catalog
-        }
-        series: list[tuple[datetime, float | None]] = []
-        for index in range(1, periods + 1):
-            start = next(iter(inputs.values()))[index][0] if inputs else now
-            current = {key: points[index][1] for key, points in inputs.items()}
-            previous = {key: points[index - 1][1] for key, points in inputs.items()}
-            series.append((start, evaluate_expression(expression, current, previous)))
-        return series
 
     def _today(self) -> date:
         """The date in the company's time zone (expiry is a calendar date there)."""
@@ -346,54 +328,3 @@ class KpiQueries:
         if key not in catalog:
             raise KeyError(key)
         return catalog[key]
-
-
-def _not_folded(kpi: KpiDefinition) -> bool:
-    """Reported and derived KPIs have no buckets of their own."""
-    return kpi.formula.is_reported or kpi.formula.derived is not None
-
-
-def _view(
-    kpi: KpiDefinition,
-    current: Any,
-    trend: list[tuple[datetime, float | None, str]],
-    warnings: list[str],
-    coverage: float,
-) -> dict[str, Any]:
-    value = current.value if current else None
-    assessment = assess(kpi, value)
-    step = max(1, len(trend) // TREND_POINTS)
-    return {
-        "key": kpi.key,
-        "name": kpi.name,
-        "objective": kpi.objective,
-        "perspective": kpi.perspective,
-        "stage": kpi.stage,
-        "department": kpi.department,
-        "unit": kpi.unit,
-        "currency": kpi.currency,
-        "direction": kpi.direction,
-        "minimum": kpi.minimum,
-        "target": kpi.target,
-        "baseline": kpi.baseline,
-        "weight": kpi.weight,
-        "window": kpi.model_dump(mode="json")["window"],
-        "update_every": kpi.model_dump(mode="json")["update_every"],
-        "review_period": kpi.review_period,
-        "expires_on": kpi.expires_on.isoformat(),
-        "owners": [o.model_dump(exclude_none=True) for o in kpi.owners],
-        "indicator": kpi.indicator,
-        "leading_indicators": list(kpi.leading_indicators),
-        "early_warning": warnings,
-        "value": value,
-        "numerator": current.numerator if current else None,
-        "denominator": current.denominator if current else None,
-        "status": assessment.status,
-        "score": assessment.score,
-        "as_of": current.as_of.isoformat() if current else None,
-        # The share of the window with data; below 1 the value is partial.
-        "coverage": coverage,
-        "partial": is_partial(coverage),
-        "require_full_window": kpi.require_full_window,
-        "trend": [{"at": at.isoformat(), "value": v} for at, v, _ in trend[::step]],
-    }

@@ -140,7 +140,12 @@ def early_warnings(catalog: Catalog, statuses: Mapping[str, KpiStatus]) -> dict[
     """
     warnings: dict[str, list[str]] = {}
     for kpi in catalog:
-        breached = [key for key in kpi.leading_indicators if statuses.get(key) == "breach"]
+        breached = leaders_in_breach(kpi, statuses)
         if breached:
             warnings[kpi.key] = breached
     return warnings
+
+
+def leaders_in_breach(kpi: KpiDefinition, statuses: Mapping[str, KpiStatus]) -> list[str]:
+    """``kpi``'s declared leading indicators currently in ``breach``, in declared order."""
+    return [key for key in kpi.leading_indicators if statuses.get(key) == "breach"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from services.scoring.repository.buckets import BucketRepository, PartitionBucket
 from services.scoring.repository.buckets_pg import PostgresBucketRepository
 from services.scoring.repository.catalog import CatalogRepository, StoredKpi
-from services.scoring.repository.current import Claim, CurrentRepository, CurrentValue
+from services.scoring.repository.current import Claim, CurrentRepository, CurrentValue, Trend
 from services.scoring.repository.current_pg import PostgresCurrentRepository
 from services.scoring.repository.event_ids import EventIdRepository, SeenEvent
 from services.scoring.repository.event_ids_pg import PostgresEventIdRepository
@@ -32,6 +32,7 @@ __all__ = [
     "ScoringRepositories",
     "SeenEvent",
     "StoredKpi",
+    "Trend",
     "Written",
 ]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import RowMapping, delete, func, select, tuple_
+from sqlalchemy import RowMapping, and_, delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge, merge_all
@@ -103,20 +103,33 @@ class BucketRepository:
         self, session: AsyncSession, kpi_key: str, since: datetime, until: datetime
     ) -> dict[BucketKey, TermAggregate]:
         """A KPI's buckets with start in (since, until], every partition's rows merged."""
+        return (await self.buckets_of(session, {kpi_key: (since, until)})).get(kpi_key, {})
+
+    async def buckets_of(
+        self, session: AsyncSession, ranges: Mapping[str, tuple[datetime, datetime]]
+    ) -> dict[str, dict[BucketKey, TermAggregate]]:
+        """``buckets`` of several KPIs, each over its own (since, until], in one statement."""
+        if not ranges:
+            return {}
         c = kpi_buckets.c
         rows = await session.execute(
             select(kpi_buckets).where(
-                c.kpi_key == kpi_key, c.bucket_start > since, c.bucket_start <= until
+                or_(
+                    *(
+                        and_(c.kpi_key == key, c.bucket_start > since, c.bucket_start <= until)
+                        for key, (since, until) in ranges.items()
+                    )
+                )
             )
         )
         grouped: dict[BucketKey, list[TermAggregate]] = defaultdict(list)
         for row in rows.mappings():
             grouped[_bucket_key(row)].append(_aggregate(row))
-        merged: dict[BucketKey, TermAggregate] = {}
+        merged: dict[str, dict[BucketKey, TermAggregate]] = {key: {} for key in ranges}
         for key, parts in grouped.items():
             combined = merge_all(parts)
             if combined is not None:
-                merged[key] = combined
+                merged[key.kpi_key][key] = combined
         return merged
 
     async def windows_totals(

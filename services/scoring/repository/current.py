@@ -3,16 +3,23 @@ publishing across instances."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import Result, Select, Subquery, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.tables import kpi_current, kpi_history
 from shared.db.dialect import utc
 from shared.db.upsert import insert_for
+
+#: A KPI's published values, oldest first: (at, value, status).
+Trend = list[tuple[datetime, float | None, str]]
+#: At most this many of a KPI's newest publications make its trend.
+TREND_ROWS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,23 +105,56 @@ class CurrentRepository:
         return claimed
 
     async def all(self, session: AsyncSession) -> dict[str, CurrentValue]:
-        rows = await session.execute(select(kpi_current))
-        return {
-            r["kpi_key"]: CurrentValue(
-                kpi_key=r["kpi_key"],
-                value=r["value"],
-                numerator=r["numerator"],
-                denominator=r["denominator"],
-                status=r["status"],
-                score=r["score"],
-                as_of=utc(r["as_of"]),
-                published_at=utc(r["published_at"]),
+        return _values(await session.execute(select(kpi_current)))
+
+    async def of(self, session: AsyncSession, keys: Collection[str]) -> dict[str, CurrentValue]:
+        """The current values of ``keys`` (those that have one)."""
+        if not keys:
+            return {}
+        rows = await session.execute(
+            select(kpi_current).where(kpi_current.c.kpi_key.in_(sorted(keys)))
+        )
+        return _values(rows)
+
+    async def trends(
+        self,
+        session: AsyncSession,
+        since: Mapping[str, datetime],
+        *,
+        points: int,
+        limit: int = TREND_ROWS,
+    ) -> dict[str, Trend]:
+        """Per KPI, its newest ``limit`` publications from ``since[key]`` on, oldest
+        first, thinned to every ``len // points``-th (about ``points`` to ``2 * points``
+        of them): one statement for every KPI."""
+        if not since:
+            return {}
+        c = kpi_history.c
+        by_start: dict[datetime, list[str]] = defaultdict(list)
+        for key, start in since.items():
+            by_start[start].append(key)
+        # KPIs share a few window lengths, so one condition per distinct start.
+        wanted = or_(
+            *(and_(c.kpi_key.in_(sorted(keys)), c.at >= start) for start, keys in by_start.items())
+        )
+        newest = (
+            select(
+                c.kpi_key,
+                c.at,
+                c.value,
+                c.status,
+                func.row_number()
+                .over(partition_by=c.kpi_key, order_by=c.at.desc())
+                .label("rank"),
+                func.count().over(partition_by=c.kpi_key).label("found"),
             )
-            for r in rows.mappings()
-        }
+            .where(wanted)
+            .subquery()
+        )
+        return thinned(await session.execute(thin(newest, points=points, limit=limit)))
 
     async def recent(
-        self, session: AsyncSession, kpi_key: str, since: datetime, limit: int = 500
+        self, session: AsyncSession, kpi_key: str, since: datetime, limit: int = TREND_ROWS
     ) -> list[tuple[datetime, float | None, str]]:
         c = kpi_history.c
         rows = await session.execute(
@@ -124,3 +164,41 @@ class CurrentRepository:
             .limit(limit)
         )
         return [(utc(at), v, s) for at, v, s in reversed(rows.all())]
+
+
+def thin(newest: Subquery, *, points: int, limit: int) -> Select[Any]:
+    """Of ``newest`` (kpi_key, at, value, status, rank from the newest, rows found per
+    KPI), the ``limit`` newest rows per KPI, every ``step``-th counted from the oldest
+    kept, oldest first."""
+    n = newest.c
+    kept = case((n.found > limit, limit), else_=n.found)
+    step = case((kept // points > 1, kept // points), else_=1)
+    return (
+        select(n.kpi_key, n.at, n.value, n.status)
+        .where(n.rank <= limit, (kept - n.rank) % step == 0)
+        .order_by(n.kpi_key, n.rank.desc())
+    )
+
+
+def thinned(rows: Result[Any]) -> dict[str, Trend]:
+    """Rows of (kpi_key, at, value, status), each KPI's oldest first, as trends."""
+    trends: dict[str, Trend] = defaultdict(list)
+    for r in rows.mappings():
+        trends[r["kpi_key"]].append((utc(r["at"]), r["value"], r["status"]))
+    return dict(trends)
+
+
+def _values(rows: Result[Any]) -> dict[str, CurrentValue]:
+    return {
+        r["kpi_key"]: CurrentValue(
+            kpi_key=r["kpi_key"],
+            value=r["value"],
+            numerator=r["numerator"],
+            denominator=r["denominator"],
+            status=r["status"],
+            score=r["score"],
+            as_of=utc(r["as_of"]),
+            published_at=utc(r["published_at"]),
+        )
+        for r in rows.mappings()
+    }

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.repository.current import Claim, CurrentRepository
+from services.scoring.repository.current import (
+    TREND_ROWS,
+    Claim,
+    CurrentRepository,
+    Trend,
+    thinned,
+)
 
 # Rows are locked in key order first, so two instances claiming the same KPIs cannot
 # deadlock.
@@ -43,7 +50,40 @@ _CLAIM = text(
 )
 
 
+# Each KPI's newest publications through the (kpi_key, at) index, at most :limit each,
+# then thinned as ``current.thin`` does.
+_TRENDS = text(
+    "SELECT kpi_key, at, value, status FROM ("
+    " SELECT k.kpi_key, h.at, h.value, h.status,"
+    " row_number() OVER (PARTITION BY k.kpi_key ORDER BY h.at DESC) AS rank,"
+    " count(*) OVER (PARTITION BY k.kpi_key) AS found"
+    " FROM jsonb_to_recordset(CAST(CAST(:since AS text) AS jsonb))"
+    " AS k(kpi_key varchar, since timestamptz)"
+    " CROSS JOIN LATERAL (SELECT h.at, h.value, h.status FROM kpi_history AS h"
+    " WHERE h.kpi_key = k.kpi_key AND h.at >= k.since ORDER BY h.at DESC LIMIT :limit) AS h"
+    " ) AS newest"
+    " WHERE (found - rank) % greatest(found / :points, 1) = 0"
+    " ORDER BY kpi_key, rank DESC"
+)
+
+
 class PostgresCurrentRepository(CurrentRepository):
+    async def trends(
+        self,
+        session: AsyncSession,
+        since: Mapping[str, datetime],
+        *,
+        points: int,
+        limit: int = TREND_ROWS,
+    ) -> dict[str, Trend]:
+        if not since:
+            return {}
+        wanted = orjson.dumps([{"kpi_key": k, "since": s} for k, s in since.items()]).decode()
+        rows = await session.execute(
+            _TRENDS, {"since": wanted, "limit": limit, "points": points}
+        )
+        return thinned(rows)
+
     async def claim_publications(
         self, session: AsyncSession, claims: Sequence[Claim]
     ) -> set[str]:
