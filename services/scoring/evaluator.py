@@ -22,11 +22,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
+from services.scoring.data_since import DataSince
 from services.scoring.derived_values import DerivedValues
-from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.domain.coverage import is_partial, kpi_coverage
+from services.scoring.domain.catalog import Catalog, KpiDefinition
+from services.scoring.domain.coverage import kpi_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
-from services.scoring.domain.leadlag import early_warnings
+from services.scoring.domain.leadlag import leaders_in_breach
 from services.scoring.domain.reported import current_value, previous_period_start, value_due
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.domain.targets import in_force
@@ -39,6 +40,7 @@ from services.scoring.repository import (
     ReportedRepository,
 )
 from services.scoring.retirement import RetirementAnnouncer
+from services.scoring.schedule import Schedule
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
 from shared.contracts.kpi_values import KpiStatus
@@ -98,10 +100,14 @@ class Evaluator:
         self._clock = clock
         self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
-        self._evaluated_at: dict[str, datetime] = {}
+        self._schedule = Schedule()
+        # The catalog the per-KPI state was last pruned for, and whether KPIs that left
+        # it may still need their retirement announced.
+        self._catalog_seen: Catalog | None = None
+        self._retired_unchecked = True
         self._folded_at: dict[str, datetime] = {}
         # Per KPI, when its data began (its first bucket): what its coverage is taken from.
-        self._data_since: dict[str, datetime] = {}
+        self._data_since = DataSince()
         self._statuses: dict[str, KpiStatus] = {}
         # What this process last wrote per KPI: (value, status, written at, published at).
         self._written: dict[str, tuple[float | None, str, datetime, datetime]] = {}
@@ -114,9 +120,7 @@ class Evaluator:
         now = self._clock()
         for key, start in oldest.items():
             self._folded_at[key] = now
-            since = self._data_since.get(key)
-            if since is None or start < since:
-                self._data_since[key] = start
+            self._data_since.began(key, start)
         self._dirty.update(oldest)
         self._windows.changed(oldest)
         self._wake.set()
@@ -155,26 +159,26 @@ class Evaluator:
     async def tick(self) -> None:
         now = self._clock()
         catalog = self._catalog.catalog
+        if catalog is not self._catalog_seen:
+            self._forget_gone(catalog)
         retrying = self._announce_not_before is not None and now < self._announce_not_before
-        if not retrying and self._written.keys() - catalog.by_key.keys():
+        if self._retired_unchecked and not retrying:
             try:
-                await self._retire(catalog.by_key.keys(), now)
+                if self._written.keys() - catalog.by_key.keys():
+                    await self._retire(catalog.by_key.keys(), now)
                 self._announce_not_before = None
+                self._retired_unchecked = False
             except Exception:
                 # Kafka or the database away: announce later, but never hold up the
                 # active KPIs' evaluation for it.
                 log.exception("announcing retired kpis failed; retrying in %s", _RETIRED_RETRY)
                 self._announce_not_before = now + _RETIRED_RETRY
-        due = [kpi for kpi in catalog if self._is_due(kpi, now)]
-        # A derived KPI follows its inputs: it is looked at whenever one of them is.
-        keys = {kpi.key for kpi in due}
-        due += [
-            kpi
-            for kpi in catalog
-            if kpi.key not in keys
-            and (expression := kpi.formula.expression) is not None
-            and expression.inputs & keys
-        ]
+        due = self._schedule.due(
+            catalog,
+            now,
+            changed=self._dirty,
+            changed_every=timedelta(seconds=self._reevaluate_s),
+        )
         if not due:
             return
         # Clear the marks before reading: events folded while we read mark the KPI
@@ -183,7 +187,7 @@ class Evaluator:
             self._dirty.discard(kpi.key)
         try:
             async with self._sessions() as session:
-                await self._refresh_data_since(session, due, now)
+                await self._data_since.refresh(session, self._buckets, catalog, due, now)
                 evaluations = await self.evaluate_all(session, due, now)
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
@@ -192,12 +196,15 @@ class Evaluator:
         for kpi in due:
             judged = in_force(kpi, now, tz)
             self._statuses[kpi.key] = assess(judged, evaluations[kpi.key].value).status
-            self._evaluated_at[kpi.key] = now
-        warnings = early_warnings(catalog, self._statuses)
+        self._schedule.evaluated((kpi.key for kpi in due), now)
         pending = [
             write
             for kpi in due
-            if (write := self._assess(kpi, evaluations[kpi.key], now, warnings.get(kpi.key, [])))
+            if (
+                write := self._assess(
+                    kpi, evaluations[kpi.key], now, leaders_in_breach(kpi, self._statuses)
+                )
+            )
         ]
         try:
             await self._store(pending, now)
@@ -206,6 +213,16 @@ class Evaluator:
             self._dirty.update(p.value.kpi_key for p in pending)
             raise
 
+    def _forget_gone(self, catalog: Catalog) -> None:
+        """Drop what is remembered of KPIs that left the catalog; look for retired ones."""
+        self._catalog_seen = catalog
+        self._retired_unchecked = True
+        self._windows.keep(catalog.by_key.keys())
+        self._dirty.intersection_update(catalog.by_key)
+        for per_kpi in (self._folded_at, self._defined_since, self._value_due):
+            for key in per_kpi.keys() - catalog.by_key.keys():
+                del per_kpi[key]
+
     async def _retire(self, active: AbstractSet[str], now: datetime) -> None:
         gone = sorted(self._written.keys() - active)
         await self._retirement.announce(gone, active, now)
@@ -213,31 +230,8 @@ class Evaluator:
             self._written.pop(key, None)
             self._statuses.pop(key, None)
 
-    async def _refresh_data_since(
-        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
-    ) -> None:
-        """Read when the data began of the KPIs whose window is not known to be full: a
-        backfill, or another instance's fold, may have moved it back. Once full, a
-        window stays full, so those are not asked again."""
-        unsure = [kpi.key for kpi in kpis if is_partial(self._coverage(kpi, now))]
-        if unsure:
-            found = await self._buckets.first_bucket_starts(session, unsure)
-            for key in unsure:
-                if key in found:
-                    self._data_since[key] = found[key]
-                else:
-                    self._data_since.pop(key, None)
-
     def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
-        return kpi_coverage(kpi, self._catalog.catalog, self._data_since, now)
-
-    def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
-        last = self._evaluated_at.get(kpi.key)
-        if last is None:
-            return True
-        if kpi.key in self._dirty:
-            return (now - last).total_seconds() >= self._reevaluate_s
-        return now - last >= kpi.update_every
+        return kpi_coverage(kpi, self._catalog.catalog, self._data_since.found, now)
 
     async def evaluate_all(
         self, session: AsyncSession, kpis: list[KpiDefinition], as_of: datetime

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Final
@@ -83,6 +84,12 @@ class WindowTotals:
             through = self._through.get(key)
             if through is not None and start <= through:
                 self._generation[key] = self._generation.get(key, 0) + 1
+
+    def keep(self, keys: AbstractSet[str]) -> None:
+        """Forget what is remembered of KPIs other than ``keys`` (those left the catalog)."""
+        for remembered in (self._settled, self._through, self._generation):
+            for key in remembered.keys() - keys:
+                del remembered[key]
 
     async def read(
         self, session: AsyncSession, kpis: Sequence[KpiDefinition], as_of: datetime
