@@ -176,6 +176,7 @@ class Service:
     port: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=lambda: LOGS / "service.log")
+    cwd: Path = REPO  # another checkout runs its own code (``python -m`` imports from cwd)
 
     @property
     def pid(self) -> int:
@@ -185,7 +186,9 @@ class Service:
     def start(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.command, env=self.env, cwd=REPO, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, cwd=self.cwd, stdout=log, stderr=log
+        )
 
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -283,7 +286,7 @@ class BenchStack:
         raise RuntimeError(f"no key in: {out}")
 
     def service(self, name: str, *, port_setting: str | None, env: Mapping[str, str] = {},
-                command: Sequence[str] | None = None) -> Service:
+                command: Sequence[str] | None = None, cwd: Path = REPO) -> Service:
         port = free_port() if port_setting else None
         full_env = {**self.env, **env}
         if port_setting:
@@ -295,7 +298,9 @@ class BenchStack:
         )
         if command is None and name in profile.split(","):
             argv = [sys.executable, "-m", "bench.profiled", name]
-        svc = Service(name, argv, full_env, port, log_path=LOGS / f"{self.database}-{name}.log")
+        svc = Service(
+            name, argv, full_env, port, log_path=LOGS / f"{self.database}-{name}.log", cwd=cwd
+        )
         self.services.append(svc)
         return svc
 

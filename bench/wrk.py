@@ -73,6 +73,19 @@ def run(url: str, lua: Path, *, connections: int, seconds: float, threads: int =
     return parse(done.stdout)
 
 
+def get(url: str, *, connections: int, seconds: float) -> WrkResult:
+    """``GET url`` over ``connections`` keep-alive connections for ``seconds``."""
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+         "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 90,
+    )
+    return parse(done.stdout)
+
+
 def _ms(text: str) -> float:
     found = re.match(r"([\d.]+)(us|ms|s|m)", text)
     if not found:
