@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean bench bench-ingest bench-scoring bench-alerts
+.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean bench bench-ingest bench-scoring bench-alerts bench-catalog
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ bench-scoring: $(STAMP) ## scorer events/s per CPU-second beside raw consumption
 
 bench-alerts: $(STAMP) ## alert latency: breaching event accepted by ingest -> email at SMTP
 	$(BIN)/python -m bench.alerts_latency
+
+bench-catalog: $(STAMP) ## scoring's costs at 10..10,000 KPIs before/after BASELINE (a commit), and the stack's footprint (needs wrk)
+	deploy/local/tools.sh wrk
+	$(BIN)/python -m bench.catalog $(if $(BASELINE),--baseline $(BASELINE))
+	$(BIN)/python -m bench.footprint
+	$(BIN)/python -m bench.report_catalog
 
 bench: infra-up ## every benchmark on the real stack, then docs/benchmarks.md and docs/latency.png
 	$(MAKE) bench-ingest bench-scoring bench-alerts

@@ -16,9 +16,10 @@ then left alone:
   the rounds;
 - *RSS* of the service, and of ``kpipulse dev`` (SQLite, embedded log) on the same catalog.
 
-``--code DIR`` runs the services from another checkout (``git archive`` of a commit),
-which is how the "before" figures are measured with this same harness. Results go to
-``.cache/bench/catalog[-LABEL].json``; ``bench/report.py`` renders them.
+``--baseline COMMIT`` also runs the services from that commit's tree (``git archive``),
+size by size right before the working tree's, so "before" and "after" meet the same
+machine load. Results go to ``.cache/bench/catalog.json``; ``bench/report.py`` renders
+them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import math
 import os
 import shutil
 import subprocess
@@ -84,10 +86,11 @@ def _reads(base: str, detail_key: str, rounds: int, seconds: float) -> dict[str,
     for _ in range(rounds):
         for name, url in endpoints.items():
             runs[name].append(wrk.get(url, connections=2, seconds=seconds))
+    # A round in which no request completed has no percentiles: reported as missing.
     return {
         name: {
-            "p50_ms": median([r.p50_ms for r in results]),
-            "p99_ms": median([r.p99_ms for r in results]),
+            "p50_ms": median([r.p50_ms if r.requests else math.inf for r in results]),
+            "p99_ms": median([r.p99_ms if r.requests else math.inf for r in results]),
             "requests_per_s": median([r.requests / r.seconds for r in results]),
             "non_2xx": sum(r.non_2xx for r in results),
         }
@@ -188,7 +191,7 @@ def measure_dev(size: int, code: Path, args: argparse.Namespace) -> dict[str, An
             dev.wait_healthy(timeout=1800)
             time.sleep(args.settle)
             cpu0, t0 = dev.cpu(), time.monotonic()
-            time.sleep(args.idle)
+            time.sleep(args.dev_idle)
             idle = (dev.cpu() - cpu0) / (time.monotonic() - t0)
             rss_idle = rss_bytes(dev.pid)
             listed = wrk.get(f"http://127.0.0.1:{port}/v1/kpis", connections=2,
@@ -207,25 +210,18 @@ def measure_dev(size: int, code: Path, args: argparse.Namespace) -> dict[str, An
     return result
 
 
-def _code(commit: str | None, into: Path) -> Path:
-    if commit is None:
-        return REPO
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(
-        ["git", "archive", commit], cwd=REPO, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--commit", help="measure this commit's code (e.g. the 'before')")
-    parser.add_argument("--label", default="", help="result name suffix, e.g. before")
+    parser.add_argument(
+        "--baseline", help="also measure this commit's code, interleaved size by size"
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--settle", type=float, default=20.0)
-    parser.add_argument("--idle", type=float, default=30.0)
+    # At least a minute: most of the mix refreshes every minute.
+    parser.add_argument("--idle", type=float, default=65.0)
+    parser.add_argument("--dev-idle", type=float, default=20.0)
+    parser.add_argument("--dev-sizes", default="10,100,1000")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--read-seconds", type=float, default=5.0)
     parser.add_argument("--no-dev", action="store_true")
@@ -233,24 +229,39 @@ def main() -> None:
     if not wrk.available():
         raise SystemExit("wrk is missing: deploy/local/tools.sh wrk")
     checkout = Path(tempfile.mkdtemp(prefix="kpipulse-code-"))
+    codes = {"after": REPO}
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
-        code = _code(args.commit, checkout)
-        sizes = [int(s) for s in args.sizes.split(",")]
-        scoring = [measure_service(size, code, args) for size in sizes]
-        dev = [] if args.no_dev else [measure_dev(size, code, args) for size in sizes]
+        if args.baseline:
+            codes = {"before": _code(args.baseline, checkout), **codes}
+        for size in (int(s) for s in args.sizes.split(",")):
+            for label, code in codes.items():
+                print(f"{label}: {size} KPIs", flush=True)
+                runs = results.setdefault(label, {"scoring": [], "dev": []})
+                runs["scoring"].append(measure_service(size, code, args))
+                if not args.no_dev and str(size) in args.dev_sizes.split(","):
+                    runs["dev"].append(measure_dev(size, code, args))
+            # Written after every size: a long run interrupted keeps what it measured.
+            write_result(
+                "catalog",
+                {
+                    "machine": machine(),
+                    "baseline": args.baseline,
+                    "settings": {k: v for k, v in vars(args).items() if k != "baseline"},
+                    "runs": results,
+                },
+            )
     finally:
         shutil.rmtree(checkout, ignore_errors=True)
-    name = f"catalog-{args.label}" if args.label else "catalog"
-    write_result(
-        name,
-        {
-            "machine": machine(),
-            "commit": args.commit or "working tree",
-            "settings": {k: v for k, v in vars(args).items() if k != "commit"},
-            "scoring": scoring,
-            "dev": dev,
-        },
-    )
+
+
+def _code(commit: str, into: Path) -> Path:
+    """The tree of ``commit``, extracted into ``into`` (no git metadata changed)."""
+    archive = subprocess.run(
+        ["git", "archive", commit], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 if __name__ == "__main__":

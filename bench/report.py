@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import report_catalog
 from bench.common import REPO, machine, read_result
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -23,6 +24,11 @@ def _n(value: float, digits: int = 0) -> str:
 
 def _ok(met: bool) -> str:
     return "met" if met else "**missed**"
+
+
+# Targets of the first round stated as ratios to raw client libraries, or as single
+# requests per CPU-second, were retired (issue 21): shown for information, never judged.
+RETIRED = "information (retired target)"
 
 
 def _machine(found: dict[str, Any]) -> list[str]:
@@ -94,15 +100,14 @@ def _ingest(r: dict[str, Any]) -> list[str]:
         "|---|---:|---|",
         f"| batched ≥ 50,000 events per CPU-s | {_n(f['batch_events_per_cpu_s'])} | "
         f"{_ok(met['batch_events_per_cpu_s'])} |",
-        f"| batched ≥ 0.6 of raw aiokafka (the stricter of `send()` "
+        f"| batched / raw aiokafka (the stricter of `send()` "
         f"{_n(f.get('batch_ratio_to_raw_send', f['batch_ratio_to_raw']), 2)} and "
-        f"`send_batch` {_n(f.get('batch_ratio_to_raw_batch_api', float('nan')), 2)}) | "
-        f"{_n(f['batch_ratio_to_raw'], 2)} | "
-        f"{_ok(met['batch_ratio_to_raw'])} |",
-        f"| single ≥ 5,000 requests per CPU-s | {_n(f['single_requests_per_cpu_s'])} | "
-        f"{_ok(met['single_requests_per_cpu_s'])} |",
-        f"| single ≥ 0.5 of the bare endpoint | {_n(f['single_ratio_to_bare'], 2)} | "
-        f"{_ok(met['single_ratio_to_bare'])} |",
+        f"`send_batch` {_n(f.get('batch_ratio_to_raw_batch_api', float('nan')), 2)}; was ≥ 0.6)"
+        f" | {_n(f['batch_ratio_to_raw'], 2)} | {RETIRED} |",
+        f"| single requests per CPU-s (was ≥ 5,000) | {_n(f['single_requests_per_cpu_s'])} | "
+        f"{RETIRED} |",
+        f"| single / the bare endpoint (was ≥ 0.5) | {_n(f['single_ratio_to_bare'], 2)} | "
+        f"{RETIRED} |",
         "",
     ]
     return lines
@@ -156,7 +161,7 @@ def _scoring(r: dict[str, Any]) -> list[str]:
         "|---|---:|---|",
         f"| ≥ 50,000 events per CPU-s | {_n(f['events_per_cpu_s'])} | "
         f"{_ok(met['events_per_cpu_s'])} |",
-        f"| ≥ 0.5 of raw consumption | {_n(f['ratio_to_raw'], 3)} | {_ok(met['ratio_to_raw'])} |",
+        f"| scorer / raw consumption (was ≥ 0.5) | {_n(f['ratio_to_raw'], 3)} | {RETIRED} |",
         f"| p99 ≤ 250 ms at half max ({_n(f['max_rate'] / 2)} events/s) | "
         f"{_n(f['p99_ms_at_half_max'])} ms | {_ok(met['p99_ms_at_half_max'])} |",
         "",
@@ -270,7 +275,9 @@ def main() -> None:
         *(_scoring(scoring) if scoring else ["## Scoring", "", "Not run.", ""]),
         *_alerts(alerts),
         *_e2e(e2e),
+        *report_catalog.section(read_result("catalog"), read_result("footprint")),
     ]
+    report_catalog.plot(read_result("catalog"), report_catalog.PLOT)
     notes = REPO / "bench" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Result, Select, Subquery, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -183,8 +183,9 @@ def thin(newest: Subquery, *, points: int, limit: int) -> Select[Any]:
 def thinned(rows: Result[Any]) -> dict[str, Trend]:
     """Rows of (kpi_key, at, value, status), each KPI's oldest first, as trends."""
     trends: dict[str, Trend] = defaultdict(list)
-    for r in rows.mappings():
-        trends[r["kpi_key"]].append((utc(r["at"]), r["value"], r["status"]))
+    found = cast(Sequence[tuple[str, datetime, float | None, str]], rows.tuples().all())
+    for key, at, value, status in found:
+        trends[key].append((utc(at), value, status))
     return dict(trends)
 
 

@@ -1,0 +1,165 @@
+"""The catalog-scaling and footprint part of ``docs/benchmarks.md``, and ``docs/catalog.png``.
+
+``bench/report.py`` includes this section when it renders the whole page; ``python -m
+bench.report_catalog`` renders only this section (and the notes after it) into the
+existing page, for a machine that has the catalog results but not the others.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, read_result
+
+DOC = REPO / "docs" / "benchmarks.md"
+PLOT = REPO / "docs" / "catalog.png"
+TITLE = "## Scaling with the catalog (`make bench-catalog`, `bench/catalog.py`)"
+NOTES_START = "## Reading these figures"
+MIB = 1024 * 1024
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "none done"
+    return f"{value:,.{digits}f}"
+
+
+def _scoring_rows(label: str, runs: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in runs:
+        reads = r["reads"]
+        rows.append(
+            f"| {label} | {r['kpis']:,} | {_n(100 * r['idle_cpu_share'], 1)} % | "
+            f"{_n(r['cpu_ms_per_refresh'], 1)} | {_n(r['published_per_s'], 1)} | "
+            f"{_n(100 * r['on_time'])} % | "
+            + " | ".join(
+                f"{_n(reads[name]['p50_ms'], 1)} / {_n(reads[name]['p99_ms'], 1)}"
+                for name in ("list", "detail", "scorecard")
+            )
+            + f" | {_n(r['rss_idle_bytes'] / MIB)} / {_n(r['rss_after_reads_bytes'] / MIB)} |"
+        )
+    return rows
+
+
+def _dev_rows(label: str, runs: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"| {label} | {r['kpis']:,} | {_n(100 * r['idle_cpu_share'], 1)} % | "
+        f"{_n(r['list_p50_ms'], 1)} / {_n(r['list_p99_ms'], 1)} | "
+        f"{_n(r['rss_idle_bytes'] / MIB)} / {_n(r['rss_after_reads_bytes'] / MIB)} |"
+        for r in runs
+    ]
+
+
+def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) -> list[str]:
+    lines = [TITLE, ""]
+    if catalog is None:
+        lines += ["Not run.", ""]
+    else:
+        st = catalog["settings"]
+        lines += [
+            f"Catalogs of the example catalog's mix (`catalog/example.yaml` repeated, keys "
+            f"suffixed); a day of generated events ({st['events']:,}) folded first, then "
+            f"{_n(st['settle'])} s to settle and {_n(st['idle'])} s idle. Reads: wrk GET, 2 "
+            f"connections, {st['rounds']} interleaved round(s) of {_n(st['read_seconds'])} s "
+            "per endpoint, medians of the rounds. *before* is the code of "
+            f"`{catalog.get('baseline') or '-'}` run by the same harness right before *after* "
+            f"at each size. Machine load average at the end: "
+            f"{catalog['machine']['load_average']} (2 cores shared with other sessions' "
+            "tests: latencies are pessimistic, compare before and after).",
+            "",
+            "| Code | KPIs | idle CPU (of a core) | CPU ms per refresh | refreshes/s | on time "
+            "| list p50 / p99 ms | detail p50 / p99 ms | scorecard p50 / p99 ms "
+            "| RSS idle / after reads MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for label, runs in catalog["runs"].items():
+            lines += _scoring_rows(label, runs["scoring"])
+        dev = {label: runs["dev"] for label, runs in catalog["runs"].items() if runs["dev"]}
+        if dev:
+            lines += [
+                "",
+                "`kpipulse dev` (one process: ingest, scoring, alerts; SQLite and the embedded "
+                "log) on the same catalogs:",
+                "",
+                "| Code | KPIs | idle CPU | list p50 / p99 ms | RSS idle / after reads MiB |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for label, runs_ in dev.items():
+                lines += _dev_rows(label, runs_)
+        lines += ["", "![costs against catalog size](catalog.png)", ""]
+    lines += ["### Footprint of the whole stack", ""]
+    if footprint is None:
+        return [*lines, "Not run.", ""]
+    st = footprint["settings"]
+    lines += [
+        f"Kafka (one KRaft broker), PostgreSQL (postmaster and backends, PSS) and the three "
+        f"services with the example catalog, at rest for {_n(st['seconds'])} s:",
+        "",
+        "| Process | CPU (of a core) | memory MiB |",
+        "|---|---:|---:|",
+    ]
+    total_cpu = total_mem = 0.0
+    for name, p in footprint["at_rest"].items():
+        total_cpu += p["cpu_share"]
+        total_mem += p["memory_bytes"]
+        lines.append(
+            f"| {name} | {_n(100 * p['cpu_share'], 1)} % | {_n(p['memory_bytes'] / MIB)} |"
+        )
+    lines += [f"| **all** | {_n(100 * total_cpu, 1)} % | {_n(total_mem / MIB)} |", ""]
+    return lines
+
+
+def plot(catalog: dict[str, Any] | None, path: Path) -> bool:
+    if catalog is None:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (lat, cpu) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110)
+    for label, runs in catalog["runs"].items():
+        style = "--" if label == "before" else "-"
+        points = runs["scoring"]
+        x = [r["kpis"] for r in points]
+        for name in ("list", "detail", "scorecard"):
+            lat.plot(x, [r["reads"][name]["p99_ms"] for r in points], "o" + style,
+                     label=f"{name} p99 ({label})")
+        cpu.plot(x, [100 * r["idle_cpu_share"] for r in points], "o" + style,
+                 label=f"scoring idle CPU % ({label})")
+    for axis, ylabel in ((lat, "latency (ms)"), (cpu, "% of a core")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("KPIs in the catalog")
+        axis.set_ylabel(ylabel)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    lat.axhline(100, color="grey", linewidth=0.8)
+    cpu.axhline(5, color="grey", linewidth=0.8)
+    fig.suptitle("Scoring's costs against the catalog's size (targets in grey, at 1,000 KPIs)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def main() -> None:
+    catalog, footprint = read_result("catalog"), read_result("footprint")
+    plot(catalog, PLOT)
+    page = DOC.read_text()
+    # The page before this section (or before the notes, where it goes), then the section
+    # and the current notes; what followed the notes (the latency plot) is kept.
+    head = page.split(TITLE, 1)[0] if TITLE in page else page.split(NOTES_START, 1)[0]
+    tail = page[page.rindex("![latency") :] if "![latency" in page else ""
+    notes = (REPO / "bench" / "NOTES.md").read_text().rstrip()
+    DOC.write_text("\n".join([head.rstrip() + "\n", *section(catalog, footprint), notes, "",
+                              tail]).rstrip() + "\n")
+    print(f"written the catalog section of {DOC} and {PLOT}")
+
+
+if __name__ == "__main__":
+    main()
