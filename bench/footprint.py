@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +86,25 @@ def _group_memory(pids: list[int]) -> int:
     return total
 
 
-def measure(seconds: float, settle: float) -> dict[str, Any]:
+def _window(groups: dict[str, list[int]], seconds: float) -> dict[str, Any]:
+    """CPU share and memory of each group of processes over ``seconds`` from now."""
+    before = {name: _group_cpu(pids) for name, pids in groups.items()}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    # Backends that started during the window are counted from zero: include them.
+    groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_pids()))
+    return {
+        name: {
+            "cpu_share": (_group_cpu(pids) - before.get(name, 0.0)) / elapsed,
+            "memory_bytes": _group_memory(pids),
+            "processes": len(pids),
+        }
+        for name, pids in groups.items()
+    }
+
+
+def measure(seconds: float, settle: float, rate: float) -> dict[str, Any]:
     with BenchStack("footprint") as stack:
         services = {
             name: stack.service(name, port_setting=f"KPIPULSE_{name.upper()}__HTTP__PORT")
@@ -98,30 +120,33 @@ def measure(seconds: float, settle: float) -> dict[str, Any]:
             "postgres": postgres_pids(),
             **{name: [svc.pid] for name, svc in services.items()},
         }
-        before = {name: _group_cpu(pids) for name, pids in groups.items()}
-        t0 = time.monotonic()
-        time.sleep(seconds)
-        elapsed = time.monotonic() - t0
-        # Backends that started during the window are counted from zero: include them.
-        groups["postgres"] = sorted(set(groups["postgres"]) | set(postgres_pids()))
-        return {
-            name: {
-                "cpu_share": (_group_cpu(pids) - before.get(name, 0.0)) / elapsed,
-                "memory_bytes": _group_memory(pids),
-                "processes": len(pids),
-            }
-            for name, pids in groups.items()
-        }
+        found: dict[str, Any] = {"at_rest": _window(dict(groups), seconds)}
+        if rate > 0:
+            keys = {src: stack.write_key(src) for src in ("web", "crm", "email", "support")}
+            url = f"http://127.0.0.1:{services['ingest'].port}/v1/events"
+            with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
+                # The open-loop generator of bench/e2e.py, in its own process: its CPU is
+                # reported beside the stack's.
+                load = subprocess.Popen(
+                    [sys.executable, "-m", "bench.loadgen", url, json.dumps(keys), str(rate),
+                     str(seconds + settle + 5), out.name],
+                    cwd=REPO, stdout=subprocess.DEVNULL,
+                )
+                time.sleep(settle)
+                found["under_load"] = _window({**groups, "load generator": [load.pid]}, seconds)
+                load.wait(timeout=120)
+        return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=15.0)
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s; 0: at rest only")
     args = parser.parse_args()
-    at_rest = measure(args.seconds, args.settle)
-    print(at_rest, flush=True)
-    write_result("footprint", {"machine": machine(), "settings": vars(args), "at_rest": at_rest})
+    found = measure(args.seconds, args.settle, args.rate)
+    print(found, flush=True)
+    write_result("footprint", {"machine": machine(), "settings": vars(args), **found})
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def _n(value: float | None, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if math.isinf(value):
-        return "none done"
+        return "> window"  # a round in which no request completed
     return f"{value:,.{digits}f}"
 
 
@@ -67,7 +67,8 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
             f"connections, {st['rounds']} interleaved round(s) of {_n(st['read_seconds'])} s "
             "per endpoint, medians of the rounds. *before* is the code of "
             f"`{catalog.get('baseline') or '-'}` run by the same harness right before *after* "
-            f"at each size. Machine load average at the end: "
+            "at each size; \"> window\" = a round in which no request completed. "
+            f"Machine load average at the end: "
             f"{catalog['machine']['load_average']} (2 cores shared with other sessions' "
             "tests: latencies are pessimistic, compare before and after).",
             "",
@@ -90,26 +91,39 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
             ]
             for label, runs_ in dev.items():
                 lines += _dev_rows(label, runs_)
-        lines += ["", "![costs against catalog size](catalog.png)", ""]
+        lines += ["", "![costs against catalog size](catalog.png)", "",
+                  "A point missing from the plot: no request answered within the window.", ""]
     lines += ["### Footprint of the whole stack", ""]
     if footprint is None:
         return [*lines, "Not run.", ""]
     st = footprint["settings"]
+    phases = {"at rest": footprint["at_rest"]}
+    if "under_load" in footprint:
+        phases[f"{_n(st['rate'])} events/s"] = footprint["under_load"]
     lines += [
-        f"Kafka (one KRaft broker), PostgreSQL (postmaster and backends, PSS) and the three "
-        f"services with the example catalog, at rest for {_n(st['seconds'])} s:",
+        "Kafka (one KRaft broker, a JVM with `-Xms256m -Xmx768m`), PostgreSQL (postmaster "
+        "and backends, PSS) and the three services with the example catalog, over "
+        f"{_n(st['seconds'])} s at rest, then under an open-loop load (`bench/loadgen.py`, "
+        "Python, batches per source every 10 ms, its own CPU shown apart):",
         "",
-        "| Process | CPU (of a core) | memory MiB |",
-        "|---|---:|---:|",
+        "| Process | " + " | ".join(f"CPU {p} (of a core) | MiB {p}" for p in phases) + " |",
+        "|---|" + "---:|---:|" * len(phases),
     ]
-    total_cpu = total_mem = 0.0
-    for name, p in footprint["at_rest"].items():
-        total_cpu += p["cpu_share"]
-        total_mem += p["memory_bytes"]
-        lines.append(
-            f"| {name} | {_n(100 * p['cpu_share'], 1)} % | {_n(p['memory_bytes'] / MIB)} |"
-        )
-    lines += [f"| **all** | {_n(100 * total_cpu, 1)} % | {_n(total_mem / MIB)} |", ""]
+    names = list(next(iter(phases.values())))
+    extra = [n for p in phases.values() for n in p if n not in names]
+    for name in [*names, *extra]:
+        cells = []
+        for found in phases.values():
+            p = found.get(name)
+            cells += [f"{_n(100 * p['cpu_share'], 1)} %", _n(p["memory_bytes"] / MIB)] if p \
+                else ["-", "-"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    totals = []
+    for found in phases.values():
+        stack = [p for name, p in found.items() if name != "load generator"]
+        totals += [f"**{_n(100 * sum(p['cpu_share'] for p in stack), 1)} %**",
+                   f"**{_n(sum(p['memory_bytes'] for p in stack) / MIB)}**"]
+    lines += ["| **the stack** | " + " | ".join(totals) + " |", ""]
     return lines
 
 
