@@ -183,7 +183,7 @@ def thin(newest: Subquery, *, points: int, limit: int) -> Select[Any]:
 def thinned(rows: Result[Any]) -> dict[str, Trend]:
     """Rows of (kpi_key, at, value, status), each KPI's oldest first, as trends."""
     trends: dict[str, Trend] = defaultdict(list)
-    found = cast(Sequence[tuple[str, datetime, float | None, str]], rows.tuples().all())
+    found = cast(Sequence[tuple[str, datetime, float | None, str]], rows.all())
     for key, at, value, status in found:
         trends[key].append((utc(at), value, status))
     return dict(trends)
