@@ -3,7 +3,9 @@
 Statements are counted with a ``before_cursor_execute`` listener on the engine, for a
 catalog of 10 KPIs and one of 200, each KPI with a current value, published history,
 buckets and leading links; on PostgreSQL and on SQLite. Trends read in one statement are
-also held to what reading each KPI's newest publications on its own gives.
+also held to what reading each KPI's newest publications on its own gives. When each
+KPI's data began (its coverage) is asked again only while a window may be partial, and a
+detail linked to reported and derived KPIs reads as many statements for 2 links as for 20.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.scoring import queries as queries_module
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.aggregates import BucketKey, TermAggregate
 from services.scoring.domain.catalog import Catalog
@@ -101,12 +105,9 @@ def _counting(sessions: Sessions) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
-async def _statements_per_read(sessions: Sessions, size: int) -> dict[str, int]:
-    catalog = _catalog(size)
-    now = datetime.now(UTC)
-    await _seed(sessions, catalog, now)
+def _queries(sessions: Sessions, catalog: Catalog) -> KpiQueries:
     repositories = scoring_repositories(sessions)
-    queries = KpiQueries(
+    return KpiQueries(
         sessions,
         CatalogState(catalog, ZoneInfo("UTC")),
         repositories.buckets,
@@ -114,6 +115,13 @@ async def _statements_per_read(sessions: Sessions, size: int) -> dict[str, int]:
         repositories.catalog,
         ScoringSettings(),
     )
+
+
+async def _statements_per_read(sessions: Sessions, size: int) -> dict[str, int]:
+    catalog = _catalog(size)
+    now = datetime.now(UTC)
+    await _seed(sessions, catalog, now)
+    queries = _queries(sessions, catalog)
     reads: dict[str, Callable[[], Awaitable[Any]]] = {
         "list": queries.list_kpis,
         "scorecard": queries.scorecard,
@@ -182,3 +190,64 @@ async def test_trends_read_together_equal_each_kpi_read_alone(sessions: Sessions
     assert together == expected
     assert set(together) == {"few", "some", "many"}
     assert len(together["many"]) == len(range(0, 500, 12))
+
+
+async def test_when_data_began_is_asked_again_only_while_a_window_may_be_partial(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every list reads afresh here, not the one of the same second.
+    monkeypatch.setattr(queries_module, "LIST_REUSE_S", 0.0)
+    catalog = Catalog.from_definitions([*_catalog(10), make_kpi(key="new")])
+    await _seed(sessions, Catalog.from_definitions(list(_catalog(10))), datetime.now(UTC))
+    queries = _queries(sessions, catalog)
+    counts = []
+    for _ in range(2):
+        with _counting(sessions) as statements:
+            views = await queries.list_kpis()
+        counts.append(len(statements))
+    partial = {view["key"] for view in views if view["partial"]}
+    assert partial == {"new"}
+    # The seeded windows are full once seen; "new" has no data yet and is asked again.
+    assert counts == [3, 3]
+    full = Catalog.from_definitions(list(_catalog(10)))
+    queries = _queries(sessions, full)
+    counts = []
+    for _ in range(2):
+        with _counting(sessions) as statements:
+            await queries.list_kpis()
+        counts.append(len(statements))
+    assert counts == [3, 2]
+
+
+def _linked_catalog(links: int) -> Catalog:
+    """A KPI led by ``links`` reported and ``links`` derived KPIs (over computed ones),
+    on review periods of their own: each link is correlated on its common period."""
+    leaders = [key for i in range(links) for key in (f"entered_{i}", f"derived_{i}")]
+    kpis = [make_kpi(key="hub", review_period="month", leading_indicators=leaders)]
+    for i in range(links):
+        kpis += [
+            make_kpi(key=f"counted_{i}", review_period="day"),
+            make_kpi(key=f"entered_{i}", formula="reported", review_period="week"),
+            make_kpi(
+                key=f"derived_{i}",
+                formula={"derived": f"counted_{i} + entered_{i}"},
+                review_period="week",
+            ),
+        ]
+    return Catalog.from_definitions(kpis)
+
+
+async def test_a_detail_reads_as_many_statements_for_20_reported_and_derived_links_as_for_2(
+    sessions: Sessions,
+) -> None:
+    counts = []
+    for links in (2, 20):
+        queries = _queries(sessions, _linked_catalog(links))
+        with _counting(sessions) as statements:
+            detail = await queries.detail("hub")
+        counts.append(len(statements))
+        assert len(detail["lead_lag"]) == 2 * links
+        assert {row["period"] for row in detail["lead_lag"]} == {"month"}
+        assert len(detail["periods"]) == 6
+    # Values and trend of the page's KPI, when its data began, buckets, entered values.
+    assert counts == [5, 5]
