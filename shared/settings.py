@@ -199,6 +199,12 @@ class AlertsSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1)
 
 
+class CompanySettings(BaseModel):
+    # The language of the page, emails and notifications unless a person chose their own
+    # (shared/i18n); the digest's week runs in ``scoring.time_zone``, the company's zone.
+    locale: Literal["en", "vi"] = "en"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KPIPULSE_",
@@ -210,6 +216,7 @@ class Settings(BaseSettings):
     environment: Literal["dev", "test", "prod"] = "prod"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     admin_token: SecretStr = SecretStr("")
+    company: CompanySettings = CompanySettings()
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()

@@ -23,6 +23,7 @@ from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
 from shared.bus.dlq import DeadLetterQueue
 from shared.db.offsets import offsets_for
+from shared.i18n import LocalePolicy
 from shared.metrics import ConsumerMetrics
 from shared.settings import Settings
 
@@ -54,7 +55,8 @@ def build(
     senders = senders if senders is not None else build_senders(settings)
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
-    writer = AlertWriter(cfg, metrics)
+    locales = LocalePolicy(settings.company.locale, settings.scoring.time_zone)
+    writer = AlertWriter(cfg, metrics, locales)
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(

@@ -27,6 +27,7 @@ from services.alerts.repository import (
 )
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from shared.contracts.kpi_values import Owner
+from shared.i18n import LocalePolicy
 from shared.settings import AlertsSettings
 
 # Conditions that have their own delay built in (two update periods, a calendar date).
@@ -44,9 +45,15 @@ class Evaluation:
 
 
 class AlertWriter:
-    def __init__(self, settings: AlertsSettings, metrics: AlertMetrics) -> None:
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        metrics: AlertMetrics,
+        locales: LocalePolicy | None = None,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self.locales = locales or LocalePolicy()
         self.alerts = AlertRepository()
         self.kpis = KpiRepository()
         self.silences = SilenceRepository()
@@ -160,7 +167,8 @@ class AlertWriter:
                 channel=route.channel,
                 target=route.target,
                 kind=kind,
-                payload=payload_for(facts, route),
+                # Each recipient reads it in their own language (the company's by default).
+                payload=payload_for(facts, route, self.locales.for_person(route.target)),
                 suppressed=silenced,
             )
             for route in routes

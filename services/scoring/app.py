@@ -27,6 +27,7 @@ from shared.bootstrap import Adapters
 from shared.bus.ports import BatchHandler, Subscriber
 from shared.db.engine import ping
 from shared.http import install_common
+from shared.i18n import LocalePolicy
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 from shared.tasks import guarded
@@ -109,7 +110,11 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
     )
     guard = admin_guard(settings.admin_token)
     app.include_router(kpi_router(parts.queries, catalog_service, guard))
-    mount_page(app, alerts_api=scoring.alerts_api)
+    mount_page(
+        app,
+        alerts_api=scoring.alerts_api,
+        locales=LocalePolicy(settings.company.locale, scoring.time_zone),
+    )
 
     async def bus_ready() -> bool:
         return await publisher.ping()

@@ -11,29 +11,32 @@
 (function () {
   "use strict";
 
+  var I18N = readI18n();
+  var LOCALE = I18N.locale || undefined;
+
   var REFRESH_MS = 5000;
   var FETCH_TIMEOUT_MS = 8000;
   var EXPIRY_WARNING_DAYS = 14;
   var DAY_MS = 86400000;
 
   var PERSPECTIVES = [
-    { key: "financial", label: "Financial", question: "How do we turn the value we create into profit?" },
-    { key: "customer", label: "Customer", question: "What value do customers get, and do they notice it?" },
-    { key: "internal_process", label: "Internal process", question: "Which processes attract, engage and retain customers?" },
-    { key: "learning_growth", label: "Learning & growth", question: "Which skills and knowledge must the team grow?" },
+    { key: "financial", label: t("Financial"), question: t("How do we turn the value we create into profit?") },
+    { key: "customer", label: t("Customer"), question: t("What value do customers get, and do they notice it?") },
+    { key: "internal_process", label: t("Internal process"), question: t("Which processes attract, engage and retain customers?") },
+    { key: "learning_growth", label: t("Learning & growth"), question: t("Which skills and knowledge must the team grow?") },
   ];
   var STATUS = {
-    breach: { label: "Breach", icon: "✖" },
-    below_target: { label: "Below target", icon: "▲" },
-    on_target: { label: "On target", icon: "✔" },
-    no_data: { label: "No data", icon: "○" },
+    breach: { label: t("Breach"), icon: "✖" },
+    below_target: { label: t("Below target"), icon: "▲" },
+    on_target: { label: t("On target"), icon: "✔" },
+    no_data: { label: t("No data"), icon: "○" },
   };
   var CONDITIONS = {
-    below_minimum: { label: "Below minimum", rank: 0 },
-    early_warning: { label: "Early warning", rank: 1 },
-    stale: { label: "Stale data", rank: 2 },
-    expired: { label: "Expired", rank: 3 },
-    expiring_soon: { label: "Expiring soon", rank: 4 },
+    below_minimum: { label: t("Below minimum"), rank: 0 },
+    early_warning: { label: t("Early warning"), rank: 1 },
+    stale: { label: t("Stale data"), rank: 2 },
+    expired: { label: t("Expired"), rank: 3 },
+    expiring_soon: { label: t("Expiring soon"), rank: 4 },
   };
   var STATUS_COLOURS = {
     breach: "#c62828",
@@ -59,6 +62,26 @@
   };
 
   // ---------------------------------------------------------------- small helpers
+
+  /* The page's language: the server embeds the locale and its catalog (shared/i18n). */
+  function readI18n() {
+    var el = document.getElementById("kpipulse-i18n");
+    try {
+      var data = el ? JSON.parse(el.textContent || "{}") : {};
+      return { locale: data.locale || "", messages: data.messages || {} };
+    } catch (e) {
+      return { locale: "", messages: {} };
+    }
+  }
+
+  /* Translates an English msgid and fills its {name} placeholders. */
+  function t(msgid, params) {
+    var text = Object.prototype.hasOwnProperty.call(I18N.messages, msgid) ? I18N.messages[msgid] : msgid;
+    if (!params) return text;
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : all;
+    });
+  }
 
   function readAlertsBase() {
     var meta = document.querySelector('meta[name="kpipulse-alerts-api"]');
@@ -104,7 +127,7 @@
         return response.json();
       })
       .catch(function (err) {
-        if (err && err.name === "AbortError") throw new Error("timed out");
+        if (err && err.name === "AbortError") throw new Error(t("timed out"));
         throw err instanceof Error ? err : new Error(String(err));
       })
       .finally(function () {
@@ -126,7 +149,7 @@
   function numberFormat(maxFrac, minFrac) {
     var id = maxFrac + ":" + (minFrac || 0);
     if (!nf[id]) {
-      nf[id] = new Intl.NumberFormat(undefined, {
+      nf[id] = new Intl.NumberFormat(LOCALE, {
         maximumFractionDigits: maxFrac,
         minimumFractionDigits: minFrac || 0,
       });
@@ -151,24 +174,24 @@
     if (!isNum(v)) return "—";
     if (isPercentUnit(unit)) {
       var pct = v * 100;
-      return numberFormat(Math.abs(pct) >= 10 ? 1 : 2).format(pct) + "%";
+      return numberFormat(Math.abs(pct) >= 10 ? 1 : 2).format(pct) + " %";
     }
     if (isCurrency(unit)) {
       try {
-        var big = Math.abs(v) >= 1000;
-        return new Intl.NumberFormat(undefined, {
-          style: "currency",
-          currency: unit,
-          maximumFractionDigits: big ? 0 : 2,
-          minimumFractionDigits: big ? 0 : 2,
-        }).format(v);
+        // Large amounts in whole units; otherwise the currency's own digits (VND has none).
+        var options = { style: "currency", currency: unit };
+        if (Math.abs(v) >= 1000) {
+          options.maximumFractionDigits = 0;
+          options.minimumFractionDigits = 0;
+        }
+        return new Intl.NumberFormat(LOCALE, options).format(v);
       } catch (e) {
         return plain(v) + " " + unit;
       }
     }
-    if (unit === "minutes") return plain(v) + " min";
-    if (unit === "hours") return plain(v) + " h";
-    if (unit === "seconds") return plain(v) + " s";
+    if (unit === "minutes") return t("{n} min", { n: plain(v) });
+    if (unit === "hours") return t("{n} h", { n: plain(v) });
+    if (unit === "seconds") return t("{n} s", { n: plain(v) });
     if (!unit || unit === "count") return plain(v);
     return plain(v) + " " + unit;
   }
@@ -199,7 +222,7 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(undefined, {
+    return d.toLocaleString(LOCALE, {
       month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
     });
   }
@@ -208,21 +231,32 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    return d.toLocaleDateString(LOCALE, { year: "numeric", month: "short", day: "numeric" });
   }
 
   function ago(iso) {
     var t = Date.parse(iso);
     if (isNaN(t)) return "";
     var s = Math.max(0, Math.round((Date.now() - t) / 1000));
-    if (s < 60) return s + " s ago";
-    if (s < 3600) return Math.round(s / 60) + " min ago";
-    if (s < 86400) return Math.round(s / 3600) + " h ago";
-    return Math.round(s / 86400) + " d ago";
+    if (s < 60) return t("{n} s ago", { n: s });
+    if (s < 3600) return t("{n} min ago", { n: Math.round(s / 60) });
+    if (s < 86400) return t("{n} h ago", { n: Math.round(s / 3600) });
+    return t("{n} d ago", { n: Math.round(s / 86400) });
   }
 
   function humanize(key) {
     return String(key || "").replace(/_/g, " ");
+  }
+
+  /* A catalog keyword (stage, indicator, period) in the page's language; the keywords
+   * are listed for the catalogs in shared/i18n/extract.py (CATALOG_KEYWORDS). */
+  function translatedKey(key) {
+    return key ? t(humanize(key)) : "";
+  }
+
+  function perspectiveLabel(key) {
+    var meta = PERSPECTIVES.filter(function (p) { return p.key === key; })[0];
+    return meta ? meta.label : translatedKey(key);
   }
 
   /* "30d" / "1h" / "15m" -> seconds (the catalog's duration format). */
@@ -240,10 +274,10 @@
     var now = new Date();
     var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
     var days = Math.round((expires - today) / DAY_MS);
-    var date = m[1] + "-" + m[2] + "-" + m[3];
-    if (days < 0) return { text: date + " · expired", date: date, note: "expired", cls: "expired", days: days };
+    var date = formatDate(m[1] + "-" + m[2] + "-" + m[3] + "T00:00:00");
+    if (days < 0) return { text: date + " · " + t("expired"), date: date, note: t("expired"), cls: "expired", days: days };
     if (days <= EXPIRY_WARNING_DAYS) {
-      var note = days === 0 ? "expires today" : "in " + days + " d";
+      var note = days === 0 ? t("expires today") : t("in {n} d", { n: days });
       return { text: date + " · " + note, date: date, note: note, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
@@ -264,7 +298,8 @@
       parts.push(source + ": " + msg);
     });
     var text = parts.length
-      ? "Could not refresh " + parts.join("; ") + ". Showing the last data received; retrying every " + REFRESH_MS / 1000 + " s."
+      ? t("Could not refresh {what}. Showing the last data received; retrying every {n} s.",
+        { what: parts.join("; "), n: REFRESH_MS / 1000 })
       : "";
     if (!text) state.errorsDismissed = "";
     document.getElementById("error-text").textContent = text;
@@ -343,7 +378,7 @@
         state.sparks.delete(kpi.key);
       }
       box.classList.add("empty");
-      box.textContent = !chartsAvailable() ? "chart unavailable" : "no trend yet";
+      box.textContent = !chartsAvailable() ? t("chart unavailable") : t("no trend yet");
       return;
     }
     box.classList.remove("empty");
@@ -384,7 +419,7 @@
     var meta = PERSPECTIVES.filter(function (p) { return p.key === perspective; })[0] ||
       { key: perspective, label: humanize(perspective), question: "" };
     var headingId = "perspective-" + perspective;
-    var score = h("span", { className: "perspective-score", "aria-label": "score" }, "—");
+    var score = h("span", { className: "perspective-score", "aria-label": t("score") }, "—");
     var grid = h("div", { className: "kpi-grid" });
     var section = h(
       "section",
@@ -427,7 +462,7 @@
   // unless the KPI asks for them).
   function partialNote(kpi) {
     if (!kpi.partial || !isNum(kpi.coverage)) return "";
-    return " · partial (" + Math.floor(kpi.coverage * 100) + " % of window)";
+    return " · " + t("partial ({n} % of window)", { n: Math.floor(kpi.coverage * 100) });
   }
 
   function updateCard(card, kpi, leadsMap) {
@@ -443,17 +478,17 @@
 
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · alert" : "") + partialNote(kpi);
+      STATUS[status].label + (alerts.length ? " · " + t("alert") : "") + partialNote(kpi);
     card.toggleAttribute("data-partial", !!kpi.partial);
 
     var value = card.querySelector(".value");
-    value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : "No data";
+    value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : t("No data");
     var ratio = isNum(kpi.numerator) && isNum(kpi.denominator)
       ? " (" + plain(kpi.numerator) + " / " + plain(kpi.denominator) + ")" : "";
-    value.title = kpi.as_of ? "as of " + formatTime(kpi.as_of) + ratio : ratio.trim();
+    value.title = kpi.as_of ? t("as of {time}", { time: formatTime(kpi.as_of) }) + ratio : ratio.trim();
 
     var band = kpi.direction === "target_band";
-    card.querySelector(".f-minimum").previousElementSibling.textContent = band ? "Tolerance" : "Minimum";
+    card.querySelector(".f-minimum").previousElementSibling.textContent = band ? t("Tolerance") : t("Minimum");
     card.querySelector(".f-minimum").textContent = band
       ? "± " + formatThreshold(kpi.minimum, kpi.unit) : formatThreshold(kpi.minimum, kpi.unit);
     card.querySelector(".f-target").textContent = formatThreshold(kpi.target, kpi.unit);
@@ -468,7 +503,7 @@
     var owners = card.querySelector(".kpi-owners");
     owners.textContent = "";
     var list = Array.isArray(kpi.owners) ? kpi.owners : [];
-    owners.appendChild(h("span", { className: "label" }, list.length > 1 ? "Owners: " : "Owner: "));
+    owners.appendChild(h("span", { className: "label" }, (list.length > 1 ? t("Owners") : t("Owner")) + ": "));
     owners.appendChild(document.createTextNode(
       list.length ? list.map(function (o) { return o && (o.name || o.email) || "?"; }).join(", ") : "—"
     ));
@@ -477,9 +512,9 @@
     links.textContent = "";
     var ledBy = Array.isArray(kpi.leading_indicators) ? kpi.leading_indicators : [];
     var leads = leadsMap.get(kpi.key) || [];
-    if (ledBy.length) links.appendChild(linkList("led by", ledBy));
+    if (ledBy.length) links.appendChild(linkList(t("led by"), ledBy));
     if (ledBy.length && leads.length) links.appendChild(document.createTextNode(" · "));
-    if (leads.length) links.appendChild(linkList("leads", leads));
+    if (leads.length) links.appendChild(linkList(t("leads"), leads));
     links.hidden = !ledBy.length && !leads.length;
 
     var warning = card.querySelector(".kpi-warning");
@@ -487,9 +522,9 @@
     warning.hidden = !early.length;
     warning.textContent = "";
     if (early.length) {
-      warning.appendChild(h("span", { className: "badge warn" }, "⚠ Early warning"));
+      warning.appendChild(h("span", { className: "badge warn" }, "⚠ " + t("Early warning")));
       warning.appendChild(document.createTextNode(
-        " leading " + (early.length > 1 ? "indicators" : "indicator") + " in breach: " + early.join(", ")
+        " " + t("leading indicator in breach: {keys}", { keys: early.join(", ") })
       ));
     }
     updateSparkline(card, kpi);
@@ -497,7 +532,7 @@
 
   function renderKpis(payload) {
     var list = Array.isArray(payload) ? payload : payload && Array.isArray(payload.kpis) ? payload.kpis : null;
-    if (!list) throw new Error("unexpected answer");
+    if (!list) throw new Error(t("unexpected answer"));
     state.kpis = new Map();
     list.forEach(function (k) { if (k && k.key) state.kpis.set(k.key, k); });
 
@@ -534,7 +569,7 @@
     state.sections.forEach(function (entry) {
       var empty = entry.grid.children.length === 0;
       entry.grid.classList.toggle("is-empty", empty);
-      entry.grid.setAttribute("data-empty-text", empty ? "No KPI in this perspective." : "");
+      entry.grid.setAttribute("data-empty-text", empty ? t("No KPI in this perspective.") : "");
     });
   }
 
@@ -547,7 +582,7 @@
   }
 
   function renderScorecard(card) {
-    if (!card || typeof card !== "object") throw new Error("unexpected answer");
+    if (!card || typeof card !== "object") throw new Error(t("unexpected answer"));
     var tiles = document.getElementById("score-tiles");
     var perspectives = Array.isArray(card.perspectives) ? card.perspectives : [];
     var totalKpis = 0;
@@ -572,21 +607,21 @@
         : keys.filter(function (k) { var x = state.kpis.get(k); return x && isNum(x.score); }).length;
       totalKpis += keys.length;
       scoredKpis += scored;
-      setTile(tile, p.score, scored + " of " + keys.length + " KPIs scored");
+      setTile(tile, p.score, t("{n} of {total} KPIs scored", { n: scored, total: keys.length }));
       var section = state.sections.get(key);
       if (section) {
-        section.score.textContent = isNum(p.score) ? "Score " + formatScore(p.score) : "No score yet";
+        section.score.textContent = isNum(p.score) ? t("Score {n}", { n: formatScore(p.score) }) : t("No score yet");
       }
     });
     setTile(tiles.querySelector('[data-perspective="overall"]'), card.overall,
-      scoredKpis + " of " + totalKpis + " KPIs scored");
+      t("{n} of {total} KPIs scored", { n: scoredKpis, total: totalKpis }));
   }
 
   // ---------------------------------------------------------------- alerts
 
   function alertList(payload) {
     var list = Array.isArray(payload) ? payload : payload && Array.isArray(payload.alerts) ? payload.alerts : null;
-    if (!list) throw new Error("unexpected answer");
+    if (!list) throw new Error(t("unexpected answer"));
     return list.filter(function (a) { return a && a.kpi_key && (!a.state || a.state === "firing"); });
   }
 
@@ -641,16 +676,16 @@
     var kpi = state.kpis.get(a.kpi_key);
     var since = a.fired_at || a.started_at;
     var sinceEl = since
-      ? h("time", { datetime: since, title: formatTime(since) }, "since " + ago(since))
+      ? h("time", { datetime: since, title: formatTime(since) }, t("since {ago}", { ago: ago(since) }))
       : null;
     li.textContent = "";
     li.appendChild(h("span", { className: "alert-condition" },
-      (CONDITIONS[a.condition] || { label: humanize(a.condition || "alert") }).label));
+      (CONDITIONS[a.condition] || { label: humanize(a.condition || t("alert")) }).label));
     li.appendChild(h("a", { className: "alert-kpi", href: detailHref(a.kpi_key) }, kpi ? kpi.name : a.kpi_key));
     li.appendChild(h("span", { className: "alert-meta" },
-      isNum(a.value) ? "value " + formatValue(a.value, kpi ? kpi.unit : "") + " " : "",
+      isNum(a.value) ? t("value {value}", { value: formatValue(a.value, kpi ? kpi.unit : "") }) + " " : "",
       sinceEl,
-      a.acked_at ? " · acknowledged" : ""));
+      a.acked_at ? " · " + t("acknowledged") : ""));
   }
 
   // ---------------------------------------------------------------- detail view
@@ -689,7 +724,7 @@
     document.getElementById("detail-kicker").textContent = "";
     var body = document.getElementById("detail-body");
     body.textContent = "";
-    body.appendChild(h("p", { className: "muted" }, "Loading…"));
+    body.appendChild(h("p", { className: "muted" }, t("Loading…")));
     if (!dialog.open) dialog.showModal();
     loadDetail();
   }
@@ -730,20 +765,20 @@
         var info = results[0];
         var history = results[1];
         if (info.status === "rejected") {
-          setError("KPI detail", info.reason.message);
+          setError(t("KPI detail"), info.reason.message);
           if (!detail.rendered) {
             var body = document.getElementById("detail-body");
             body.textContent = "";
             body.appendChild(h("p", { className: "error-inline", role: "alert" },
-              "Could not load " + key + " (" + info.reason.message + ")."));
+              t("Could not load {key} ({reason}).", { key: key, reason: info.reason.message })));
           }
           return;
         }
-        setError("KPI detail", history.status === "rejected" ? "history: " + history.reason.message : null);
+        setError(t("KPI detail"), history.status === "rejected" ? t("history") + ": " + history.reason.message : null);
         renderDetail(detail, info.value, history.status === "fulfilled" ? history.value : null);
       })
       .catch(function (err) {
-        setError("KPI detail", err && err.message ? err.message : String(err));
+        setError(t("KPI detail"), err && err.message ? err.message : String(err));
       });
   }
 
@@ -762,8 +797,8 @@
     var status = STATUS[kpi.status] ? kpi.status : "no_data";
     document.getElementById("detail-title").textContent = kpi.name || def.name || detail.key;
     document.getElementById("detail-kicker").textContent = [
-      humanize(kpi.perspective || def.perspective), humanize(kpi.stage || def.stage),
-      humanize(kpi.department || def.department), kpi.indicator || def.indicator,
+      perspectiveLabel(kpi.perspective || def.perspective), translatedKey(kpi.stage || def.stage),
+      humanize(kpi.department || def.department), translatedKey(kpi.indicator || def.indicator),
     ].filter(Boolean).join(" · ");
 
     var body = document.getElementById("detail-body");
@@ -771,7 +806,7 @@
       body.textContent = "";
       detail.els = {
         summary: h("div", { className: "detail-summary" }),
-        rangeSelect: h("select", { id: "detail-range", "aria-label": "History range" }),
+        rangeSelect: h("select", { id: "detail-range", "aria-label": t("History range") }),
         chartBox: h("div", { id: "detail-chart", className: "detail-chart" }),
         chartNote: h("p", { className: "muted chart-note" }),
         periods: h("div", { className: "table-wrap" }),
@@ -790,16 +825,16 @@
       body.appendChild(e.summary);
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "history-heading" },
         h("div", { className: "section-head" },
-          h("h3", { id: "history-heading" }, "History"),
-          h("label", { className: "range-label" }, "Range ", e.rangeSelect)),
+          h("h3", { id: "history-heading" }, t("History")),
+          h("label", { className: "range-label" }, t("Range") + " ", e.rangeSelect)),
         e.chartBox, e.chartNote));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "periods-heading" },
-        h("h3", { id: "periods-heading" }, "Period analysis" + (def.review_period ? " (per " + def.review_period + ")" : "")),
+        h("h3", { id: "periods-heading" }, t("Period analysis") + (def.review_period ? " (" + t("per {period}", { period: translatedKey(def.review_period) }) + ")" : "")),
         e.periods));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "leadlag-heading" },
-        h("h3", { id: "leadlag-heading" }, "Leading and lagging indicators"), e.leadLag));
+        h("h3", { id: "leadlag-heading" }, t("Leading and lagging indicators")), e.leadLag));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "facts-heading" },
-        h("h3", { id: "facts-heading" }, "Definition"), e.facts));
+        h("h3", { id: "facts-heading" }, t("Definition")), e.facts));
       detail.rendered = true;
       if (resizeObserver) resizeObserver.observe(e.chartBox);
     }
@@ -812,27 +847,27 @@
     var band = def.band && isNum(def.band.low) && isNum(def.band.high)
       ? formatValue(def.band.low, unit) + " – " + formatValue(def.band.high, unit) : null;
     els.summary.appendChild(h("div", { className: "big-value" },
-      h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : "No data"),
+      h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : t("No data")),
       h("span", { className: "status-badge" },
         h("span", { className: "status-icon", "aria-hidden": "true" }, STATUS[status].icon),
         h("span", { className: "status-text" }, STATUS[status].label + partialNote(kpi)))));
     var summaryFacts = h("dl", { className: "kpi-facts" },
-      fact(kpi.direction === "target_band" ? "Tolerance" : "Minimum", formatValue(kpi.minimum, unit)),
-      fact("Target", formatValue(kpi.target, unit)),
-      band ? fact("Band", band) : null,
-      fact("Score", formatScore(kpi.score)),
-      fact("As of", kpi.as_of ? formatTime(kpi.as_of) : "—"));
+      fact(kpi.direction === "target_band" ? t("Tolerance") : t("Minimum"), formatValue(kpi.minimum, unit)),
+      fact(t("Target"), formatValue(kpi.target, unit)),
+      band ? fact(t("Band"), band) : null,
+      fact(t("Score"), formatScore(kpi.score)),
+      fact(t("As of"), kpi.as_of ? formatTime(kpi.as_of) : "—"));
     els.summary.appendChild(summaryFacts);
     var early = Array.isArray(kpi.early_warning) ? kpi.early_warning : [];
     if (early.length) {
       els.summary.appendChild(h("p", { className: "kpi-warning" },
-        h("span", { className: "badge warn" }, "⚠ Early warning"),
-        " leading indicator in breach: " + early.join(", ")));
+        h("span", { className: "badge warn" }, "⚠ " + t("Early warning")),
+        " " + t("leading indicator in breach: {keys}", { keys: early.join(", ") })));
     }
     var firing = state.alertsByKpi.get(detail.key) || [];
     if (firing.length) {
       els.summary.appendChild(h("p", { className: "detail-alerts" },
-        h("span", { className: "badge crit" }, "Alert"),
+        h("span", { className: "badge crit" }, t("Alert")),
         " " + firing.map(function (a) {
           return (CONDITIONS[a.condition] || { label: humanize(a.condition) }).label;
         }).join(", ")));
@@ -846,16 +881,16 @@
 
   function rangeOptions(detail) {
     var options = [
-      { s: 86400, label: "24 hours" },
-      { s: 7 * 86400, label: "7 days" },
-      { s: 30 * 86400, label: "30 days" },
-      { s: 90 * 86400, label: "90 days" },
-      { s: 365 * 86400, label: "365 days" },
+      { s: 86400, label: t("24 hours") },
+      { s: 7 * 86400, label: t("7 days") },
+      { s: 30 * 86400, label: t("30 days") },
+      { s: 90 * 86400, label: t("90 days") },
+      { s: 365 * 86400, label: t("365 days") },
     ];
     if (detail.windowS && !options.some(function (o) { return o.s === detail.windowS; })) {
-      options.unshift({ s: detail.windowS, label: "Window" });
+      options.unshift({ s: detail.windowS, label: t("Window") });
     }
-    options.forEach(function (o) { if (o.s === detail.windowS) o.label += " (window)"; });
+    options.forEach(function (o) { if (o.s === detail.windowS) o.label += " (" + t("window") + ")"; });
     return options;
   }
 
@@ -863,16 +898,16 @@
     var box = detail.els.chartBox;
     var note = detail.els.chartNote;
     if (!history) {
-      note.textContent = "History unavailable right now.";
+      note.textContent = t("History unavailable right now.");
       return;
     }
     var s = seriesFrom(history.points);
     var lines = thresholdLines(kpi, s[0]);
     var data = [s[0], s[1], lines[0], lines[1]];
     var n = countValues(s[1]);
-    note.textContent = n ? "" : "No value in this range yet.";
+    note.textContent = n ? "" : t("No value in this range yet.");
     if (!chartsAvailable()) {
-      note.textContent = "Charts unavailable (the charting library did not load).";
+      note.textContent = t("Charts unavailable (the charting library did not load).");
       return;
     }
     // A lone value draws no line: show the points while there are few of them.
@@ -902,13 +937,13 @@
       ],
       series: [
         {},
-        { label: "Value", stroke: colour, width: 2, fill: colour + "1a", spanGaps: false,
+        { label: t("Value"), stroke: colour, width: 2, fill: colour + "1a", spanGaps: false,
           points: n <= 3 ? { show: true, size: 8, fill: colour } : {},
           value: function (u, v) { return formatValue(v, unit); } },
-        { label: kpi.direction === "target_band" ? "—" : "Minimum", stroke: STATUS_COLOURS.breach, width: 1, dash: [6, 4],
+        { label: kpi.direction === "target_band" ? "—" : t("Minimum"), stroke: STATUS_COLOURS.breach, width: 1, dash: [6, 4],
           points: { show: false }, show: kpi.direction !== "target_band",
           value: function (u, v) { return formatValue(v, unit); } },
-        { label: "Target", stroke: STATUS_COLOURS.on_target, width: 1, dash: [6, 4], points: { show: false },
+        { label: t("Target"), stroke: STATUS_COLOURS.on_target, width: 1, dash: [6, 4], points: { show: false },
           value: function (u, v) { return formatValue(v, unit); } },
       ],
     }, data, box);
@@ -919,7 +954,7 @@
     container.textContent = "";
     var rows = Array.isArray(periods) ? periods : [];
     if (!rows.length) {
-      container.appendChild(h("p", { className: "muted" }, "No period analysis yet."));
+      container.appendChild(h("p", { className: "muted" }, t("No period analysis yet.")));
       return;
     }
     var tbody = h("tbody");
@@ -929,7 +964,7 @@
         : isNum(p.change_ratio) ? p.change_ratio * 100 : null;
       var gapCls = isNum(p.gap) ? (p.gap >= 0 ? "pos" : "neg") : "";
       tbody.appendChild(h("tr", null,
-        h("th", { scope: "row" }, periodLabel(p) + (partial ? " (so far)" : "")),
+        h("th", { scope: "row" }, periodLabel(p) + (partial ? " (" + t("so far") + ")" : "")),
         h("td", null, formatValue(p.actual, unit)),
         h("td", null, formatValue(p.expected, unit)),
         h("td", { className: gapCls }, formatDelta(p.gap, unit)),
@@ -937,13 +972,13 @@
           (isNum(changePct) ? " (" + (changePct > 0 ? "+" : changePct < 0 ? "−" : "±") + numberFormat(1).format(Math.abs(changePct)) + "%)" : ""))));
     });
     container.appendChild(h("table", { className: "data-table" },
-      h("caption", { className: "visually-hidden" }, "Actual versus expected per review period, newest first; a positive gap is better than expected"),
+      h("caption", { className: "visually-hidden" }, t("Actual versus expected per review period, newest first; a positive gap is better than expected")),
       h("thead", null, h("tr", null,
-        h("th", { scope: "col" }, "Period"),
-        h("th", { scope: "col" }, "Actual"),
-        h("th", { scope: "col" }, "Expected"),
-        h("th", { scope: "col" }, "Gap"),
-        h("th", { scope: "col" }, "Change"))),
+        h("th", { scope: "col" }, t("Period")),
+        h("th", { scope: "col" }, t("Actual")),
+        h("th", { scope: "col" }, t("Expected")),
+        h("th", { scope: "col" }, t("Gap")),
+        h("th", { scope: "col" }, t("Change")))),
       tbody));
   }
 
@@ -952,10 +987,10 @@
     var end = p.period_end ? new Date(p.period_end) : null;
     if (!start || isNaN(start.getTime())) return "—";
     var opts = { month: "short", day: "numeric" };
-    var text = start.toLocaleDateString(undefined, opts);
+    var text = start.toLocaleDateString(LOCALE, opts);
     if (end && !isNaN(end.getTime())) {
       var last = new Date(end.getTime() - 1000);
-      if (last.toDateString() !== start.toDateString()) text += " – " + last.toLocaleDateString(undefined, opts);
+      if (last.toDateString() !== start.toDateString()) text += " – " + last.toLocaleDateString(LOCALE, opts);
     }
     return text;
   }
@@ -964,7 +999,7 @@
     container.textContent = "";
     var list = Array.isArray(rows) ? rows : [];
     if (!list.length) {
-      container.appendChild(h("p", { className: "muted" }, "No leading or lagging indicator is linked to this KPI."));
+      container.appendChild(h("p", { className: "muted" }, t("No leading or lagging indicator is linked to this KPI.")));
       return;
     }
     var tbody = h("tbody");
@@ -973,17 +1008,17 @@
       tbody.appendChild(h("tr", null,
         h("td", null, linkOrText(r.leading, kpi.key)),
         h("td", null, linkOrText(r.lagging, kpi.key)),
-        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " period" + (r.best_lag === 1 ? "" : "s") : "—"),
-        h("td", null, enough ? numberFormat(2, 2).format(r.r) : "not enough data"),
+        h("td", null, enough && isNum(r.best_lag) ? (r.best_lag === 1 ? t("{n} period", { n: 1 }) : t("{n} periods", { n: r.best_lag })) : "—"),
+        h("td", null, enough ? numberFormat(2, 2).format(r.r) : t("not enough data")),
         h("td", null, isNum(r.points) ? String(r.points) : "—")));
     });
     container.appendChild(h("table", { className: "data-table" },
       h("thead", null, h("tr", null,
-        h("th", { scope: "col" }, "Leading"),
-        h("th", { scope: "col" }, "Lagging"),
-        h("th", { scope: "col" }, "Best lag"),
-        h("th", { scope: "col" }, "Correlation r"),
-        h("th", { scope: "col" }, "Points"))),
+        h("th", { scope: "col" }, t("Leading")),
+        h("th", { scope: "col" }, t("Lagging")),
+        h("th", { scope: "col" }, t("Best lag")),
+        h("th", { scope: "col" }, t("Correlation r")),
+        h("th", { scope: "col" }, t("Points")))),
       tbody));
   }
 
@@ -1006,22 +1041,24 @@
     var expiry = expiryInfo(kpi.expires_on || def.expires_on);
     var cost = def.tracking_cost;
     var scope = def.scope ? JSON.stringify(def.scope) : null;
-    var direction = { higher_is_better: "Higher is better", lower_is_better: "Lower is better", target_band: "Within a band" }[kpi.direction || def.direction];
+    var direction = { higher_is_better: t("Higher is better"), lower_is_better: t("Lower is better"), target_band: t("Within a band") }[kpi.direction || def.direction];
+    var indicator = kpi.indicator || def.indicator;
+    var review = kpi.review_period || def.review_period;
     [
-      ["Objective", kpi.objective || def.objective],
-      ["Owners", owners.length ? ownersEl : null],
-      ["Direction", direction],
-      ["Baseline", isNum(def.baseline) ? formatValue(def.baseline, kpi.unit) : null],
-      ["Weight", isNum(kpi.weight) ? plain(kpi.weight) : null],
-      ["Window", kpi.window || def.window],
-      ["Update every", kpi.update_every || def.update_every],
-      ["Review period", kpi.review_period || def.review_period],
-      ["Expires", h("span", { className: expiry.cls }, expiry.text)],
-      ["Indicator", kpi.indicator || def.indicator],
-      ["Scope", scope],
-      ["Tracking cost", cost && isNum(cost.amount) ? formatValue(cost.amount, cost.currency) + (cost.per ? " / " + cost.per : "") : null],
-      ["Data collection", def.data_collection],
-      ["Viewers", Array.isArray(def.viewers) ? def.viewers.join(", ") : null],
+      [t("Objective"), kpi.objective || def.objective],
+      [t("Owners"), owners.length ? ownersEl : null],
+      [t("Direction"), direction],
+      [t("Baseline"), isNum(def.baseline) ? formatValue(def.baseline, kpi.unit) : null],
+      [t("Weight"), isNum(kpi.weight) ? plain(kpi.weight) : null],
+      [t("Window"), kpi.window || def.window],
+      [t("Update every"), kpi.update_every || def.update_every],
+      [t("Review period"), review ? translatedKey(review) : null],
+      [t("Expires"), h("span", { className: expiry.cls }, expiry.text)],
+      [t("Indicator"), indicator ? translatedKey(indicator) : null],
+      [t("Scope"), scope],
+      [t("Tracking cost"), cost && isNum(cost.amount) ? formatValue(cost.amount, cost.currency) + (cost.per ? " / " + translatedKey(cost.per) : "") : null],
+      [t("Data collection"), def.data_collection],
+      [t("Viewers"), Array.isArray(def.viewers) ? def.viewers.join(", ") : null],
     ].forEach(function (pair) {
       dl.appendChild(fact(pair[0], pair[1]));
     });
@@ -1040,7 +1077,7 @@
         return false;
       }
     }
-    setError(source, result.reason && result.reason.message ? result.reason.message : "failed");
+    setError(source, result.reason && result.reason.message ? result.reason.message : t("failed"));
     return false;
   }
 
@@ -1063,22 +1100,23 @@
         // Alerts are indexed first (the KPI cards show whether one fires for them) and
         // listed after the KPIs (the list shows KPI names and units).
         var alerts = null;
-        var okAlerts = settle(results[2], "alerts", function (payload) { alerts = indexAlerts(payload); });
+        var okAlerts = settle(results[2], t("alerts"), function (payload) { alerts = indexAlerts(payload); });
         document.getElementById("alerts-empty").textContent = okAlerts || state.alertItems.size
-          ? "No alert is firing." : "Alerts are unavailable right now.";
-        var okKpis = settle(results[0], "KPIs", renderKpis);
+          ? t("No alert is firing.") : t("Alerts are unavailable right now.");
+        var okKpis = settle(results[0], t("KPIs"), renderKpis);
         if (alerts) renderAlertItems(alerts);
-        settle(results[1], "scorecard", renderScorecard);
+        settle(results[1], t("scorecard"), renderScorecard);
         if (okKpis) {
           state.lastUpdate = new Date();
           document.getElementById("updated").textContent =
-            "Updated " + state.lastUpdate.toLocaleTimeString() + " · refreshes every " + REFRESH_MS / 1000 + " s";
+            t("Updated {time} · refreshes every {n} s",
+              { time: state.lastUpdate.toLocaleTimeString(LOCALE), n: REFRESH_MS / 1000 });
         }
         if (state.detail) return loadDetail();
         return undefined;
       })
       .catch(function (err) {
-        setError("page", err && err.message ? err.message : String(err));
+        setError(t("page"), err && err.message ? err.message : String(err));
       })
       .finally(function () {
         state.inFlight = false;
@@ -1087,7 +1125,7 @@
   }
 
   function init() {
-    if (!chartsAvailable()) setError("charts", "the charting library did not load");
+    if (!chartsAvailable()) setError(t("charts"), t("the charting library did not load"));
     PERSPECTIVES.forEach(function (p) { ensureSection(p.key); });
 
     var dialog = document.getElementById("detail");
@@ -1098,7 +1136,7 @@
     dialog.addEventListener("close", function () {
       destroyDetailChart();
       state.detail = null;
-      setError("KPI detail", null);
+      setError(t("KPI detail"), null);
       if (routeKey()) history.replaceState(null, "", location.pathname + location.search + "#/");
     });
     document.getElementById("error-dismiss").addEventListener("click", function () {
@@ -1113,7 +1151,7 @@
       // Last line of defence: report on the banner rather than in the console.
       event.preventDefault();
       var reason = event.reason;
-      setError("page", reason && reason.message ? reason.message : String(reason));
+      setError(t("page"), reason && reason.message ? reason.message : String(reason));
     });
 
     refresh().then(route);
