@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.scoring.api.export import export_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
@@ -109,11 +110,14 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
         lifespan=lifespan,
     )
     guard = admin_guard(settings.admin_token)
+    locales = LocalePolicy(settings.company.locale, scoring.time_zone)
+    # Before the KPI routes: /v1/kpis/export.csv must not read as the KPI "export.csv".
+    app.include_router(export_router(parts.queries, locales))
     app.include_router(kpi_router(parts.queries, catalog_service, guard))
     mount_page(
         app,
         alerts_api=scoring.alerts_api,
-        locales=LocalePolicy(settings.company.locale, scoring.time_zone),
+        locales=locales,
     )
 
     async def bus_ready() -> bool:

@@ -59,6 +59,8 @@
     timer: null,
     inFlight: false,
     detail: null, // {key, chart, range, els}
+    filter: readFilter(), // {department, owner}: kept in the URL so a link keeps the view
+    scorecard: null, // the last /v1/scorecard answer (tiles when no filter is set)
   };
 
   // ---------------------------------------------------------------- small helpers
@@ -274,13 +276,172 @@
     var now = new Date();
     var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
     var days = Math.round((expires - today) / DAY_MS);
-    var date = formatDate(m[1] + "-" + m[2] + "-" + m[3] + "T00:00:00");
+    // Numeric (31/03/2027 in Vietnamese): it fits a card's narrow column in any language.
+    var date = new Date(+m[1], +m[2] - 1, +m[3]).toLocaleDateString(LOCALE, {
+      year: "numeric", month: "2-digit", day: "2-digit",
+    });
     if (days < 0) return { text: date + " · " + t("expired"), date: date, note: t("expired"), cls: "expired", days: days };
     if (days <= EXPIRY_WARNING_DAYS) {
       var note = days === 0 ? t("expires today") : t("in {n} d", { n: days });
       return { text: date + " · " + note, date: date, note: note, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
+  }
+
+  // ---------------------------------------------------------------- views: department, owner
+
+  function readFilter() {
+    var params = new URLSearchParams(location.search);
+    return { department: params.get("department") || "", owner: params.get("owner") || "" };
+  }
+
+  function currentUser() {
+    var meta = document.querySelector('meta[name="kpipulse-user"]');
+    return meta ? (meta.getAttribute("content") || "").trim() : "";
+  }
+
+  function ownerId(o) {
+    return o ? String(o.email || o.name || "") : "";
+  }
+
+  function matchesFilter(kpi) {
+    var f = state.filter;
+    if (f.department && (kpi.department || "") !== f.department) return false;
+    if (f.owner) {
+      var wanted = f.owner.toLowerCase();
+      return (kpi.owners || []).some(function (o) {
+        return o && (String(o.email || "").toLowerCase() === wanted || String(o.name || "").toLowerCase() === wanted);
+      });
+    }
+    return true;
+  }
+
+  function filterActive() {
+    return !!(state.filter.department || state.filter.owner);
+  }
+
+  /* The view's query string: the filter and the language, as a link would carry them. */
+  function viewQuery(extra) {
+    var params = new URLSearchParams();
+    if (state.filter.department) params.set("department", state.filter.department);
+    if (state.filter.owner) params.set("owner", state.filter.owner);
+    if (I18N.locale) params.set("lang", I18N.locale);
+    Object.keys(extra || {}).forEach(function (k) { params.set(k, extra[k]); });
+    var text = params.toString();
+    return text ? "?" + text : "";
+  }
+
+  function setFilter(department, owner) {
+    state.filter = { department: department || "", owner: owner || "" };
+    history.replaceState(null, "", location.pathname + viewQuery() + location.hash);
+    applyFilter();
+  }
+
+  function fillSelect(select, values, labels) {
+    var current = select.value;
+    var wanted = values.map(function (v) { return v; });
+    var existing = Array.prototype.slice.call(select.options, 1).map(function (o) { return o.value; });
+    if (existing.join("\n") !== wanted.join("\n")) {
+      while (select.options.length > 1) select.remove(1);
+      values.forEach(function (v) { select.appendChild(h("option", { value: v }, labels[v] || v)); });
+    }
+    select.value = current;
+  }
+
+  function renderFilterOptions() {
+    var departments = new Set();
+    var owners = new Map();
+    state.kpis.forEach(function (k) {
+      if (k.department) departments.add(k.department);
+      (k.owners || []).forEach(function (o) { if (ownerId(o)) owners.set(ownerId(o), o.name || ownerId(o)); });
+    });
+    var f = state.filter;
+    // A filter from a link stays selectable even before (or without) a matching KPI.
+    if (f.department) departments.add(f.department);
+    if (f.owner && !owners.has(f.owner)) owners.set(f.owner, f.owner);
+    var deptSelect = document.getElementById("filter-department");
+    var ownerSelect = document.getElementById("filter-owner");
+    var deptLabels = {};
+    departments.forEach(function (d) { deptLabels[d] = humanize(d); });
+    var ownerLabels = {};
+    owners.forEach(function (name, id) { ownerLabels[id] = name; });
+    fillSelect(deptSelect, Array.from(departments).sort(), deptLabels);
+    fillSelect(ownerSelect, Array.from(owners.keys()).sort(function (a, b) {
+      return String(ownerLabels[a]).localeCompare(String(ownerLabels[b]), LOCALE);
+    }), ownerLabels);
+    deptSelect.value = f.department;
+    ownerSelect.value = f.owner;
+  }
+
+  /* Weighted mean of scores, skipping KPIs without one (as the server's scorecard does). */
+  function weightedScore(kpis) {
+    var sum = 0;
+    var weights = 0;
+    kpis.forEach(function (k) {
+      if (!isNum(k.score)) return;
+      var w = isNum(k.weight) ? k.weight : 1;
+      sum += k.score * w;
+      weights += w;
+    });
+    return weights > 0 ? sum / weights : null;
+  }
+
+  function applyFilter() {
+    var visible = [];
+    state.cards.forEach(function (card, key) {
+      var kpi = state.kpis.get(key);
+      var show = !kpi || matchesFilter(kpi);
+      card.hidden = !show;
+      if (show && kpi) visible.push(kpi);
+    });
+    state.sections.forEach(function (entry) {
+      var shown = Array.prototype.some.call(entry.grid.children, function (c) { return !c.hidden; });
+      entry.grid.classList.toggle("is-empty", !shown);
+      entry.grid.setAttribute("data-empty-text", shown ? "" :
+        filterActive() ? t("No KPI of this view in this perspective.") : t("No KPI in this perspective."));
+    });
+    state.alertItems.forEach(function (li) {
+      var kpi = state.kpis.get(li.getAttribute("data-alert-kpi"));
+      li.hidden = !!kpi && !matchesFilter(kpi);
+    });
+    if (filterActive()) renderFilteredTiles(visible);
+    else if (state.scorecard) renderScorecard(state.scorecard);
+    var user = currentUser();
+    var mine = document.getElementById("my-kpis");
+    mine.hidden = !user;
+    mine.setAttribute("aria-pressed", user && state.filter.owner === user ? "true" : "false");
+    document.getElementById("export-csv").setAttribute("href", "/v1/kpis/export.csv" + viewQuery());
+    document.querySelectorAll(".lang-switch a").forEach(function (a) {
+      var lang = a.getAttribute("data-lang");
+      var params = new URLSearchParams(viewQuery().slice(1));
+      params.set("lang", lang);
+      a.setAttribute("href", "?" + params.toString() + location.hash);
+      a.setAttribute("aria-current", lang === I18N.locale ? "true" : "false");
+    });
+    var parts = [];
+    if (state.filter.department) parts.push(t("Department") + ": " + humanize(state.filter.department));
+    if (state.filter.owner) {
+      var label = document.getElementById("filter-owner").selectedOptions[0];
+      parts.push(t("Owner") + ": " + (label ? label.textContent : state.filter.owner));
+    }
+    parts.push(t("Printed {time}", { time: new Date().toLocaleString(LOCALE) }));
+    document.getElementById("print-meta").textContent = parts.join(" · ");
+  }
+
+  function renderFilteredTiles(visible) {
+    var tiles = document.getElementById("score-tiles");
+    PERSPECTIVES.forEach(function (p) {
+      var tile = tiles.querySelector('[data-perspective="' + p.key + '"]');
+      var kpis = visible.filter(function (k) { return k.perspective === p.key; });
+      var scored = kpis.filter(function (k) { return isNum(k.score); }).length;
+      if (tile) setTile(tile, weightedScore(kpis), t("{n} of {total} KPIs scored", { n: scored, total: kpis.length }));
+      var section = state.sections.get(p.key);
+      var score = weightedScore(kpis);
+      if (section) section.score.textContent = isNum(score) ? t("Score {n}", { n: formatScore(score) }) : t("No score yet");
+    });
+    var scoredAll = visible.filter(function (k) { return isNum(k.score); }).length;
+    setTile(tiles.querySelector('[data-perspective="overall"]'), weightedScore(visible),
+      t("{n} of {total} KPIs scored", { n: scoredAll, total: visible.length }));
   }
 
   // ---------------------------------------------------------------- error banner
@@ -583,6 +744,7 @@
 
   function renderScorecard(card) {
     if (!card || typeof card !== "object") throw new Error(t("unexpected answer"));
+    state.scorecard = card;
     var tiles = document.getElementById("score-tiles");
     var perspectives = Array.isArray(card.perspectives) ? card.perspectives : [];
     var totalKpis = 0;
@@ -809,6 +971,7 @@
         rangeSelect: h("select", { id: "detail-range", "aria-label": t("History range") }),
         chartBox: h("div", { id: "detail-chart", className: "detail-chart" }),
         chartNote: h("p", { className: "muted chart-note" }),
+        historyCsv: h("a", { className: "tool-button", id: "history-csv", download: true }, t("Download CSV")),
         periods: h("div", { className: "table-wrap" }),
         leadLag: h("div", { className: "table-wrap" }),
         facts: h("dl", { className: "detail-facts" }),
@@ -826,7 +989,8 @@
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "history-heading" },
         h("div", { className: "section-head" },
           h("h3", { id: "history-heading" }, t("History")),
-          h("label", { className: "range-label" }, t("Range") + " ", e.rangeSelect)),
+          h("label", { className: "range-label" }, t("Range") + " ", e.rangeSelect),
+          e.historyCsv),
         e.chartBox, e.chartNote));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "periods-heading" },
         h("h3", { id: "periods-heading" }, t("Period analysis") + (def.review_period ? " (" + t("per {period}", { period: translatedKey(def.review_period) }) + ")" : "")),
@@ -873,6 +1037,9 @@
         }).join(", ")));
     }
 
+    // The same range as the chart, as a spreadsheet.
+    els.historyCsv.setAttribute("href", historyUrl(detail.key, detail.rangeS)
+      .replace("/history?", "/history.csv?") + (I18N.locale ? "&lang=" + I18N.locale : ""));
     renderHistoryChart(detail, kpi, history);
     renderPeriods(els.periods, info && info.periods, unit);
     renderLeadLag(els.leadLag, info && info.lead_lag, kpi);
@@ -936,7 +1103,7 @@
         },
       ],
       series: [
-        {},
+        { label: t("Time") },
         { label: t("Value"), stroke: colour, width: 2, fill: colour + "1a", spanGaps: false,
           points: n <= 3 ? { show: true, size: 8, fill: colour } : {},
           value: function (u, v) { return formatValue(v, unit); } },
@@ -1106,6 +1273,8 @@
         var okKpis = settle(results[0], t("KPIs"), renderKpis);
         if (alerts) renderAlertItems(alerts);
         settle(results[1], t("scorecard"), renderScorecard);
+        renderFilterOptions();
+        applyFilter();
         if (okKpis) {
           state.lastUpdate = new Date();
           document.getElementById("updated").textContent =
@@ -1127,6 +1296,23 @@
   function init() {
     if (!chartsAvailable()) setError(t("charts"), t("the charting library did not load"));
     PERSPECTIVES.forEach(function (p) { ensureSection(p.key); });
+
+    document.getElementById("filter-department").addEventListener("change", function (event) {
+      setFilter(event.target.value, state.filter.owner);
+    });
+    document.getElementById("filter-owner").addEventListener("change", function (event) {
+      setFilter(state.filter.department, event.target.value);
+    });
+    document.getElementById("my-kpis").addEventListener("click", function () {
+      var user = currentUser();
+      setFilter(state.filter.department, state.filter.owner === user ? "" : user);
+    });
+    document.getElementById("print-report").addEventListener("click", function () {
+      applyFilter();
+      window.print();
+    });
+    renderFilterOptions();
+    applyFilter();
 
     var dialog = document.getElementById("detail");
     document.getElementById("detail-close").addEventListener("click", function () { dialog.close(); });
