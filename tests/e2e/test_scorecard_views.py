@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 CATALOG = REPO / "catalog" / "example.yaml"
 DEPARTMENT = "support"
 OWNER_EMAIL = "hoa@example.com"
+BREACH_KPI = "complaints"
 
 
 def catalog() -> list[dict[str, Any]]:
@@ -73,6 +76,27 @@ def open_page(browser: Browser, url: str) -> tuple[Page, PageProblems]:
     return page, problems
 
 
+def breach_complaints(server: DevServer) -> None:
+    """Complaints above their minimum over a full window: a firing alert with a value."""
+    kpi = next(item for item in catalog() if item["key"] == BREACH_KPI)
+    now = datetime.now(UTC)
+    stamps = [now - timedelta(minutes=i) for i in range(int(kpi["minimum"]) + 6)]
+    window = timedelta(days=int(str(kpi["window"]).removesuffix("d")))
+    stamps.append(now - window - timedelta(hours=1))  # history before the window: full
+    server.post_events(
+        "support",
+        [
+            {
+                "event_id": str(uuid.uuid4()),
+                "source": "support",
+                "type": "complaint_received",
+                "occurred_at": at.isoformat().replace("+00:00", "Z"),
+            }
+            for at in stamps
+        ],
+    )
+
+
 def test_vietnamese_page_has_no_english_left(browser: Browser, dev_server: DevServer) -> None:
     items = catalog()
     page, problems = open_page(browser, f"{dev_server.base_url}/?lang=vi")
@@ -80,8 +104,15 @@ def test_vietnamese_page_has_no_english_left(browser: Browser, dev_server: DevSe
         expect(page.locator("[data-kpi]")).to_have_count(len(items), timeout=15_000)
         expect(page.locator("#updated")).to_contain_text("Cập nhật lúc")
         assert page.locator("html").get_attribute("lang") == "vi"
-        # Open a KPI's detail too: its tables and facts are part of the page.
-        page.locator(f'[data-kpi="{items[0]["key"]}"] .kpi-link').click()
+        # A firing alert and a KPI with values: their texts are part of the page too.
+        breach_complaints(dev_server)
+        alert = page.locator(f'[data-alert-kpi="{BREACH_KPI}"]')
+        expect(alert).to_be_visible(timeout=60_000)
+        expect(alert).to_contain_text("Dưới mức tối thiểu")
+        expect(page.locator(f'[data-kpi="{BREACH_KPI}"] .status-text')).to_contain_text("Vi phạm")
+        # Open a KPI's detail: its chart legend, tables and facts.
+        page.locator(f'[data-kpi="{BREACH_KPI}"] .kpi-link').click()
+        expect(page.locator("#detail-chart canvas")).to_be_visible(timeout=15_000)
         expect(page.locator("#detail-body")).to_contain_text("Phân tích theo kỳ", timeout=15_000)
         text = page.evaluate("document.body.innerText")
         for written in written_by_people(items):
@@ -114,7 +145,8 @@ def test_department_and_owner_views_are_kept_in_the_link(
 
         # The link alone (a new tab, another manager) opens the same view.
         other, other_problems = open_page(browser, link)
-        expect(other.locator("[data-kpi]:visible")).to_have_count(len(in_department), timeout=15_000)
+        shown = other.locator("[data-kpi]:visible")
+        expect(shown).to_have_count(len(in_department), timeout=15_000)
         assert other.locator("#filter-department").input_value() == DEPARTMENT
         other.context.close()
         assert other_problems.clean, other_problems.summary()

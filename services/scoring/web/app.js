@@ -237,9 +237,9 @@
   }
 
   function ago(iso) {
-    var t = Date.parse(iso);
-    if (isNaN(t)) return "";
-    var s = Math.max(0, Math.round((Date.now() - t) / 1000));
+    var at = Date.parse(iso);
+    if (isNaN(at)) return "";
+    var s = Math.max(0, Math.round((Date.now() - at) / 1000));
     if (s < 60) return t("{n} s ago", { n: s });
     if (s < 3600) return t("{n} min ago", { n: Math.round(s / 60) });
     if (s < 86400) return t("{n} h ago", { n: Math.round(s / 3600) });
@@ -477,9 +477,9 @@
     var xs = [];
     var ys = [];
     (points || []).forEach(function (p) {
-      var t = Date.parse(p && p.at);
-      if (isNaN(t)) return;
-      xs.push(t / 1000);
+      var at = Date.parse(p && p.at);
+      if (isNaN(at)) return;
+      xs.push(at / 1000);
       ys.push(isNum(p.value) ? p.value : null);
     });
     return [xs, ys];
