@@ -16,6 +16,7 @@ from services.alerts.channels.base import Sender
 from services.alerts.channels.http import SlackSender, WebhookSender, http_client
 from services.alerts.channels.smtp import SmtpSender
 from services.alerts.consumer import kpi_value_consumer
+from services.alerts.digest import DigestService
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.transitions import AlertWriter
@@ -88,6 +89,18 @@ def build(
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,
     )
+    digest = (
+        DigestService(
+            sessions=sessions,
+            senders=senders,
+            settings=cfg,
+            locales=locales,
+            time_zone=settings.scoring.time_zone,
+            clock=clock,
+        )
+        if cfg.digest.enabled
+        else None
+    )
     parts = AlertsParts(
         adapters=adapters,
         metrics=metrics,
@@ -97,5 +110,6 @@ def build(
         worker=worker,
         senders=senders,
         clock=clock,
+        digest=digest,
     )
     return create_app(settings, parts)

@@ -136,6 +136,9 @@ class ApplyKpiValues:
             as_of=msg.as_of,
             last_seen_at=now,
             last_value_at=now if fresh else (previous.last_value_at if previous else None),
+            department=msg.department,
+            unit=msg.unit,
+            score=msg.score,
         )
         await writer.kpis.save(session, latest)
         await writer.kpis.observe(

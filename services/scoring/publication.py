@@ -102,4 +102,6 @@ def value_message(
         retired=retired,
         coverage=coverage,
         require_full_window=kpi.require_full_window,
+        department=kpi.department,
+        unit=kpi.unit,
     )
