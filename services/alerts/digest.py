@@ -88,12 +88,16 @@ class DigestService:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Waiting first lets the consumer catch up after a start: a week's digest is
+            # written once, so it must not be built from a half-loaded set of KPIs.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._settings.digest.interval_s)
+            if stop.is_set():
+                return
             try:
                 await self.run_once()
             except (SQLAlchemyError, OSError):
                 log.exception("digest round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._settings.digest.interval_s)
 
     async def run_once(self) -> int:
         """Write the due week's digests if they are not written yet; deliver what is due."""
