@@ -230,6 +230,9 @@ def sections(digest: Digest, tr: Translator) -> list[tuple[str, list[str]]]:
           name=k.name, value=value_text(k.value, k.unit, tr),
           status=_(_STATUS.get(k.status, k.status)),
           score="—" if k.score is None else tr.number(round(k.score)))
+        if k.value is not None
+        # Without a value there is no score either: the status says it all.
+        else f"{k.name}: {_(_STATUS.get(k.status, k.status))}"
         for k in digest.kpis
     ]
     breaches = [
