@@ -223,3 +223,43 @@ def test_printed_report_is_a4_without_controls(browser: Browser, dev_server: Dev
         assert problems.clean, problems.summary()
     finally:
         page.context.close()
+
+
+def test_vnd_reads_as_whole_dong_in_each_language(browser: Browser, dev_server: DevServer) -> None:
+    """A KPI in VND: 1.234.567 ₫ in Vietnamese, ₫1,234,567 in English, never decimals."""
+    key = f"doanh_thu_{uuid.uuid4().hex[:6]}"
+    kpi = {
+        "key": key, "name": "Doanh thu VND", "objective": "Tăng doanh thu",
+        "perspective": "financial", "stage": "financial", "department": "finance",
+        "owners": [{"name": "Thu Do", "email": "thu@example.com"}],
+        "formula": {"sum": {"source": "support", "type": "invoice_paid", "field": "value"}},
+        "window": "1d", "update_every": "1m", "review_period": "week", "unit": "VND",
+        "direction": "higher_is_better", "minimum": 1_000_000, "target": 2_000_000,
+        "weight": 1, "expires_on": "2030-12-31", "indicator": "lagging",
+        "require_full_window": False, "data_collection": "Hóa đơn từ hệ thống kế toán",
+        "tracking_cost": {"amount": 500_000, "currency": "VND", "per": "month"},
+    }
+    admin = {"Authorization": f"Bearer {dev_server.admin_token}"}
+    page, problems = open_page(browser, f"{dev_server.base_url}/?lang=vi")
+    try:
+        created = page.request.post(f"{dev_server.base_url}/v1/kpis", data=kpi, headers=admin)
+        assert created.status == 201, created.text()
+        dev_server.post_events("support", [{
+            "event_id": str(uuid.uuid4()), "source": "support", "type": "invoice_paid",
+            "value": 1234567.4,
+            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }])
+        value = page.locator(f'[data-kpi="{key}"] .value')
+        expect(value).to_have_text("1.234.567\xa0₫", timeout=60_000)
+        expect(page.locator(f'[data-kpi="{key}"] .f-minimum')).to_have_text("1.000.000\xa0₫")
+        page.locator(f'[data-kpi="{key}"] .kpi-link').click()
+        expect(page.locator("#detail-body")).to_contain_text("500.000\xa0₫ / tháng", timeout=15_000)
+        english, _ = open_page(browser, f"{dev_server.base_url}/?lang=en")
+        expect(english.locator(f'[data-kpi="{key}"] .value')).to_have_text(
+            "₫1,234,567", timeout=15_000
+        )
+        english.context.close()
+        assert problems.clean, problems.summary()
+    finally:
+        page.request.delete(f"{dev_server.base_url}/v1/kpis/{key}", headers=admin)
+        page.context.close()
