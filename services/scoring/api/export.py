@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from services.scoring.domain.export import filename, history_csv, kpis_csv, matches
+from services.scoring.domain.export import content_disposition, history_csv, kpis_csv, matches
 from services.scoring.queries import KpiQueries, QueryError
 from shared.i18n import LocalePolicy
 
@@ -25,7 +25,7 @@ def _csv(body: str, name: str, locale: str) -> Response:
         body.encode("utf-8"),
         media_type=CSV_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="{filename(name)}"',
+            "Content-Disposition": content_disposition(name),
             "Content-Language": locale,
             "Cache-Control": "no-store",
         },

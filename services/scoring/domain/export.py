@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
+from urllib.parse import quote
 
 from shared.i18n import N_, Translator
 
@@ -112,6 +113,12 @@ def history_csv(points: Iterable[Mapping[str, Any]], tr: Translator) -> str:
 
 
 def filename(stem: str) -> str:
-    """A download name that is safe in a Content-Disposition header."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
-    return f"{safe or 'kpis'}.csv"
+    """An ASCII download name, safe as a header value (headers are Latin-1 at most)."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in stem)
+    return f"{safe[:120] or 'kpis'}.csv"
+
+
+def content_disposition(stem: str) -> str:
+    """``attachment`` with the ASCII name, and the exact one in UTF-8 (RFC 6266 / 5987)."""
+    exact = quote(f"{stem[:120]}.csv", safe="")
+    return f"attachment; filename=\"{filename(stem)}\"; filename*=UTF-8''{exact}"

@@ -6,7 +6,14 @@ import csv
 import io
 from typing import Any
 
-from services.scoring.domain.export import BOM, filename, history_csv, kpis_csv, matches
+from services.scoring.domain.export import (
+    BOM,
+    content_disposition,
+    filename,
+    history_csv,
+    kpis_csv,
+    matches,
+)
 from shared.i18n import translator
 
 
@@ -75,3 +82,7 @@ def test_history_csv_in_english() -> None:
 
 def test_download_names_are_header_safe() -> None:
     assert filename('kpis-sales-"lan"@x;y') == "kpis-sales-_lan__x_y.csv"
+    header = content_disposition("kpis-kinh-doanh-Hà Nội")
+    header.encode("latin-1")  # a header value must be Latin-1; this one is ASCII
+    assert 'filename="kpis-kinh-doanh-H__N_i.csv"' in header
+    assert "filename*=UTF-8''kpis-kinh-doanh-H%C3%A0%20N%E1%BB%99i.csv" in header
