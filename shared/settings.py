@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -141,8 +142,11 @@ class IngestSettings(BaseModel):
 class ScoringSettings(BaseModel):
     http: HttpSettings = HttpSettings(port=8001)
     group_id: str = "kpipulse-scoring"
+    # The catalog file applied at every start; it manages the KPIs it names and no
+    # others. Empty: no file, every KPI is managed through the API.
     catalog_path: Path | None = Path("catalog/example.yaml")
-    time_zone: str = "UTC"
+    # Moved to the top level (KPIPULSE_TIME_ZONE): one calendar for every service.
+    time_zone: str | None = None
     dedupe_horizon_s: int = Field(default=24 * 3600, ge=60)
     min_correlation_points: int = Field(default=6, ge=3)
     max_lag_periods: int = Field(default=3, ge=0)
@@ -156,6 +160,24 @@ class ScoringSettings(BaseModel):
     fold_commit_waits_for_disk: bool = False
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _moved(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "the company's time zone is one setting for every service now: "
+                "set KPIPULSE_TIME_ZONE instead"
+            )
+        return value
+
+    @field_validator("catalog_path", mode="before")
+    @classmethod
+    def _empty_is_no_file(cls, value: object) -> object:
+        # Path("") is "." (the working directory): an empty setting means no file.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
 
 
 class SmtpSettings(BaseModel):
@@ -171,7 +193,7 @@ class SmtpSettings(BaseModel):
 
 class DigestSettings(BaseModel):
     # The weekly digest covers Monday to Monday in the company's time zone
-    # (``scoring.time_zone``) and is sent from this hour on Monday, once per week.
+    # (``time_zone``) and is sent from this hour on Monday, once per week.
     enabled: bool = True
     send_hour: int = Field(default=8, ge=0, le=23)
     # Who reads each department's digest (emails); a department without readers here
@@ -213,7 +235,7 @@ class AlertsSettings(BaseModel):
 
 class CompanySettings(BaseModel):
     # The language of the page, emails and notifications unless a person chose their own
-    # (shared/i18n); the digest's week runs in ``scoring.time_zone``, the company's zone.
+    # (shared/i18n); the digest's week runs in ``time_zone``, the company's zone.
     locale: Literal["en", "vi"] = "en"
 
 
@@ -227,6 +249,9 @@ class Settings(BaseSettings):
 
     environment: Literal["dev", "test", "prod"] = "prod"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The company's calendar (IANA name): review periods, expiry dates, the page and the
+    # times in alert notices all use it.
+    time_zone: str = "UTC"
     admin_token: SecretStr = SecretStr("")
     company: CompanySettings = CompanySettings()
     kafka: KafkaSettings = KafkaSettings()
@@ -234,6 +259,21 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     scoring: ScoringSettings = ScoringSettings()
     alerts: AlertsSettings = AlertsSettings()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "Asia/Ho_Chi_Minh") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The company's time zone."""
+        return ZoneInfo(self.time_zone)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

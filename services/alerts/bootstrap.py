@@ -56,8 +56,8 @@ def build(
     senders = senders if senders is not None else build_senders(settings)
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
-    locales = LocalePolicy(settings.company.locale, settings.scoring.time_zone)
-    writer = AlertWriter(cfg, metrics, locales)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
+    writer = AlertWriter(cfg, metrics, tz=settings.tz, locales=locales)
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(
@@ -85,6 +85,7 @@ def build(
         settings=cfg,
         metrics=metrics,
         clock=clock,
+        tz=settings.tz,
         on_commit=worker.wake,
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,
@@ -95,7 +96,7 @@ def build(
             senders=senders,
             settings=cfg,
             locales=locales,
-            time_zone=settings.scoring.time_zone,
+            time_zone=settings.time_zone,
             clock=clock,
         )
         if cfg.digest.enabled

@@ -139,6 +139,7 @@ class ApplyKpiValues:
             department=msg.department,
             unit=msg.unit,
             score=msg.score,
+            first_seen_at=(previous.first_seen_at or previous.last_seen_at) if previous else now,
         )
         await writer.kpis.save(session, latest)
         await writer.kpis.observe(

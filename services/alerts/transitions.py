@@ -7,9 +7,13 @@ together: there is no moment where one exists without the other.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.domain.conditions import ONE_SHOT, SEVERITY, Condition, dedupe_key, open_key
@@ -26,9 +30,12 @@ from services.alerts.repository import (
     SilenceRepository,
 )
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
-from shared.contracts.kpi_values import Owner
+from shared.contracts.kpi_values import MAX_OWNER_NAME, Owner
+from shared.contracts.text import fold_line
 from shared.i18n import LocalePolicy
 from shared.settings import AlertsSettings
+
+log = logging.getLogger(__name__)
 
 # Conditions that have their own delay built in (two update periods, a calendar date).
 _NO_HOLD_DOWN = frozenset({Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED})
@@ -49,10 +56,13 @@ class AlertWriter:
         self,
         settings: AlertsSettings,
         metrics: AlertMetrics,
+        tz: tzinfo = UTC,
         locales: LocalePolicy | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        # Notices tell the time on the company's calendar (KPIPULSE_TIME_ZONE).
+        self._tz = tz
         self.locales = locales or LocalePolicy()
         self.alerts = AlertRepository()
         self.kpis = KpiRepository()
@@ -136,7 +146,7 @@ class AlertWriter:
         now: datetime,
         ended: datetime | None = None,
     ) -> int:
-        owners = [Owner.model_validate(owner) for owner in latest.owners]
+        owners, refused = _stored_owners(latest.owners)
         trend = await self.kpis.trend(session, latest.kpi_key, self._settings.trend_points)
         facts = AlertFacts(
             alert_id=alert.id,
@@ -150,16 +160,18 @@ class AlertWriter:
             minimum=latest.minimum,
             target=latest.target,
             direction=latest.direction,
-            started_at=alert.started_at,
-            ended_at=ended,
+            started_at=alert.started_at.astimezone(self._tz),
+            ended_at=ended.astimezone(self._tz) if ended else None,
             scorecard_url=self._settings.scorecard_url,
             owners=tuple(owner.name for owner in owners),
             trend=tuple(trend),
             expires_on=latest.expires_on,
-            last_value_at=latest.last_value_at,
+            last_value_at=(
+                latest.last_value_at.astimezone(self._tz) if latest.last_value_at else None
+            ),
             leading_in_breach=tuple(latest.leading_in_breach),
         )
-        routes = routes_for(owners, self._settings.default_email)
+        routes = routes_for(owners, self._settings.default_email, refused)
         silenced = bool(await self.silences.silenced_kpis(session, {latest.kpi_key}, now))
         items = [
             NewNotification(
@@ -170,6 +182,7 @@ class AlertWriter:
                 # Each recipient reads it in their own language (the company's by default).
                 payload=payload_for(facts, route, self.locales.for_person(route.target)),
                 suppressed=silenced,
+                undeliverable=route.reason,
             )
             for route in routes
         ]
@@ -178,4 +191,33 @@ class AlertWriter:
             for item in items:
                 self._metrics.suppressed.labels(item.channel).inc()
             return 0
-        return len(items)
+        for item in items:
+            if item.undeliverable is not None:
+                self._metrics.undeliverable.inc()
+                log.warning(
+                    "a notification has nobody to go to",
+                    extra={"kpi": latest.kpi_key, "error": item.undeliverable},
+                )
+        return sum(1 for route in routes if route.deliverable)
+
+
+def _stored_owners(
+    stored: Sequence[Mapping[str, Any]],
+) -> tuple[list[Owner], list[tuple[str, str]]]:
+    """The owners of a stored KPI that still validate, and (name, problem) of the rest.
+
+    Rows written before owner addresses were validated may hold a list of addresses:
+    their owner is routed as unreachable, instead of the error stopping every notice of
+    the KPI (and the scheduler's round) for ever.
+    """
+    owners: list[Owner] = []
+    refused: list[tuple[str, str]] = []
+    for raw in stored:
+        try:
+            owners.append(Owner.model_validate(raw))
+        except ValidationError as exc:
+            name = fold_line(str(raw.get("name") or "?"))[:MAX_OWNER_NAME]
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            refused.append((name, f"{where}: {first['msg']}"))
+    return owners, refused

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.scoring.api.admin import kpi_admin_router
 from services.scoring.api.export import export_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
-from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.catalog_service import CatalogService, describe_diff, file_source
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.evaluator import Evaluator
@@ -36,11 +37,24 @@ from shared.tasks import guarded
 log = logging.getLogger(__name__)
 
 async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) -> None:
-    """Apply the catalog file (start-up). KPIs missing from the file are retired."""
+    """Apply the catalog file (start-up) to the KPIs it manages; leave every other alone.
+
+    A KPI of the file that the API manages (taken over, or created there first) keeps
+    its API definition: a restart never undoes an edit. It is logged, not fatal.
+    """
     catalog = parse_catalog(await asyncio.to_thread(path.read_text))
-    diff = await service.apply(catalog, actor=actor)
-    if not diff.empty:
-        log.info("catalog applied", extra={"file": str(path), "changes": describe_diff(diff)})
+    written = await service.apply_file(
+        catalog, source=file_source(path), actor=actor, conflicts="skip"
+    )
+    if not written.diff.empty:
+        log.info(
+            "catalog applied", extra={"file": str(path), "changes": describe_diff(written.diff)}
+        )
+    for key, owner in written.skipped:
+        log.warning(
+            "catalog file names a KPI it does not manage: left as it is",
+            extra={"file": str(path), "kpi": key, "managed_by": owner},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +124,13 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
         lifespan=lifespan,
     )
     guard = admin_guard(settings.admin_token)
-    locales = LocalePolicy(settings.company.locale, scoring.time_zone)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
     # Before the KPI routes: /v1/kpis/export.csv must not read as the KPI "export.csv".
     app.include_router(export_router(parts.queries, locales))
-    app.include_router(kpi_router(parts.queries, catalog_service, guard))
+    app.include_router(kpi_router(parts.queries, catalog_service))
+    app.include_router(kpi_admin_router(catalog_service, guard))
     mount_page(
-        app,
-        alerts_api=scoring.alerts_api,
-        locales=locales,
+        app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone, locales=locales
     )
 
     async def bus_ready() -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -43,7 +42,7 @@ def build(
     sessions = adapters.sessions
     metrics = ScoringMetrics(adapters.registry)
     repositories = ScoringRepositories.for_dialect(adapters.engine.dialect.name)
-    state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
+    state = CatalogState(Catalog(()), settings.tz)
     catalog_service = CatalogService(sessions, repositories.catalog, repositories.buckets, state)
     offsets = offsets_for(sessions, consumer=scoring.group_id)
     evaluator = Evaluator(
@@ -68,6 +67,11 @@ def build(
         ),
         metrics=metrics,
         clock=clock,
+        # Alerts' recovery margins (one setting read by both services): a value crossing
+        # the level alerts resolves at is published at once.
+        recovery_margin=lambda key: settings.alerts.recovery_margin_overrides.get(
+            key, settings.alerts.recovery_margin
+        ),
     )
     fold = TransactionalConsumer(
         FoldEvents(
@@ -108,6 +112,7 @@ def build(
             repositories.current,
             repositories.catalog,
             scoring,
+            expiry_warning_days=settings.alerts.expiry_warning_days,
         ),
     )
     return create_app(settings, parts)

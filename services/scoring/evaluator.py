@@ -2,9 +2,11 @@
 
 A KPI is re-evaluated as soon as events were folded into it (at most every
 ``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
-Windows are read through ``WindowTotals`` (``windows.py``), which remembers their settled
-buckets between reads; values go on to ``publication.py``, KPIs that left the catalog to
-``retirement.py``.
+A value is published at once when its status changes or it crosses the level at which
+alerts resolves a breach (``shared.contracts.recovery``), otherwise at most once per
+``update_every``. Windows are read through ``WindowTotals`` (``windows.py``), which
+remembers their settled buckets between reads; values go on to ``publication.py``, KPIs
+that left the catalog to ``retirement.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
 from shared.contracts.kpi_values import KpiStatus
+from shared.contracts.recovery import has_recovered
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class Evaluator:
         retirement: RetirementAnnouncer,
         metrics: ScoringMetrics,
         clock: Clock = _utcnow,
+        recovery_margin: Callable[[str], float] = lambda _key: 0.0,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
@@ -78,6 +82,7 @@ class Evaluator:
         self._announce_not_before: datetime | None = None
         self._metrics = metrics
         self._clock = clock
+        self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
@@ -263,7 +268,26 @@ class Evaluator:
             leading=leading,
             coverage=self._coverage(kpi, now),
         )
-        return PendingValue(value, message, not_since=now - kpi.update_every)
+        prompt = self._crossed_recovery(kpi, value)
+        return PendingValue(
+            value, message, not_since=now if prompt else now - kpi.update_every
+        )
+
+    def _crossed_recovery(self, kpi: KpiDefinition, value: CurrentValue) -> bool:
+        """Whether the value crossed alerts' recovery level since the last one written:
+        without a publication now, a resolved breach would stay open on the page and in
+        alerts until the next periodic one."""
+        written = self._written.get(kpi.key)
+        if written is None or written[0] is None or value.value is None:
+            return False
+        margin = self._recovery_margin(kpi.key)
+        before = has_recovered(
+            written[0], kpi.minimum, kpi.direction, status=written[1], margin=margin
+        )
+        after = has_recovered(
+            value.value, kpi.minimum, kpi.direction, status=value.status, margin=margin
+        )
+        return before != after
 
     async def _store(self, pending: list[PendingValue], now: datetime) -> None:
         """Store and publish the tick's values; if Kafka refuses, the KPIs are evaluated

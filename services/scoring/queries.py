@@ -7,7 +7,7 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,14 +16,15 @@ from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import value_as_of
-from services.scoring.domain.leadlag import early_warnings, lead_lag
-from services.scoring.domain.periods import (
-    next_period_start,
-    period_analysis,
-    period_series,
-    period_start,
+from services.scoring.domain.leadlag import common_period, early_warnings, link_lead_lag
+from services.scoring.domain.periods import period_analysis, period_series, series_span
+from services.scoring.domain.scoring import (
+    as_status,
+    assess,
+    expiry,
+    score_entry,
+    scorecard,
 )
-from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
@@ -31,10 +32,36 @@ from shared.settings import ScoringSettings
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
+LEAD_LAG_PERIODS = 24
+
+
+# The instants a history may ask about. Event times start at the epoch (Kafka
+# timestamps count from it), and the far end leaves room for the window subtracted
+# from ``from`` and the step added past ``to``, which overflow Python's datetime near
+# year 1 and year 9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class QueryError(ValueError):
     """A read request that cannot be answered as asked (the message says why)."""
+
+
+class OutOfRange(QueryError):
+    """A parameter outside the range the read can answer for (the message names both)."""
+
+
+def check_instant(name: str, value: datetime | None) -> None:
+    """Refuse an aware instant outside ``EARLIEST``..``LATEST``, naming the parameter.
+
+    Compares before converting: converting year 1 or 9999 with an offset to UTC is
+    itself what overflows.
+    """
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise OutOfRange(
+            f"'{name}' must be between {EARLIEST.isoformat().replace('+00:00', 'Z')} and "
+            f"{LATEST.isoformat().replace('+00:00', 'Z')}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +72,8 @@ class KpiQueries:
     current: CurrentRepository
     changes: CatalogRepository
     settings: ScoringSettings
+    # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
+    expiry_warning_days: int = 14
 
     async def list_kpis(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -57,28 +86,34 @@ class KpiQueries:
             warnings = early_warnings(catalog, statuses)
             data_since = await self.buckets.first_bucket_starts(session, list(catalog.by_key))
             views = []
+            today = self._today()
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 value = current.get(kpi.key)
                 coverage = window_coverage(
                     kpi.window, data_since.get(kpi.key), value.as_of if value else now
                 )
-                views.append(_view(kpi, value, trend, warnings.get(kpi.key, []), coverage))
+                view = _view(kpi, value, trend, warnings.get(kpi.key, []), coverage)
+                state = expiry(kpi, today, self.expiry_warning_days)
+                views.append(
+                    view
+                    | {
+                        "expired": state.expired,
+                        "expiring_soon": state.expiring_soon,
+                        "expires_in_days": state.days_left,
+                    }
+                )
         return views
 
     async def scorecard(self) -> dict[str, Any]:
         catalog = self.catalog.catalog
+        today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
             value = current.get(kpi.key)
-            assessment = assess(kpi, value.value if value else None)
-            entries.append(
-                ScoreEntry(
-                    kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
-                )
-            )
+            entries.append(score_entry(kpi, value.value if value else None, today))
         card = scorecard(entries)
         return {
             "overall": card.overall,
@@ -87,9 +122,10 @@ class KpiQueries:
                     "perspective": name,
                     "score": part.score,
                     "weight": part.weight,
-                    "kpis": [*part.kpis, *part.no_data],
+                    "kpis": [*part.kpis, *part.no_data, *part.expired],
                     "scored": list(part.kpis),
                     "no_data": list(part.no_data),
+                    "expired": list(part.expired),
                 }
                 for name, part in card.per_perspective.items()
             ],
@@ -105,33 +141,39 @@ class KpiQueries:
             links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
                 (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
             ]
-            series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
             lead_lag_rows = []
             for leading_key, lagging_key in links:
-                for needed in (leading_key, lagging_key):
-                    if needed not in series_cache:
-                        series_cache[needed] = await self._period_series(
-                            session, catalog[needed], now, periods=24
-                        )
-                result = lead_lag(
-                    series_cache[leading_key],
-                    series_cache[lagging_key],
+                leading, lagging = catalog[leading_key], catalog[lagging_key]
+                period = common_period(leading.review_period, lagging.review_period)
+                start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
+                start -= timedelta(seconds=1)
+                buckets = {
+                    **await self.buckets.buckets(session, leading_key, start, end),
+                    **await self.buckets.buckets(session, lagging_key, start, end),
+                }
+                analysis = link_lead_lag(
+                    leading,
+                    lagging,
+                    buckets,
+                    tz=self.catalog.tz,
+                    now=now,
+                    periods=LEAD_LAG_PERIODS,
                     max_lag=self.settings.max_lag_periods,
                     min_points=self.settings.min_correlation_points,
                 )
+                result = analysis.result
                 lead_lag_rows.append(
                     {
                         "leading": leading_key,
                         "lagging": lagging_key,
+                        "period": analysis.period,
                         "best_lag": result.best_lag if result else None,
                         "r": result.r if result else None,
                         "points": result.points if result else 0,
                         "enough_points": result is not None,
                     }
                 )
-            own = series_cache.get(kpi.key) or await self._period_series(
-                session, kpi, now, periods=ANALYSED_PERIODS
-            )
+            own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
         return {
             "kpi": views[kpi.key],
@@ -157,6 +199,8 @@ class KpiQueries:
         self, key: str, start: datetime | None, end: datetime | None, step_s: int | None
     ) -> dict[str, Any]:
         kpi = self._kpi(key)
+        check_instant("from", start)
+        check_instant("to", end)
         end = (end or datetime.now(UTC)).astimezone(UTC)
         start = (start or end - kpi.window).astimezone(UTC)
         if start >= end:
@@ -194,14 +238,15 @@ class KpiQueries:
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
     ) -> list[tuple[datetime, float | None]]:
         tz = self.catalog.tz
-        first = period_start(now, kpi.review_period, tz)
-        for _ in range(periods - 1):
-            first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
-        end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        first, end = series_span(now, kpi.review_period, tz, periods)
         buckets = await self.buckets.buckets(
             session, kpi.key, first - timedelta(seconds=1), end
         )
         return period_series(kpi, buckets, tz, first, now)
+
+    def _today(self) -> date:
+        """The date in the company's time zone (expiry is a calendar date there)."""
+        return datetime.now(self.catalog.tz).date()
 
     def _kpi(self, key: str) -> KpiDefinition:
         catalog = self.catalog.catalog

@@ -1,9 +1,7 @@
-"""Kafka adapters of the bus port, over aiokafka.
+"""The Kafka adapter of the bus's producing side, over aiokafka, and topic creation.
 
 The producer is always ``acks=all`` with idempotence on: a publish returns only when
-every in-sync replica has the records. The consumer never auto-commits; it commits the
-offsets of a batch after its handler returned, and on stop it finishes the batch in hand
-before committing and leaving the group.
+every in-sync replica has the records. (The consuming side: ``kafka_consumer.py``.)
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,6 +22,7 @@ from shared.bus.ports import (
     PublishError,
 )
 from shared.settings import KafkaSettings
+from shared.tasks import quietly
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ class KafkaPublisher:
             try:
                 await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
             except (KafkaError, OSError, TimeoutError) as exc:
-                await _quietly(producer.stop())
+                await quietly(producer.stop())
                 self._healthy = False
                 raise PublishError(f"kafka unreachable: {exc!r}") from exc
             session = ProducerSession(
@@ -96,7 +94,7 @@ class KafkaPublisher:
         if self._session is not None:
             session, self._session = self._session, None
             # Sends what is queued and waits for its acks first.
-            await _quietly(session.close(self._settings.publish_timeout_s))
+            await quietly(session.close(self._settings.publish_timeout_s))
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -115,7 +113,7 @@ class KafkaPublisher:
             return  # another request already replaced it
         self._session = None
         task = asyncio.create_task(
-            _quietly(asyncio.wait_for(session.producer.stop(), self._settings.publish_timeout_s))
+            quietly(asyncio.wait_for(session.producer.stop(), self._settings.publish_timeout_s))
         )
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -188,10 +186,3 @@ async def ensure_topics(
         return missing
     finally:
         await admin.close()
-
-
-async def _quietly(awaitable: Any) -> None:
-    try:
-        await awaitable
-    except Exception:  # shutdown of a broken client must not mask the original error
-        log.debug("ignored error while closing a kafka client", exc_info=True)

@@ -24,7 +24,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_timezone_gmt
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -113,9 +113,11 @@ class Translator:
         return str(format_date(day, format="medium", locale=self.locale))
 
     def datetime(self, moment: datetime) -> str:
-        return str(
-            format_datetime(moment, format="medium", tzinfo=self.time_zone, locale=self.locale)
-        )
+        """In the company's zone, which the offset names: readers may sit elsewhere."""
+        local = moment.astimezone(self.time_zone)
+        text = format_datetime(local, format="medium", tzinfo=self.time_zone, locale=self.locale)
+        offset = get_timezone_gmt(local, width="iso8601", locale=self.locale)
+        return f"{text} {offset}"
 
 
 @cache

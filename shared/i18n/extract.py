@@ -32,7 +32,7 @@ KEYWORDS: Final = {"gettext": None, "ngettext": (1, 2), "N_": None, "_": None}
 # Catalog keywords the page shows through translatedKey() (values of KPI fields).
 CATALOG_KEYWORDS: Final = (
     "attract", "engage", "create value", "retain", "financial",
-    "day", "week", "month", "quarter", "year",
+    "day", "week", "month", "quarter", "year", "period",
     "leading", "lagging",
 )
 _JS_CALL: Final = re.compile(r"""\bt\(\s*"((?:[^"\\]|\\.)*)"\s*[,)]""")

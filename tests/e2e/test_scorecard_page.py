@@ -94,6 +94,16 @@ def test_page_shows_every_catalog_kpi_without_errors(
                 "on_target",
                 "no_data",
             }
+        # An expired KPI is shown, flagged, and said to be out of the scorecard.
+        today = datetime.now(UTC).date()
+        for kpi in catalog():
+            card = page.locator(f'[data-kpi="{kpi["key"]}"]')
+            if kpi["expires_on"] < today:
+                expect(card).to_have_attribute("data-expired", "")
+                expect(card.locator(".status-text")).to_contain_text("expired")
+                expect(card.locator(".f-expiry")).to_have_attribute(
+                    "title", "Expired: left out of the scorecard until renewed"
+                )
         for perspective in PERSPECTIVES:
             expect(page.locator(f'section[data-perspective="{perspective}"] h2')).to_be_visible()
         expect(page.locator("#error-banner")).to_be_hidden()

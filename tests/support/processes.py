@@ -38,9 +38,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KPIPULSE_SCORING__GROUP_ID": settings.scoring.group_id,
         "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
         "KPIPULSE_ALERTS__DIGEST__ENABLED": str(settings.alerts.digest.enabled).lower(),
+        "KPIPULSE_TIME_ZONE": settings.time_zone,
+        # Empty means no catalog file (not the default file).
+        "KPIPULSE_SCORING__CATALOG_PATH": str(settings.scoring.catalog_path or ""),
     }
-    if settings.scoring.catalog_path is not None:
-        env["KPIPULSE_SCORING__CATALOG_PATH"] = str(settings.scoring.catalog_path)
     return env
 
 

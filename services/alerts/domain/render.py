@@ -11,6 +11,7 @@ from html import escape
 
 from services.alerts.domain.conditions import Condition
 from services.alerts.domain.facts import AlertFacts
+from shared.contracts.text import fold_line
 from shared.i18n import ENGLISH, N_, Translator
 
 
@@ -60,7 +61,10 @@ def summary(facts: AlertFacts, tr: Translator = ENGLISH) -> str:
             condition=tr.gettext(CONDITION_LABELS[facts.condition]),
         )
     prefix = tr.gettext(_PREFIX.get(facts.kind, _ALERT_PREFIX))
-    return f"{prefix} {facts.kpi_name} {what}"
+    # The name is validated as one line where KPIs are defined, but a subject with a
+    # line break is refused by every mail library: fold it here too, whatever the name's
+    # origin, so that one bad name never stops a KPI's notices.
+    return f"{prefix} {fold_line(facts.kpi_name)} {what}"
 
 
 def fact_lines(facts: AlertFacts, tr: Translator = ENGLISH) -> list[tuple[str, str]]:

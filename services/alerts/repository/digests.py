@@ -200,9 +200,3 @@ class DigestRepository:
             .values(**values)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-    async def history(self, session: AsyncSession, limit: int = 100) -> list[dict[str, Any]]:
-        rows = await session.execute(
-            select(digest_outbox).order_by(digest_outbox.c.id.desc()).limit(limit)
-        )
-        return [dict(row._mapping) for row in rows]

@@ -35,6 +35,14 @@ class KpiLatest:
     department: str | None = None
     unit: str | None = None
     score: float | None = None
+    # When alerts first heard of the KPI (None only on rows older than the column).
+    first_seen_at: datetime | None = None
+
+    @property
+    def fresh_since(self) -> datetime | None:
+        """Since when the KPI is expected to have fresh data: its last fresh value, or,
+        when none ever came, when it was first heard of."""
+        return self.last_value_at or self.first_seen_at
 
 
 def _latest(row: Any) -> KpiLatest:
@@ -56,6 +64,7 @@ def _latest(row: Any) -> KpiLatest:
         department=row.department,
         unit=row.unit,
         score=row.score,
+        first_seen_at=utc(row.first_seen_at),
     )
 
 
@@ -94,6 +103,7 @@ class KpiRepository:
             "department": latest.department,
             "unit": latest.unit,
             "score": latest.score,
+            "first_seen_at": latest.first_seen_at,
         }
         await upsert(
             session,

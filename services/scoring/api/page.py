@@ -67,24 +67,31 @@ def _page_catalog(tr: Translator) -> str:
     return data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_index(alerts_api: str, tr: Translator | None = None) -> str:
-    """index.html in the reader's language, with the alerts base URL and asset version."""
+def render_index(alerts_api: str, time_zone: str = "UTC", tr: Translator | None = None) -> str:
+    """index.html in the reader's language, with the alerts base URL, the company's time
+    zone (the page shows times and dates on the company's calendar, not the browser's) and
+    the asset version."""
     tr = tr or LocalePolicy().for_person(None)
     template = (WEB_DIR / "index.html").read_text(encoding="utf-8")
     translated = MARKER.sub(lambda m: html.escape(tr.gettext(m.group(1)), quote=True), template)
     return (
         translated.replace("{{ALERTS_API}}", html.escape(alerts_api.rstrip("/"), quote=True))
+        .replace("{{TIME_ZONE}}", html.escape(time_zone, quote=True))
         .replace("{{VERSION}}", _asset_version())
         .replace("{{LANG}}", tr.locale)
         .replace("{{I18N}}", _page_catalog(tr))
     )
 
 
-def page_router(alerts_api: str, locales: LocalePolicy | None = None) -> APIRouter:
+def page_router(
+    alerts_api: str, time_zone: str = "UTC", locales: LocalePolicy | None = None
+) -> APIRouter:
     """``GET /``: the scorecard page, rendered once per language (assets never change)."""
     router = APIRouter(tags=["page"])
-    policy = locales or LocalePolicy()
-    bodies = {code: render_index(alerts_api, policy.for_request(code)) for code in SUPPORTED}
+    policy = locales or LocalePolicy(time_zone=time_zone)
+    bodies = {
+        code: render_index(alerts_api, time_zone, policy.for_request(code)) for code in SUPPORTED
+    }
     headers = {
         "Cache-Control": "no-cache",
         "Content-Security-Policy": content_security_policy(alerts_api),
@@ -101,7 +108,13 @@ def page_router(alerts_api: str, locales: LocalePolicy | None = None) -> APIRout
     return router
 
 
-def mount_page(app: FastAPI, *, alerts_api: str, locales: LocalePolicy | None = None) -> None:
+def mount_page(
+    app: FastAPI,
+    *,
+    alerts_api: str,
+    time_zone: str = "UTC",
+    locales: LocalePolicy | None = None,
+) -> None:
     """Serve the page at ``/`` and its assets under ``/static``."""
-    app.include_router(page_router(alerts_api, locales))
+    app.include_router(page_router(alerts_api, time_zone, locales))
     app.mount(STATIC_PREFIX, StaticFiles(directory=WEB_DIR), name="static")

@@ -1,21 +1,20 @@
-"""Scoring's JSON API: KPIs with their values, the scorecard, history; admin edits."""
+"""Scoring's JSON API: KPIs with their values, the scorecard, history (edits: admin.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from services.scoring.catalog_service import CatalogService, describe_diff
-from services.scoring.domain.catalog import CatalogError, KpiDefinition
-from services.scoring.queries import KpiQueries, QueryError
-from shared.auth import AdminGuard
+from services.scoring.api.admin import etag
+from services.scoring.api.params import Key
+from services.scoring.catalog_service import CatalogService
+from services.scoring.queries import KpiQueries, OutOfRange, QueryError
 
 
-def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) -> APIRouter:
+def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["kpis"])
-    admin_only = [Depends(admin)]
 
     def not_found(key: str) -> HTTPException:
         return HTTPException(status.HTTP_404_NOT_FOUND, f"unknown KPI '{key}'")
@@ -31,21 +30,32 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
     @router.get(
         "/kpis/{key}",
         summary="A KPI's definition, value, lead/lag links and period analysis",
+        description="The `ETag` header is the stored version of the definition: send it "
+        "back in `If-Match` to change or retire the KPI only if nobody changed it meanwhile.",
         responses={404: {"description": "Unknown KPI"}},
     )
-    async def get_kpi(key: str) -> dict[str, Any]:
+    async def get_kpi(key: Key, response: Response) -> dict[str, Any]:
         try:
-            return await queries.detail(key)
+            detail = await queries.detail(key)
         except KeyError:
             raise not_found(key) from None
+        stored = await catalog.stored(key)
+        if stored is not None:
+            response.headers["ETag"] = etag(stored.version)
+            detail |= {"version": stored.version, "managed_by": stored.managed_by}
+        return detail
 
     @router.get(
         "/kpis/{key}/history",
         summary="The KPI's rolling value at each step between from and to (from buckets)",
-        responses={404: {"description": "Unknown KPI"}, 422: {"description": "Bad range"}},
+        responses={
+            400: {"description": "'from' or 'to' outside the range history can answer for"},
+            404: {"description": "Unknown KPI"},
+            422: {"description": "Bad range"},
+        },
     )
     async def get_history(
-        key: str,
+        key: Key,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
         step: Annotated[int | None, Query(ge=1, le=365 * 86400, description="seconds")] = None,
@@ -57,57 +67,13 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService, admin: AdminGuard) 
             return await queries.history(key, start, end, step)
         except KeyError:
             raise not_found(key) from None
+        except OutOfRange as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         except QueryError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @router.get("/kpis/{key}/changes", summary="What changed in the definition, when, by whom")
-    async def get_changes(key: str) -> dict[str, Any]:
+    async def get_changes(key: Key) -> dict[str, Any]:
         return {"kpi": key, "changes": await queries.change_history(key)}
-
-    async def save(kpi: KpiDefinition, actor: str) -> dict[str, Any]:
-        try:
-            diff = await catalog.put(kpi, actor=actor)
-        except CatalogError as exc:
-            raise HTTPException(422, {"problems": exc.problems}) from None
-        return {"key": kpi.key, "changes": describe_diff(diff)}
-
-    @router.post(
-        "/kpis",
-        status_code=status.HTTP_201_CREATED,
-        dependencies=admin_only,
-        summary="Create a KPI (admin)",
-        responses={401: {"description": "Admin token missing or wrong"}, 409: {}, 422: {}},
-    )
-    async def create_kpi(kpi: Annotated[KpiDefinition, Body()]) -> dict[str, Any]:
-        if kpi.key in queries.catalog.catalog:
-            raise HTTPException(409, f"KPI '{kpi.key}' exists: use PUT /v1/kpis/{kpi.key}")
-        return await save(kpi, "admin-api")
-
-    @router.put(
-        "/kpis/{key}",
-        dependencies=admin_only,
-        summary="Create or replace a KPI (admin)",
-        responses={401: {"description": "Admin token missing or wrong"}, 422: {}},
-    )
-    async def put_kpi(key: str, kpi: Annotated[KpiDefinition, Body()]) -> dict[str, Any]:
-        if kpi.key != key:
-            raise HTTPException(422, f"body key '{kpi.key}' differs from the path's '{key}'")
-        return await save(kpi, "admin-api")
-
-    @router.delete(
-        "/kpis/{key}",
-        status_code=status.HTTP_204_NO_CONTENT,
-        dependencies=admin_only,
-        summary="Retire a KPI (admin); its history is kept",
-        responses={401: {"description": "Admin token missing or wrong"}, 404: {}, 422: {}},
-    )
-    async def delete_kpi(key: str) -> Response:
-        if key not in queries.catalog.catalog:
-            raise not_found(key)
-        try:
-            await catalog.retire(key, actor="admin-api")
-        except CatalogError as exc:
-            raise HTTPException(422, {"problems": exc.problems}) from None
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

@@ -16,6 +16,8 @@
 
   var REFRESH_MS = 5000;
   var FETCH_TIMEOUT_MS = 8000;
+  // Only for an API that does not say (older scoring); the API's expiry facts come from the
+  // company's calendar and alerts' own warning days.
   var EXPIRY_WARNING_DAYS = 14;
   var DAY_MS = 86400000;
 
@@ -84,6 +86,21 @@
       return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : all;
     });
   }
+
+  /* The company's time zone (<meta name="kpipulse-time-zone">): times and dates on the page
+   * are on its calendar, like review periods, expiry and alert notices. */
+  function readTimeZone() {
+    var meta = document.querySelector('meta[name="kpipulse-time-zone"]');
+    var value = meta ? (meta.getAttribute("content") || "").trim() : "";
+    if (!value || value.indexOf("{{") !== -1) return undefined;
+    try {
+      new Intl.DateTimeFormat(undefined, { timeZone: value });
+      return value;
+    } catch (e) {
+      return undefined;
+    }
+  }
+  var TIME_ZONE = readTimeZone();
 
   function readAlertsBase() {
     var meta = document.querySelector('meta[name="kpipulse-alerts-api"]');
@@ -225,7 +242,7 @@
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
     return d.toLocaleString(LOCALE, {
-      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: TIME_ZONE,
     });
   }
 
@@ -233,7 +250,7 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(LOCALE, { year: "numeric", month: "short", day: "numeric" });
+    return d.toLocaleDateString(LOCALE, { year: "numeric", month: "short", day: "numeric", timeZone: TIME_ZONE });
   }
 
   function ago(iso) {
@@ -269,21 +286,35 @@
     return parseInt(m[1], 10) * mult;
   }
 
-  function expiryInfo(isoDate) {
+  /* ``facts``: the API's expired / expiring_soon / expires_in_days, from the company's
+   * calendar; the browser's own date is only a fallback. */
+  function expiryInfo(isoDate, facts) {
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(isoDate || ""));
     if (!m) return { text: "—", cls: "" };
-    var expires = new Date(+m[1], +m[2] - 1, +m[3]);
-    var now = new Date();
-    var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
-    var days = Math.round((expires - today) / DAY_MS);
     // Numeric (31/03/2027 in Vietnamese): it fits a card's narrow column in any language.
     var date = new Date(+m[1], +m[2] - 1, +m[3]).toLocaleDateString(LOCALE, {
       year: "numeric", month: "2-digit", day: "2-digit",
     });
-    if (days < 0) return { text: date + " · " + t("expired"), date: date, note: t("expired"), cls: "expired", days: days };
-    if (days <= EXPIRY_WARNING_DAYS) {
-      var note = days === 0 ? t("expires today") : t("in {n} d", { n: days });
-      return { text: date + " · " + note, date: date, note: note, cls: "expiring", days: days };
+    var known = facts && typeof facts.expired === "boolean" && isNum(facts.expires_in_days);
+    var days;
+    if (known) {
+      days = facts.expires_in_days;
+    } else {
+      var expires = new Date(+m[1], +m[2] - 1, +m[3]);
+      var now = new Date();
+      var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+      days = Math.round((expires - today) / DAY_MS);
+    }
+    if (known ? facts.expired : days < 0) {
+      return {
+        text: date + " · " + t("expired: not in the scorecard until renewed"), date: date,
+        note: t("expired"), title: t("Expired: left out of the scorecard until renewed"),
+        cls: "expired", days: days,
+      };
+    }
+    if (known ? facts.expiring_soon : days <= EXPIRY_WARNING_DAYS) {
+      var soon = days === 0 ? t("expires today") : t("in {n} d", { n: days });
+      return { text: date + " · " + soon, date: date, note: soon, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
   }
@@ -638,8 +669,10 @@
     link.title = kpi.objective || "";
 
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
+    card.toggleAttribute("data-expired", kpi.expired === true);
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · " + t("alert") : "") + partialNote(kpi);
+      STATUS[status].label + (alerts.length ? " · " + t("alert") : "") + (kpi.expired ? " · " + t("expired") : "") +
+      partialNote(kpi);
     card.toggleAttribute("data-partial", !!kpi.partial);
 
     var value = card.querySelector(".value");
@@ -655,11 +688,12 @@
     card.querySelector(".f-target").textContent = formatThreshold(kpi.target, kpi.unit);
     card.querySelector(".f-score").textContent = formatScore(kpi.score);
 
-    var expiry = expiryInfo(kpi.expires_on);
+    var expiry = expiryInfo(kpi.expires_on, kpi);
     var exp = card.querySelector(".f-expiry");
     exp.textContent = expiry.date || expiry.text;
     if (expiry.note) exp.appendChild(h("span", { className: "expiry-note" }, expiry.note));
     exp.className = "f-expiry " + expiry.cls;
+    exp.title = expiry.title || "";
 
     var owners = card.querySelector(".kpi-owners");
     owners.textContent = "";
@@ -1153,11 +1187,11 @@
     var start = p.period_start ? new Date(p.period_start) : null;
     var end = p.period_end ? new Date(p.period_end) : null;
     if (!start || isNaN(start.getTime())) return "—";
-    var opts = { month: "short", day: "numeric" };
+    var opts = { month: "short", day: "numeric", timeZone: TIME_ZONE };
     var text = start.toLocaleDateString(LOCALE, opts);
     if (end && !isNaN(end.getTime())) {
-      var last = new Date(end.getTime() - 1000);
-      if (last.toDateString() !== start.toDateString()) text += " – " + last.toLocaleDateString(LOCALE, opts);
+      var last = new Date(end.getTime() - 1000).toLocaleDateString(LOCALE, opts);
+      if (last !== text) text += " – " + last;
     }
     return text;
   }
@@ -1172,10 +1206,12 @@
     var tbody = h("tbody");
     list.forEach(function (r) {
       var enough = r.enough_points !== false && isNum(r.r);
+      var lag = { n: r.best_lag, period: translatedKey(r.period || "period") };
       tbody.appendChild(h("tr", null,
         h("td", null, linkOrText(r.leading, kpi.key)),
         h("td", null, linkOrText(r.lagging, kpi.key)),
-        h("td", null, enough && isNum(r.best_lag) ? (r.best_lag === 1 ? t("{n} period", { n: 1 }) : t("{n} periods", { n: r.best_lag })) : "—"),
+        // Lags count periods of the link's common period (the coarser review period).
+        h("td", null, enough && isNum(r.best_lag) ? (r.best_lag === 1 ? t("{n} {period}", lag) : t("{n} {period}s", lag)) : "—"),
         h("td", null, enough ? numberFormat(2, 2).format(r.r) : t("not enough data")),
         h("td", null, isNum(r.points) ? String(r.points) : "—")));
     });
@@ -1205,7 +1241,7 @@
       if (i) ownersEl.appendChild(document.createTextNode(", "));
       ownersEl.appendChild(el);
     });
-    var expiry = expiryInfo(kpi.expires_on || def.expires_on);
+    var expiry = expiryInfo(kpi.expires_on || def.expires_on, kpi);
     var cost = def.tracking_cost;
     var scope = def.scope ? JSON.stringify(def.scope) : null;
     var direction = { higher_is_better: t("Higher is better"), lower_is_better: t("Lower is better"), target_band: t("Within a band") }[kpi.direction || def.direction];
@@ -1279,7 +1315,7 @@
           state.lastUpdate = new Date();
           document.getElementById("updated").textContent =
             t("Updated {time} · refreshes every {n} s",
-              { time: state.lastUpdate.toLocaleTimeString(LOCALE), n: REFRESH_MS / 1000 });
+              { time: state.lastUpdate.toLocaleTimeString(LOCALE, { timeZone: TIME_ZONE }), n: REFRESH_MS / 1000 });
         }
         if (state.detail) return loadDetail();
         return undefined;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -107,7 +108,15 @@ async def service(
     alerts_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Harness]:
     """The alerts app with its real consumer, scheduler and worker running."""
-    settings = alerts_settings
+    async with running_service(alerts_settings, sessions) as harness:
+        yield harness
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Harness]:
+    """One run of the alerts app with ``settings``."""
     clock = Clock()
     adapters = Adapters(
         kafka=settings.kafka,

@@ -40,6 +40,7 @@ ALERT_TABLES = {
     "digest_outbox",
     "digest_snapshots",
 }
+DIGEST_TABLES = {"digest_outbox", "digest_snapshots"}
 
 
 async def _tables(url: str) -> set[str]:
@@ -55,8 +56,15 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
-    # Down the whole alerts branch (two revisions): only our tables go.
-    downgrade(url, "alerts@-2")
+    # alerts_0003 down: the digest's tables go, the alert tables stay.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES - DIGEST_TABLES
+    assert not DIGEST_TABLES & asyncio.run(_tables(url))
+    # alerts_0002 down: the tables stay, without the column it added.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES - DIGEST_TABLES
+    # alerts_0001 down: only our tables go.
+    downgrade(url, "alerts@-1")
     remaining = asyncio.run(_tables(url))
     assert not ALERT_TABLES & remaining
     assert "consumer_offsets" in remaining  # the foundation is untouched

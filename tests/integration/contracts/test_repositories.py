@@ -210,17 +210,28 @@ async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None
     repo = scoring_repositories(sessions).catalog
     async with transaction(sessions) as session:
         before = await repo.stamp(session)
-        await repo.upsert_definition(session, "kpi_a", {"key": "kpi_a", "n": 1}, T0)
+        assert await repo.insert(session, "kpi_a", {"key": "kpi_a", "n": 1}, managed_by="f", at=T0)
+        assert not await repo.insert(session, "kpi_a", {"key": "kpi_a"}, managed_by="f", at=T0)
         await repo.record_change(
             session, kpi_key="kpi_a", action="created", changes=[], actor="cli", at=T0
         )
     async with transaction(sessions) as session:
         assert await repo.active(session) == [{"key": "kpi_a", "n": 1}]
         assert await repo.stamp(session) != before
-        assert await repo.retire(session, "kpi_a", T0 + timedelta(minutes=1))
-        assert not await repo.retire(session, "kpi_a", T0 + timedelta(minutes=2))
+        assert await repo.managed_keys(session, "f") == ["kpi_a"]
+        [row] = (await repo.lock(session, ["kpi_a", "absent"])).values()
+        assert (row.version, row.managed_by, row.retired) == (1, "f", False)
+        version = await repo.write(session, row, {"key": "kpi_a", "n": 2}, managed_by="api", at=T0)
+        assert version == 2
+    async with transaction(sessions) as session:
+        row = (await repo.lock(session, [], shared=["kpi_a"]))["kpi_a"]
+        assert (row.definition, row.managed_by) == ({"key": "kpi_a", "n": 2}, "api")
+        assert await repo.retire(session, row, T0 + timedelta(minutes=1), managed_by="api") == 3
     async with sessions() as session:
         assert await repo.active(session) == []
+        assert await repo.active_rows(session) == {}
+        stored = await repo.stored(session, "kpi_a")
+        assert stored is not None and stored.retired and stored.version == 3
         [change] = await repo.history(session, "kpi_a")
     assert change["action"] == "created" and change["at"] == T0
 

@@ -141,7 +141,9 @@ async def test_events_become_exact_kpi_values_with_dedupe_and_dlq(
 
     # Retiring a KPI announces it once, so that alerts stops watching it.
     retired = await scoring_app.delete(
-        "/v1/kpis/complaints", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/v1/kpis/complaints",
+        params={"take_over": "true"},  # the catalog file manages it
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert retired.status_code == 204, retired.text
 
@@ -165,7 +167,9 @@ async def test_admin_changes_need_the_token(scoring_app: httpx.AsyncClient) -> N
     wrong = await scoring_app.delete("/v1/kpis/revenue", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     ok = await scoring_app.delete(
-        "/v1/kpis/active_users", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/v1/kpis/active_users",
+        params={"take_over": "true"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     # revenue lists active_users as its leading indicator: retiring it is refused.
     assert ok.status_code == 422

@@ -1,14 +1,14 @@
 """Alerts: the weekly digest's outbox and snapshots; department, unit and score per KPI.
 
-Revision ID: alerts_0002
-Revises: alerts_0001
+Revision ID: alerts_0003
+Revises: alerts_0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "alerts_0002"
-down_revision = "alerts_0001"
+revision = "alerts_0003"
+down_revision = "alerts_0002"
 branch_labels = None
 depends_on = None
 
