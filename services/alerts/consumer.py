@@ -15,9 +15,9 @@ from datetime import datetime
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.domain.conditions import Condition, has_recovered, is_worse
+from services.alerts.domain.conditions import Condition, dedupe_key, has_recovered, is_worse
 from services.alerts.domain.lifecycle import State
-from services.alerts.repository import KpiLatest
+from services.alerts.repository import AlertRow, KpiLatest
 from services.alerts.transitions import AlertWriter, Evaluation
 from shared.bus.consumer import (
     Applied,
@@ -173,9 +173,34 @@ class ApplyKpiValues:
                 Evaluation(Condition.BELOW_MINIMUM, worse, recovered and not worse, msg.value)
             )
             evaluations.append(Evaluation(Condition.STALE, False, True, msg.value))
+        evaluations.append(await self._value_due(session, msg, open_alerts, now))
         enqueued = 0
         for evaluation in evaluations:
             current = open_alerts.get(evaluation.condition)
             enqueued += await writer.apply(session, latest, current, evaluation, now)
         return enqueued
+
+    async def _value_due(
+        self,
+        session: AsyncSession,
+        msg: KpiValueMessage,
+        open_alerts: dict[Condition, AlertRow],
+        now: datetime,
+    ) -> Evaluation:
+        """A reported KPI's missing value: one reminder per period. A reminder still open
+        for an earlier period closes (silently) so that the new period gets its own."""
+        due = msg.value_due_period
+        episode = due.isoformat() if due is not None else None
+        open_due = open_alerts.get(Condition.VALUE_DUE)
+        if (
+            open_due is not None
+            and episode is not None
+            and open_due.dedupe_key != dedupe_key(msg.kpi_key, Condition.VALUE_DUE, episode)
+        ):
+            await self._writer.alerts.move(
+                session, open_due.id, from_state=open_due.state, to_state=State.RESOLVED,
+                value=msg.value, now=now,
+            )
+            del open_alerts[Condition.VALUE_DUE]
+        return Evaluation(Condition.VALUE_DUE, due is not None, due is None, msg.value, episode)
 

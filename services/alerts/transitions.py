@@ -38,7 +38,9 @@ from shared.settings import AlertsSettings
 log = logging.getLogger(__name__)
 
 # Conditions that have their own delay built in (two update periods, a calendar date).
-_NO_HOLD_DOWN = frozenset({Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED})
+_NO_HOLD_DOWN = frozenset(
+    {Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED, Condition.VALUE_DUE}
+)
 
 
 @dataclass(frozen=True, slots=True)

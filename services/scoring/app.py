@@ -16,6 +16,7 @@ from services.scoring.api.admin import kpi_admin_router
 from services.scoring.api.export import export_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
+from services.scoring.api.values import admin_may_enter, values_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
 from services.scoring.catalog_service import CatalogService, describe_diff, file_source
 from services.scoring.catalog_state import CatalogState
@@ -23,6 +24,7 @@ from services.scoring.domain.catalog import parse_catalog
 from services.scoring.evaluator import Evaluator
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
+from services.scoring.reported import ReportedValues
 from services.scoring.repository import ScoringRepositories
 from shared.auth import admin_guard
 from shared.bootstrap import Adapters
@@ -70,6 +72,7 @@ class ScoringParts:
     fold: BatchHandler
     evaluator: Evaluator
     queries: KpiQueries
+    reported: ReportedValues
 
 
 def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
@@ -129,6 +132,7 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
     app.include_router(export_router(parts.queries, locales))
     app.include_router(kpi_router(parts.queries, catalog_service))
     app.include_router(kpi_admin_router(catalog_service, guard))
+    app.include_router(values_router(parts.reported, admin_may_enter(guard)))
     mount_page(
         app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone, locales=locales
     )

@@ -20,6 +20,7 @@ from services.scoring.evaluator import Evaluator
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import ValuePublication
 from services.scoring.queries import KpiQueries
+from services.scoring.reported import ReportedValues
 from services.scoring.repository import ScoringRepositories
 from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
@@ -66,6 +67,7 @@ def build(
             clock=clock,
         ),
         metrics=metrics,
+        reported=repositories.reported,
         clock=clock,
         # Alerts' recovery margins (one setting read by both services): a value crossing
         # the level alerts resolves at is published at once.
@@ -112,7 +114,16 @@ def build(
             repositories.current,
             repositories.catalog,
             scoring,
+            reported=repositories.reported,
             expiry_warning_days=settings.alerts.expiry_warning_days,
+        ),
+        reported=ReportedValues(
+            sessions=sessions,
+            repository=repositories.reported,
+            catalog=lambda: state.catalog,
+            tz=state.tz,
+            on_entered=evaluator.touch,
+            clock=clock,
         ),
     )
     return create_app(settings, parts)

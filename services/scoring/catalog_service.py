@@ -252,8 +252,9 @@ class CatalogService:
     ) -> None:
         """The catalog this write leaves behind, as stored now, must be valid as a whole."""
         active = await self._repository.active_rows(session)
+        # Links as stored: a write that would leave a link dangling is refused.
         others, _ = usable_definitions(
-            row.definition for key, row in active.items() if key not in remove
+            (row.definition for key, row in active.items() if key not in remove), whole=False
         )
         Catalog.from_definitions([*others, *add])
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from services.scoring import templates, values_cli
 from services.scoring.catalog_service import (
     CatalogService,
     ManagedElsewhere,
@@ -43,6 +44,9 @@ def register(sub: Any) -> None:
     check = actions.add_parser("check", help="validate a catalog file without a database")
     check.add_argument("file", type=Path)
     check.set_defaults(run=_check)
+    templates.register(actions)
+
+    values_cli.register(sub)
 
 
 def _run(_args: argparse.Namespace, settings: Settings) -> int:

@@ -15,21 +15,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
+from services.scoring.derived_values import DerivedValues
 from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.domain.coverage import is_partial, window_coverage
+from services.scoring.domain.coverage import is_partial, kpi_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
+from services.scoring.domain.reported import current_value, previous_period_start, value_due
 from services.scoring.domain.scoring import as_status, assess
+from services.scoring.domain.targets import in_force
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.publication import PendingValue, ValuePublication, value_message
-from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
+from services.scoring.repository import (
+    BucketRepository,
+    CurrentRepository,
+    CurrentValue,
+    ReportedRepository,
+)
 from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
 from shared.bus.ports import PublishError
@@ -69,6 +77,7 @@ class Evaluator:
         publication: ValuePublication,
         retirement: RetirementAnnouncer,
         metrics: ScoringMetrics,
+        reported: ReportedRepository | None = None,
         clock: Clock = _utcnow,
         recovery_margin: Callable[[str], float] = lambda _key: 0.0,
     ) -> None:
@@ -81,6 +90,11 @@ class Evaluator:
         self._retirement = retirement
         self._announce_not_before: datetime | None = None
         self._metrics = metrics
+        self._reported = reported or ReportedRepository()
+        self._derived = DerivedValues(buckets, self._reported, catalog.tz)
+        # Reported KPIs: when each was first defined, and the period whose value is due.
+        self._defined_since: dict[str, datetime] = {}
+        self._value_due: dict[str, datetime | None] = {}
         self._clock = clock
         self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
@@ -105,6 +119,15 @@ class Evaluator:
                 self._data_since[key] = start
         self._dirty.update(oldest)
         self._windows.changed(oldest)
+        self._wake.set()
+
+    def touch(self, keys: Iterable[str]) -> None:
+        """Values of these reported KPIs were entered: evaluate them again soon."""
+        self._derived.forget()
+        now = self._clock()
+        for key in keys:
+            self._folded_at[key] = now
+            self._dirty.add(key)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,6 +166,15 @@ class Evaluator:
                 log.exception("announcing retired kpis failed; retrying in %s", _RETIRED_RETRY)
                 self._announce_not_before = now + _RETIRED_RETRY
         due = [kpi for kpi in catalog if self._is_due(kpi, now)]
+        # A derived KPI follows its inputs: it is looked at whenever one of them is.
+        keys = {kpi.key for kpi in due}
+        due += [
+            kpi
+            for kpi in catalog
+            if kpi.key not in keys
+            and (expression := kpi.formula.expression) is not None
+            and expression.inputs & keys
+        ]
         if not due:
             return
         # Clear the marks before reading: events folded while we read mark the KPI
@@ -156,8 +188,10 @@ class Evaluator:
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
             raise
+        tz = self._catalog.tz
         for kpi in due:
-            self._statuses[kpi.key] = assess(kpi, evaluations[kpi.key].value).status
+            judged = in_force(kpi, now, tz)
+            self._statuses[kpi.key] = assess(judged, evaluations[kpi.key].value).status
             self._evaluated_at[kpi.key] = now
         warnings = early_warnings(catalog, self._statuses)
         pending = [
@@ -195,7 +229,7 @@ class Evaluator:
                     self._data_since.pop(key, None)
 
     def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
-        return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
+        return kpi_coverage(kpi, self._catalog.catalog, self._data_since, now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)
@@ -208,15 +242,54 @@ class Evaluator:
     async def evaluate_all(
         self, session: AsyncSession, kpis: list[KpiDefinition], as_of: datetime
     ) -> dict[str, Evaluation]:
-        """Each KPI's value over its window ending at ``as_of``."""
-        totals = await self._windows.read(session, kpis, as_of)
-        return {
+        """Each KPI's value over its window ending at ``as_of`` (reported KPIs: the value
+        entered for the current or the last period)."""
+        computed = [kpi for kpi in kpis if not kpi.formula.is_reported and not kpi.formula.derived]
+        totals = await self._windows.read(session, computed, as_of) if computed else {}
+        evaluations = {
             kpi.key: evaluate(
                 kpi.formula,
                 [totals[kpi.key].get(term) for term in range(len(kpi.formula.sides()))],
             )
-            for kpi in kpis
+            for kpi in computed
         }
+        reported = [kpi for kpi in kpis if kpi.formula.is_reported]
+        evaluations.update(await self._evaluate_reported(session, reported, as_of))
+        derived = [kpi for kpi in kpis if kpi.formula.derived]
+        if derived:
+            evaluations.update(
+                await self._derived.evaluate(
+                    session,
+                    self._catalog.catalog,
+                    derived,
+                    known=dict(evaluations),
+                    as_of=as_of,
+                    evaluate_plain=self.evaluate_all,
+                )
+            )
+        return evaluations
+
+    async def _evaluate_reported(
+        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
+    ) -> dict[str, Evaluation]:
+        if not kpis:
+            return {}
+        tz = self._catalog.tz
+        keys = [kpi.key for kpi in kpis]
+        since = min(previous_period_start(kpi, now, tz) for kpi in kpis)
+        values = await self._reported.values(session, keys, since)
+        unknown = [key for key in keys if key not in self._defined_since]
+        if unknown:
+            self._defined_since.update(await self._reported.defined_since(session, unknown))
+        evaluations = {}
+        for kpi in kpis:
+            entered = values.get(kpi.key, {})
+            value, _period = current_value(kpi, entered, now, tz)
+            evaluations[kpi.key] = Evaluation(value, count=0 if value is None else 1)
+            due = value_due(kpi, entered, now, tz, self._defined_since.get(kpi.key))
+            # In the catalog's zone: the reminder then names the period's own first day.
+            self._value_due[kpi.key] = None if due is None else due.astimezone(tz)
+        return evaluations
 
     def _worth_writing(self, kpi: KpiDefinition, value: CurrentValue, now: datetime) -> bool:
         """Skip the database round trip when it would change nothing that matters yet.
@@ -236,6 +309,7 @@ class Evaluator:
         self, kpi: KpiDefinition, evaluation: Evaluation, now: datetime, leading: list[str]
     ) -> PendingValue | None:
         """Update the gauges; the value to store (and maybe publish), if it is worth it."""
+        kpi = in_force(kpi, now, self._catalog.tz)  # judged by the thresholds of today
         assessment = assess(kpi, evaluation.value)
         value = CurrentValue(
             kpi_key=kpi.key,
@@ -247,7 +321,7 @@ class Evaluator:
             as_of=now,
             published_at=now,
         )
-        stale = now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
+        stale = self._is_stale(kpi, now)
         self._metrics.kpi(
             kpi.key, evaluation.value, assessment.score, assessment.status, now.timestamp()
         )
@@ -267,6 +341,7 @@ class Evaluator:
             score=assessment.score,
             leading=leading,
             coverage=self._coverage(kpi, now),
+            value_due_period=self._value_due.get(kpi.key),
         )
         prompt = self._crossed_recovery(kpi, value)
         return PendingValue(
@@ -288,6 +363,17 @@ class Evaluator:
             value.value, kpi.minimum, kpi.direction, status=value.status, margin=margin
         )
         return before != after
+
+    def _is_stale(self, kpi: KpiDefinition, now: datetime) -> bool:
+        """No fresh data for two update periods. A reported KPI is stale only when a value
+        is due (between entries it has nothing to receive); a derived one when an input is."""
+        if kpi.formula.is_reported:
+            return self._value_due.get(kpi.key) is not None
+        expression = kpi.formula.expression
+        if expression is not None:
+            catalog = self._catalog.catalog
+            return any(self._is_stale(catalog[k], now) for k in expression.inputs if k in catalog)
+        return now - self._folded_at.get(kpi.key, self._started_at) > 2 * kpi.update_every
 
     async def _store(self, pending: list[PendingValue], now: datetime) -> None:
         """Store and publish the tick's values; if Kafka refuses, the KPIs are evaluated

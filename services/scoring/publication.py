@@ -79,6 +79,7 @@ def value_message(
     leading: list[str],
     coverage: float = 1.0,
     retired: bool = False,
+    value_due_period: datetime | None = None,
 ) -> KpiValueMessage:
     """The message about ``kpi``'s value, with the thresholds in force."""
     return KpiValueMessage(
@@ -104,4 +105,5 @@ def value_message(
         require_full_window=kpi.require_full_window,
         department=kpi.department,
         unit=kpi.unit,
+        value_due_period=value_due_period,
     )

@@ -6,18 +6,26 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.domain.coverage import is_partial, window_coverage
+from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
+from services.scoring.domain.coverage import is_partial, kpi_coverage
+from services.scoring.domain.derived import Expression, evaluate_expression
 from services.scoring.domain.evaluate import value_as_of
-from services.scoring.domain.leadlag import common_period, early_warnings, link_lead_lag
+from services.scoring.domain.leadlag import (
+    LinkAnalysis,
+    common_period,
+    early_warnings,
+    lead_lag,
+    link_lead_lag,
+)
 from services.scoring.domain.periods import period_analysis, period_series, series_span
+from services.scoring.domain.reported import current_value, reported_series
 from services.scoring.domain.scoring import (
     as_status,
     assess,
@@ -25,7 +33,13 @@ from services.scoring.domain.scoring import (
     score_entry,
     scorecard,
 )
-from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
+from services.scoring.domain.targets import in_force
+from services.scoring.repository import (
+    BucketRepository,
+    CatalogRepository,
+    CurrentRepository,
+    ReportedRepository,
+)
 from shared.contracts.kpi_values import KpiStatus
 from shared.settings import ScoringSettings
 
@@ -72,6 +86,7 @@ class KpiQueries:
     current: CurrentRepository
     changes: CatalogRepository
     settings: ScoringSettings
+    reported: ReportedRepository = field(default_factory=ReportedRepository)
     # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
     expiry_warning_days: int = 14
 
@@ -90,10 +105,11 @@ class KpiQueries:
             for kpi in catalog:
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 value = current.get(kpi.key)
-                coverage = window_coverage(
-                    kpi.window, data_since.get(kpi.key), value.as_of if value else now
+                coverage = kpi_coverage(
+                    kpi, catalog, data_since, value.as_of if value else now
                 )
-                view = _view(kpi, value, trend, warnings.get(kpi.key, []), coverage)
+                judged = in_force(kpi, now, self.catalog.tz)
+                view = _view(judged, value, trend, warnings.get(kpi.key, []), coverage)
                 state = expiry(kpi, today, self.expiry_warning_days)
                 views.append(
                     view
@@ -113,7 +129,8 @@ class KpiQueries:
         entries = []
         for kpi in catalog:
             value = current.get(kpi.key)
-            entries.append(score_entry(kpi, value.value if value else None, today))
+            judged = in_force(kpi, datetime.now(UTC), self.catalog.tz)
+            entries.append(score_entry(judged, value.value if value else None, today))
         card = scorecard(entries)
         return {
             "overall": card.overall,
@@ -147,20 +164,41 @@ class KpiQueries:
                 period = common_period(leading.review_period, lagging.review_period)
                 start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
                 start -= timedelta(seconds=1)
-                buckets = {
-                    **await self.buckets.buckets(session, leading_key, start, end),
-                    **await self.buckets.buckets(session, lagging_key, start, end),
-                }
-                analysis = link_lead_lag(
-                    leading,
-                    lagging,
-                    buckets,
-                    tz=self.catalog.tz,
-                    now=now,
-                    periods=LEAD_LAG_PERIODS,
-                    max_lag=self.settings.max_lag_periods,
-                    min_points=self.settings.min_correlation_points,
-                )
+                if _not_folded(leading) or _not_folded(lagging):
+                    # Reported or derived: their series come from entries or inputs.
+                    lead, lag = [
+                        await self._period_series(
+                            session,
+                            item.model_copy(update={"review_period": period}),
+                            now,
+                            periods=LEAD_LAG_PERIODS,
+                        )
+                        for item in (leading, lagging)
+                    ]
+                    analysis = LinkAnalysis(
+                        period,
+                        lead_lag(
+                            lead,
+                            lag,
+                            max_lag=self.settings.max_lag_periods,
+                            min_points=self.settings.min_correlation_points,
+                        ),
+                    )
+                else:
+                    buckets = {
+                        **await self.buckets.buckets(session, leading_key, start, end),
+                        **await self.buckets.buckets(session, lagging_key, start, end),
+                    }
+                    analysis = link_lead_lag(
+                        leading,
+                        lagging,
+                        buckets,
+                        tz=self.catalog.tz,
+                        now=now,
+                        periods=LEAD_LAG_PERIODS,
+                        max_lag=self.settings.max_lag_periods,
+                        min_points=self.settings.min_correlation_points,
+                    )
                 result = analysis.result
                 lead_lag_rows.append(
                     {
@@ -213,16 +251,36 @@ class KpiQueries:
                 f"at most {MAX_HISTORY_POINTS} points per request: widen 'step' or narrow the range"
             )
         async with self.sessions() as session:
-            buckets = await self.buckets.buckets(session, kpi.key, start - kpi.window, end)
+            if kpi.formula.derived:
+                # Derived values are not kept per bucket: their history is what was published.
+                recent = await self.current.recent(session, kpi.key, start)
+                return {
+                    "kpi": kpi.key,
+                    "step_s": step.total_seconds(),
+                    "points": [
+                        {"at": at.isoformat(), "value": value, "status": status}
+                        for at, value, status in recent
+                        if at <= end
+                    ],
+                }
+            if kpi.formula.is_reported:
+                # Reaching back two review periods covers the previous period's value.
+                since = start - 2 * NOMINAL_PERIOD[kpi.review_period]
+                entered = (await self.reported.values(session, [kpi.key], since)).get(kpi.key, {})
+            else:
+                buckets = await self.buckets.buckets(session, kpi.key, start - kpi.window, end)
         points = []
         at = start
         while at <= end:
-            evaluation = value_as_of(kpi, buckets, at)
+            if kpi.formula.is_reported:
+                value, _ = current_value(kpi, entered, at, self.catalog.tz)
+            else:
+                value = value_as_of(kpi, buckets, at).value
             points.append(
                 {
                     "at": at.isoformat(),
-                    "value": evaluation.value,
-                    "status": assess(kpi, evaluation.value).status,
+                    "value": value,
+                    "status": assess(in_force(kpi, at, self.catalog.tz), value).status,
                 }
             )
             at += step
@@ -239,10 +297,45 @@ class KpiQueries:
     ) -> list[tuple[datetime, float | None]]:
         tz = self.catalog.tz
         first, end = series_span(now, kpi.review_period, tz, periods)
+        expression = kpi.formula.expression
+        if expression is not None:
+            return await self._derived_series(session, kpi, expression, now, periods)
+        if kpi.formula.is_reported:
+            entered = await self.reported.values(session, [kpi.key], first)
+            return reported_series(kpi, entered.get(kpi.key, {}), tz, first, now)
         buckets = await self.buckets.buckets(
             session, kpi.key, first - timedelta(seconds=1), end
         )
         return period_series(kpi, buckets, tz, first, now)
+
+    async def _derived_series(
+        self,
+        session: AsyncSession,
+        kpi: KpiDefinition,
+        expression: Expression,
+        now: datetime,
+        periods: int,
+    ) -> list[tuple[datetime, float | None]]:
+        """The expression per period over its inputs' values of that period (each input
+        taken on the derived KPI's review period) and of the period before."""
+        catalog = self.catalog.catalog
+        inputs = {
+            key: await self._period_series(
+                session,
+                catalog[key].model_copy(update={"review_period": kpi.review_period}),
+                now,
+                periods=periods + 1,
+            )
+            for key in sorted(expression.inputs)
+            if key in catalog
+        }
+        series: list[tuple[datetime, float | None]] = []
+        for index in range(1, periods + 1):
+            start = next(iter(inputs.values()))[index][0] if inputs else now
+            current = {key: points[index][1] for key, points in inputs.items()}
+            previous = {key: points[index - 1][1] for key, points in inputs.items()}
+            series.append((start, evaluate_expression(expression, current, previous)))
+        return series
 
     def _today(self) -> date:
         """The date in the company's time zone (expiry is a calendar date there)."""
@@ -253,6 +346,11 @@ class KpiQueries:
         if key not in catalog:
             raise KeyError(key)
         return catalog[key]
+
+
+def _not_folded(kpi: KpiDefinition) -> bool:
+    """Reported and derived KPIs have no buckets of their own."""
+    return kpi.formula.is_reported or kpi.formula.derived is not None
 
 
 def _view(
@@ -273,6 +371,7 @@ def _view(
         "stage": kpi.stage,
         "department": kpi.department,
         "unit": kpi.unit,
+        "currency": kpi.currency,
         "direction": kpi.direction,
         "minimum": kpi.minimum,
         "target": kpi.target,

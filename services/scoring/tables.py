@@ -103,3 +103,32 @@ kpi_history = Table(
     Column("status", String(16), nullable=False),
     Column("score", Float),
 )
+
+# Values people enter for reported KPIs: one per KPI and review period (its start, UTC).
+reported_values = Table(
+    "reported_values",
+    metadata,
+    Column("kpi_key", String(64), primary_key=True),
+    Column("period_start", DateTime(timezone=True), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("note", String(500)),
+    Column("entered_by", String(200), nullable=False),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every entry and correction of a reported value: who, when, the old and the new value.
+reported_value_changes = Table(
+    "reported_value_changes",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kpi_key", String(64), nullable=False, index=True),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("old_value", Float),
+    Column("new_value", Float, nullable=False),
+    Column("old_note", String(500)),
+    Column("new_note", String(500)),
+    Column("changed_by", String(200), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)

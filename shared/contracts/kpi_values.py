@@ -87,6 +87,10 @@ class KpiValueMessage(BaseModel):
     # within v1 with defaults, as above.
     department: str | None = None
     unit: str | None = None
+    # A reported KPI (values entered by people per review period): the start of the last
+    # ended period that has no value yet, which its owners are reminded of once. None
+    # when nothing is due, and for computed KPIs. Added within v1 with a default, as above.
+    value_due_period: AwareDatetime | None = None
 
     @property
     def partial(self) -> bool:

@@ -27,6 +27,7 @@ PYTHON_SOURCES: Final = (
     "shared/i18n/__init__.py",
 )
 PAGE_SCRIPT: Final = "services/scoring/web/app.js"
+PAGE_SCRIPTS: Final = (PAGE_SCRIPT, "services/scoring/web/reported.js")
 PAGE_HTML: Final = "services/scoring/web/index.html"
 KEYWORDS: Final = {"gettext": None, "ngettext": (1, 2), "N_": None, "_": None}
 # Catalog keywords the page shows through translatedKey() (values of KPI fields).
@@ -53,7 +54,7 @@ def python_msgids(paths: Iterable[str] = PYTHON_SOURCES) -> Iterator[str]:
 
 
 def page_msgids() -> Iterator[str]:
-    script = (ROOT / PAGE_SCRIPT).read_text(encoding="utf-8")
+    script = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in PAGE_SCRIPTS)
     for match in _JS_CALL.finditer(script):
         yield match.group(1).encode().decode("unicode_escape").encode("latin-1").decode()
     yield from _HTML_MARKER.findall((ROOT / PAGE_HTML).read_text(encoding="utf-8"))

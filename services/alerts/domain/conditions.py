@@ -34,11 +34,15 @@ class Condition(StrEnum):
     STALE = "stale"
     EXPIRING_SOON = "expiring_soon"
     EXPIRED = "expired"
+    # A reported KPI's period ended without a value: its owners are asked to enter it.
+    VALUE_DUE = "value_due"
 
 
 # Expiry is a date on the calendar, not a measurement: one notice per episode, no repeats
-# and no "resolved" notice when the KPI is renewed (the owner renewed it themselves).
-ONE_SHOT = frozenset({Condition.EXPIRING_SOON, Condition.EXPIRED})
+# and no "resolved" notice when the KPI is renewed (the owner renewed it themselves). A
+# value due is a reminder of the same kind: once per period, and the owner who entered
+# the value needs no notice that they did.
+ONE_SHOT = frozenset({Condition.EXPIRING_SOON, Condition.EXPIRED, Condition.VALUE_DUE})
 
 SEVERITY: dict[Condition, str] = {
     Condition.BELOW_MINIMUM: "critical",
@@ -46,6 +50,7 @@ SEVERITY: dict[Condition, str] = {
     Condition.STALE: "warning",
     Condition.EXPIRING_SOON: "info",
     Condition.EXPIRED: "warning",
+    Condition.VALUE_DUE: "info",
 }
 
 

@@ -28,6 +28,7 @@ _WHAT: dict[Condition, str] = {
     Condition.STALE: N_("has no fresh value"),
     Condition.EXPIRING_SOON: N_("expires soon and needs a review"),
     Condition.EXPIRED: N_("has expired and needs a review or renewal"),
+    Condition.VALUE_DUE: N_("has no value for its last period: please enter it"),
 }
 CONDITION_LABELS: dict[Condition, str] = {
     Condition.BELOW_MINIMUM: N_("below minimum"),
@@ -35,6 +36,7 @@ CONDITION_LABELS: dict[Condition, str] = {
     Condition.STALE: N_("stale data"),
     Condition.EXPIRING_SOON: N_("expiring soon"),
     Condition.EXPIRED: N_("expired"),
+    Condition.VALUE_DUE: N_("value due"),
 }
 _SEVERITY = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
 _DIRECTION = {
@@ -82,6 +84,11 @@ def fact_lines(facts: AlertFacts, tr: Translator = ENGLISH) -> list[tuple[str, s
     ]
     if facts.ended_at is not None:
         lines.append((_("Resolved at"), tr.datetime(facts.ended_at)))
+    if facts.condition is Condition.VALUE_DUE:
+        # The episode is the period's start in the catalog's zone: its date is the day
+        # the owner enters the value under.
+        period = facts.dedupe_key.rpartition(f":{Condition.VALUE_DUE.value}:")[2]
+        lines.append((_("Period without a value"), _("starting {day}", day=period[:10])))
     if facts.trend:
         lines.append((_("Recent trend"), " → ".join(fmt(p.value, tr) for p in facts.trend)))
     if facts.expires_on is not None:

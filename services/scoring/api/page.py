@@ -30,7 +30,7 @@ from shared.i18n import SUPPORTED, LocalePolicy, Translator, messages
 
 WEB_DIR: Final = Path(__file__).resolve().parent.parent / "web"
 STATIC_PREFIX: Final = "/static"
-_HASHED_ASSETS: Final = ("app.js", "style.css")
+_HASHED_ASSETS: Final = ("app.js", "reported.js", "style.css")
 MARKER: Final = re.compile(r"\{\{_:(.+?)\}\}")
 
 

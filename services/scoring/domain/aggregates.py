@@ -8,11 +8,14 @@ event combine in any order into the same window value.
 Exactness: ``sum`` is kept as an integer number of micro-units (``sum_micros``), so adding
 partials never depends on the order (float addition does). Values are rounded to 1e-6.
 HyperLogLog unions are order-independent; KLL merges are exact below ~k·(levels) items and
-keep the documented KLL rank error (~1.3% for k=200) beyond.
+keep the documented KLL rank error (~1.3% for k=200) beyond. A ``last`` sketch (the
+``latest`` formula) is the pair (event time, value) of the newest value seen; merging keeps
+the newer pair (at equal times the larger value, so the merge stays order-independent).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +31,16 @@ MICROS: Final = 1_000_000
 #: Larger magnitudes are skipped as unusable: no KPI needs them, and their micro-units
 #: must still fit a NUMERIC(38) column.
 MAX_ABS_VALUE: Final = 1e18
+_LAST: Final = struct.Struct(">dd")  # (event time in epoch seconds, value)
+
+
+def pack_last(at: float, value: float) -> bytes:
+    return _LAST.pack(at, value)
+
+
+def unpack_last(raw: bytes) -> tuple[float, float]:
+    at, value = _LAST.unpack(raw)
+    return float(at), float(value)
 
 
 class BucketKey(NamedTuple):
@@ -103,6 +116,8 @@ def _merge_sketches(kind: SketchKind | None, sketches: list[bytes]) -> bytes | N
             union.update(hll_sketch.deserialize(raw))
         result: bytes = union.get_result(tgt_hll_type.HLL_8).serialize_compact()
         return result
+    if kind == "last":
+        return pack_last(*max(unpack_last(raw) for raw in sketches))
     if kind == "kll":
         merged = kll_doubles_sketch(KLL_K)
         for raw in sketches:

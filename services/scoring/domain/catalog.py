@@ -21,6 +21,7 @@ A YAML list of KPI definitions (or a mapping with a ``kpis:`` list)::
       update_every: 1m                 # 5. refresh / freshness period, <= window
       review_period: month             # 12. period analysis: day | week | month | quarter
       unit: ratio                      # free text shown next to the value
+      currency: VND                    # optional ISO 4217 code; targets: see targets.py
       direction: higher_is_better      # higher_is_better | lower_is_better | target_band
       baseline: 0.12                   # 3. current result when the KPI was set (optional)
       minimum: 0.10                    # 3. the floor: worse than this is a breach
@@ -87,8 +88,10 @@ from services.scoring.domain.bounds import (
     Role,
     Unit,
 )
+from services.scoring.domain.derived import derived_problems
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
+from services.scoring.domain.targets import TargetStep, schedule_problems
 from shared.contracts.kpi_values import (
     MAX_LINKED_KPIS,
     MAX_OWNERS,
@@ -160,11 +163,13 @@ class KpiDefinition(BaseModel):
     update_every: Duration
     review_period: ReviewPeriod
     unit: Unit
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
     direction: Direction
     band: Band | None = None
     baseline: Number | None = None
     minimum: Number
     target: Number
+    targets: list[TargetStep] = Field(default_factory=list)
     weight: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     expires_on: date
     indicator: Indicator
@@ -276,6 +281,7 @@ def kpi_problems(kpi: KpiDefinition) -> list[str]:
     if kpi.retention is not None and kpi.retention < kpi.window:
         problems.append("retention: must be at least the window")
     problems.extend(_threshold_problems(kpi))
+    problems.extend(schedule_problems(kpi))
     for index, side in enumerate(kpi.formula.sides()):
         path = "formula" if kpi.formula.ratio is None else (
             "formula.ratio.numerator" if index == 0 else "formula.ratio.denominator"
@@ -319,6 +325,7 @@ def _cross_problems(kpis: list[KpiDefinition]) -> list[str]:
                 problems.append(
                     f"kpi '{kpi.key}': leading_indicators.{index}: unknown KPI {lead!r}"
                 )
+    problems.extend(derived_problems(kpis))
     return problems
 
 

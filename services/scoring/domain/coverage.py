@@ -9,7 +9,12 @@ bucket back and so makes the window full.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.scoring.domain.catalog import Catalog, KpiDefinition
 
 
 def window_coverage(window: timedelta, data_since: datetime | None, as_of: datetime) -> float:
@@ -18,6 +23,29 @@ def window_coverage(window: timedelta, data_since: datetime | None, as_of: datet
         return 0.0
     covered = (as_of - data_since) / window
     return min(1.0, max(0.0, covered))
+
+
+def kpi_coverage(
+    kpi: KpiDefinition,
+    catalog: Catalog,
+    data_since: Mapping[str, datetime],
+    as_of: datetime,
+) -> float:
+    """The KPI's coverage: a reported KPI's values are entered whole (1); a derived KPI
+    covers what its least covered input does; the others their window's share."""
+    if kpi.formula.is_reported:
+        return 1.0
+    expression = kpi.formula.expression
+    if expression is not None:
+        return min(
+            (
+                kpi_coverage(catalog[key], catalog, data_since, as_of)
+                for key in expression.current
+                if key in catalog
+            ),
+            default=1.0,
+        )
+    return window_coverage(kpi.window, data_since.get(kpi.key), as_of)
 
 
 def is_partial(coverage: float) -> bool:

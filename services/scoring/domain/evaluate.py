@@ -2,7 +2,8 @@
 
 Per simple formula: count → number of events; sum; average = sum / count; min; max;
 distinct → HyperLogLog estimate rounded to a whole number; percentile → KLL quantile
-(inclusive rank, i.e. the nearest-rank definition: p90 of 1..100 is 90).
+(inclusive rank, i.e. the nearest-rank definition: p90 of 1..100 is 90); latest → the
+value of the newest event in the window.
 
 No data → ``None``: a term with no aggregate or a zero count has no value. A ratio is
 ``None`` when its denominator has no value or is zero; when only the numerator is empty
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 
 from datasketches import hll_sketch, kll_doubles_sketch
 
-from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_all
+from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_all, unpack_last
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.domain.formulas import Formula, PercentileFilter, SimpleFormula
 
@@ -57,6 +58,8 @@ def side_value(side: SimpleFormula, aggregate: TermAggregate | None) -> float | 
 def _sketch_value(side: SimpleFormula, raw: bytes | None) -> float | None:
     if raw is None:
         return None
+    if side.kind == "latest":
+        return unpack_last(raw)[1]
     if side.kind == "distinct":
         estimate: float = hll_sketch.deserialize(raw).get_estimate()
         return float(round(estimate))
@@ -77,6 +80,8 @@ def evaluate(formula: Formula, terms: Sequence[TermAggregate | None]) -> Evaluat
     if len(terms) != len(sides):
         raise ValueError(f"formula has {len(sides)} term(s), got {len(terms)}")
     count = sum(term.count for term in terms if term is not None)
+    if not sides:
+        return Evaluation(None)  # reported or derived: not folded from events
     if formula.ratio is None:
         return Evaluation(side_value(formula, terms[0]), count=count)
     numerator_side, denominator_side = sides

@@ -21,6 +21,7 @@ from services.scoring.domain.aggregates import (
     MICROS,
     BucketKey,
     TermAggregate,
+    pack_last,
 )
 from services.scoring.domain.buckets import DAY_S, local_midnight, width_s
 from services.scoring.domain.catalog import Catalog
@@ -81,6 +82,22 @@ class _Acc:
             self.sketch = hll_sketch(HLL_LG_K)
         elif kind == "kll":
             self.sketch = kll_doubles_sketch(KLL_K)
+        elif kind == "last":
+            self.sketch = _Last()
+
+
+class _Last:
+    """The newest (event time, value) of a ``latest`` term; ties keep the larger value,
+    as ``aggregates`` merges them."""
+
+    __slots__ = ("at", "value")
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+        self.value = 0.0
+
+    def see(self, at: float, value: float) -> None:
+        self.at, self.value = max((self.at, self.value), (at, value))
 
 
 # Local-midnight cache granularity: a 15-minute slot maps to one day start; the rare slot
@@ -183,7 +200,7 @@ class Folder:
             for c in match.others:
                 width = c.width_s
                 start = day_start(seconds) if width == DAY_S else int(seconds // width) * width
-                if not _update(accs, c, start, _field_value(c, event)):
+                if not _update(accs, c, start, _field_value(c, event), seconds):
                     skipped[c] = skipped.get(c, 0) + 1
         for (match, slot, day), n in tallies.items():
             slot_s = slot * match.grain_s
@@ -222,7 +239,7 @@ class Folder:
                 continue
             width = c.width_s
             start = self._day_start(seconds) if width == DAY_S else int(seconds // width) * width
-            if not _update(accs, c, start, _field_value(c, event)):
+            if not _update(accs, c, start, _field_value(c, event), seconds):
                 skipped[c] = skipped.get(c, 0) + 1
         result.refused.append(self._refusal(event, too_old))
 
@@ -254,7 +271,11 @@ def _field_value(c: CompiledTerm, event: Event) -> object:
 
 
 def _update(
-    accs: dict[tuple[CompiledTerm, int], _Acc], c: CompiledTerm, start: int, raw: object
+    accs: dict[tuple[CompiledTerm, int], _Acc],
+    c: CompiledTerm,
+    start: int,
+    raw: object,
+    at: float,
 ) -> bool:
     """Add one event to its accumulator; False when its field is unusable (skipped)."""
     kind = c.kind
@@ -285,7 +306,9 @@ def _update(
         acc.low = number
     if acc.high is None or number > acc.high:
         acc.high = number
-    if acc.sketch is not None:
+    if isinstance(acc.sketch, _Last):
+        acc.sketch.see(at, number)
+    elif acc.sketch is not None:
         acc.sketch.update(number)
     return True
 
@@ -303,6 +326,8 @@ def _freeze(
             sketch = acc.sketch.serialize_compact()
         elif c.sketch_kind == "kll":
             sketch = acc.sketch.serialize()
+        elif c.sketch_kind == "last":
+            sketch = pack_last(acc.sketch.at, acc.sketch.value)
         out[BucketKey(c.kpi_key, c.term_index, when)] = TermAggregate(
             acc.count, acc.total, acc.low, acc.high, sketch, c.sketch_kind
         )

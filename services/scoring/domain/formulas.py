@@ -8,7 +8,11 @@ A formula is a mapping with exactly one key::
     {min: {field: F, ...FILTER}}  {max: ...}         extremes of a numeric field
     {distinct: {field: F, ...FILTER}}                distinct values (HyperLogLog, lg_k=12)
     {percentile: {field: F, q: 0.9, ...FILTER}}      quantile (KLL doubles sketch, k=200)
+    {latest: {field: F, ...FILTER}}                  the field's last value (by event time)
     {ratio: {numerator: SIMPLE, denominator: SIMPLE}} each side any non-ratio formula
+    {reported: {}}   (or just ``reported``)        entered by people per review period,
+                                                     not computed from events (reported.py)
+    {derived: "a / b"}                               computed from other KPIs (derived.py)
 
 FILTER has optional ``source`` (web|crm|email|support), ``type`` (an event type or a list
 of them: any of) and ``properties`` (exact match on ``event.properties``; a YAML ``true``
@@ -31,11 +35,17 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from services.scoring.domain.derived import Expression, ExpressionError, parse_expression
 from shared.contracts.events import EventType, Source
 
-SimpleKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile"]
-FormulaKind = Literal["count", "sum", "average", "min", "max", "distinct", "percentile", "ratio"]
-SketchKind = Literal["hll", "kll"]
+SimpleKind = Literal[
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "latest"
+]
+FormulaKind = Literal[
+    "count", "sum", "average", "min", "max", "distinct", "percentile", "latest", "ratio",
+    "reported", "derived",
+]
+SketchKind = Literal["hll", "kll", "last"]
 
 SIMPLE_KINDS: Final[tuple[SimpleKind, ...]] = (
     "count",
@@ -45,6 +55,7 @@ SIMPLE_KINDS: Final[tuple[SimpleKind, ...]] = (
     "max",
     "distinct",
     "percentile",
+    "latest",
 )
 #: Formulas whose value over a longer span is the sum of the values over its parts; period
 #: analysis pro-rates their target by elapsed time.
@@ -139,6 +150,7 @@ class SimpleFormula(BaseModel):
     max: FieldFilter | None = None
     distinct: DistinctFilter | None = None
     percentile: PercentileFilter | None = None
+    latest: FieldFilter | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SimpleFormula:
@@ -161,8 +173,8 @@ class SimpleFormula(BaseModel):
     def spec(self) -> Filter:
         """The filter (with field/q where the shape has them) of a simple formula."""
         kind = self.kind
-        if kind == "ratio":
-            raise TypeError("a ratio has no single filter; use sides()")
+        if kind in ("ratio", "reported", "derived"):
+            raise TypeError(f"a {kind} formula has no single filter; use sides()")
         found: Filter = getattr(self, kind)
         return found
 
@@ -178,16 +190,73 @@ class Ratio(BaseModel):
     denominator: SimpleFormula
 
 
+class Reported(BaseModel):
+    """A value people enter per review period (a survey, the payroll, the accounts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _expression_only(value: object) -> object:
+    return {"expression": value} if isinstance(value, str) else value
+
+
+class Derived(BaseModel):
+    """An expression over other KPIs' values (see derived.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    expression: str
+
+    @model_validator(mode="after")
+    def _checked(self) -> Derived:
+        try:
+            parse_expression(self.expression)
+        except ExpressionError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def parsed(self) -> Expression:
+        return parse_expression(self.expression)
+
+
 class Formula(SimpleFormula):
-    """A KPI formula: a simple shape or a ratio of two simple shapes."""
+    """A KPI formula: a simple shape, a ratio of two simple shapes, reported values, or
+    an expression over other KPIs."""
 
     ratio: Ratio | None = None
+    reported: Reported | None = None
+    derived: Annotated[Derived, BeforeValidator(_expression_only)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_reported(cls, data: Any) -> Any:
+        # ``formula: reported`` reads better in a catalog than ``formula: {reported: {}}``.
+        return {"reported": {}} if data == "reported" else data
 
     @classmethod
     def _shapes(cls) -> tuple[str, ...]:
-        return (*SIMPLE_KINDS, "ratio")
+        return (*SIMPLE_KINDS, "ratio", "reported", "derived")
+
+    @property
+    def kind(self) -> FormulaKind:
+        if self.reported is not None:
+            return "reported"
+        return "derived" if self.derived is not None else super().kind
+
+    @property
+    def is_reported(self) -> bool:
+        return self.reported is not None
+
+    @property
+    def expression(self) -> Expression | None:
+        """A derived KPI's checked expression; None for the other formulas."""
+        return None if self.derived is None else self.derived.parsed
 
     def sides(self) -> tuple[SimpleFormula, ...]:
+        """No sides for reported and derived KPIs: events never feed them directly."""
+        if self.reported is not None or self.derived is not None:
+            return ()
         if self.ratio is not None:
             return (self.ratio.numerator, self.ratio.denominator)
         return (self,)
@@ -216,6 +285,8 @@ class Term:
             return "hll"
         if self.kind == "percentile":
             return "kll"
+        if self.kind == "latest":
+            return "last"
         return None
 
     def accepts(self, source: str, event_type: str) -> bool:
@@ -251,7 +322,10 @@ def compile_terms(formula: Formula, scope: Scope) -> tuple[Term, ...]:
 
 def _compile_side(side: SimpleFormula, scope: Scope) -> Term:
     kind = side.kind
-    assert kind != "ratio"  # sides() never yields a ratio
+    # sides() never yields either (two asserts: mypy narrows the literal by each).
+    assert kind != "ratio"
+    assert kind != "reported"
+    assert kind != "derived"
     spec = side.spec()
     never = bool(scope_conflicts(side, scope))
     source = scope.source if scope.source is not None else spec.source

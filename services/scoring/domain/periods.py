@@ -6,7 +6,8 @@ midnight: 23 or 25 hours on DST change days), ``week`` (starting Monday), ``mont
 starts: subtracting two of them gives the real elapsed time, which two datetimes sharing
 one ZoneInfo do not (Python subtracts their wall clocks: a Berlin DST day would be 24h).
 
-Expected value of a period: the KPI's ``target`` is for its rolling window.
+Expected value of a period: the KPI's ``target`` is for its rolling window; with a target
+schedule (``targets.py``), the target in force at the period's start.
 - Additive formulas (count, sum): the target is scaled to the period length and
   pro-rated by elapsed time: ``expected = target * (period_length / window) * elapsed``,
   ``elapsed`` being 1 for past periods, the elapsed fraction for the current one and 0
@@ -34,6 +35,7 @@ from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge_a
 from services.scoring.domain.catalog import KpiDefinition, ReviewPeriod
 from services.scoring.domain.evaluate import evaluate
 from services.scoring.domain.formulas import ADDITIVE_KINDS
+from services.scoring.domain.targets import in_force
 
 
 def _local(year: int, month: int, day: int, tz: tzinfo) -> datetime:
@@ -163,7 +165,8 @@ def period_analysis(
     for given_start, actual in sorted(series, key=lambda item: item[0]):
         start, end = period_bounds(given_start, kpi.review_period, tz)
         elapsed = min(1.0, max(0.0, (now - start) / (end - start)))
-        expected = expected_value(kpi, start, end, elapsed)
+        judged = in_force(kpi, start, tz)  # the target planned for this period
+        expected = expected_value(judged, start, end, elapsed)
         change = None if actual is None or previous is None else actual - previous
         ratio = None if change is None or not previous else change / abs(previous)
         rows.append(
@@ -173,7 +176,7 @@ def period_analysis(
                 elapsed=elapsed,
                 actual=actual,
                 expected=expected,
-                gap=gap(kpi, actual, expected),
+                gap=gap(judged, actual, expected),
                 previous=previous,
                 change=change,
                 change_ratio=ratio,

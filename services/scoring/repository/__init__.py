@@ -9,7 +9,7 @@ caller's unit of work does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.scoring.repository.buckets import BucketRepository, PartitionBucket
 from services.scoring.repository.buckets_pg import PostgresBucketRepository
@@ -18,6 +18,7 @@ from services.scoring.repository.current import Claim, CurrentRepository, Curren
 from services.scoring.repository.current_pg import PostgresCurrentRepository
 from services.scoring.repository.event_ids import EventIdRepository, SeenEvent
 from services.scoring.repository.event_ids_pg import PostgresEventIdRepository
+from services.scoring.repository.reported import ReportedRepository, Written
 
 __all__ = [
     "BucketRepository",
@@ -27,9 +28,11 @@ __all__ = [
     "CurrentValue",
     "EventIdRepository",
     "PartitionBucket",
+    "ReportedRepository",
     "ScoringRepositories",
     "SeenEvent",
     "StoredKpi",
+    "Written",
 ]
 
 
@@ -39,6 +42,8 @@ class ScoringRepositories:
     event_ids: EventIdRepository
     current: CurrentRepository
     catalog: CatalogRepository
+    # Portable SQL only, so one implementation serves both dialects.
+    reported: ReportedRepository = field(default_factory=ReportedRepository)
 
     @classmethod
     def for_dialect(cls, dialect: str) -> ScoringRepositories:

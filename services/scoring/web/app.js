@@ -1033,6 +1033,9 @@
         h("h3", { id: "leadlag-heading" }, t("Leading and lagging indicators")), e.leadLag));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "facts-heading" },
         h("h3", { id: "facts-heading" }, t("Definition")), e.facts));
+      // Reported KPIs (values people enter): the entry form, from reported.js.
+      var reported = window.KpiPulseReported;
+      if (reported && reported.isReported(def)) body.appendChild(reported.section(detail.key, loadDetail, t));
       detail.rendered = true;
       if (resizeObserver) resizeObserver.observe(e.chartBox);
     }

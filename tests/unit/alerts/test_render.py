@@ -113,3 +113,20 @@ def test_retryable_classification() -> None:
     assert not http_status_retryable(404)
     assert smtp_code_retryable(421) and smtp_code_retryable(451)
     assert not smtp_code_retryable(550)
+
+
+def test_a_value_due_reminder_names_the_period() -> None:
+    email = render_email(
+        facts(
+            dedupe_key="staff_turnover:value_due:2026-11-01T00:00:00+07:00",
+            condition=Condition.VALUE_DUE,
+            severity="info",
+            kpi_name="Staff turnover",
+            value=None,
+        )
+    )
+    assert email.subject == (
+        "[FIRING] Staff turnover has no value for its last period: please enter it"
+    )
+    line = next(x for x in email.text.splitlines() if x.startswith("Period without a value"))
+    assert line.endswith("starting 2026-11-01")

@@ -12,7 +12,7 @@ from services.alerts.domain.payloads import slack_body
 from services.alerts.domain.render import render_email
 from services.scoring.api.page import render_index
 from shared.i18n import LocalePolicy, messages, normalize, translator
-from shared.i18n.extract import PAGE_SCRIPT, ROOT, all_msgids
+from shared.i18n.extract import PAGE_SCRIPTS, ROOT, all_msgids
 
 # The same word in both languages: loanwords and the product's own name.
 SAME_IN_BOTH = {"KPI", "{n} {period}"}
@@ -130,6 +130,6 @@ def test_locale_policy_prefers_the_person_then_the_company() -> None:
 def test_page_translates_literals_only() -> None:
     """Every t() call in app.js names its msgid literally, so the catalog check sees it;
     the one exception translates catalog keywords, listed in CATALOG_KEYWORDS."""
-    script = (ROOT / PAGE_SCRIPT).read_text(encoding="utf-8")
+    script = "\n".join((ROOT / name).read_text(encoding="utf-8") for name in PAGE_SCRIPTS)
     calls = re.findall(r"(?<!function )\bt\((?!\s*\")([^)]*)", script)
     assert calls == ["humanize(key"]
