@@ -191,6 +191,17 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class DigestSettings(BaseModel):
+    # The weekly digest covers Monday to Monday in the company's time zone
+    # (``time_zone``) and is sent from this hour on Monday, once per week.
+    enabled: bool = True
+    send_hour: int = Field(default=8, ge=0, le=23)
+    # Who reads each department's digest (emails); a department without readers here
+    # goes to ``alerts.default_email``. Owners get their own digest on their own routes.
+    department_emails: dict[str, list[str]] = {}
+    interval_s: float = Field(default=60.0, gt=0)
+
+
 class AlertsSettings(BaseModel):
     http: HttpSettings = HttpSettings(port=8002)
     group_id: str = "kpipulse-alerts"
@@ -218,7 +229,14 @@ class AlertsSettings(BaseModel):
     outbox_batch: int = Field(default=50, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     trend_points: int = Field(default=6, ge=1, le=100)
+    digest: DigestSettings = DigestSettings()
     max_batch: int = Field(default=1000, ge=1)
+
+
+class CompanySettings(BaseModel):
+    # The language of the page, emails and notifications unless a person chose their own
+    # (shared/i18n); the digest's week runs in ``time_zone``, the company's zone.
+    locale: Literal["en", "vi"] = "en"
 
 
 class Settings(BaseSettings):
@@ -235,6 +253,7 @@ class Settings(BaseSettings):
     # times in alert notices all use it.
     time_zone: str = "UTC"
     admin_token: SecretStr = SecretStr("")
+    company: CompanySettings = CompanySettings()
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
+from services.alerts.digest import DigestService
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.worker import DeliveryWorker
@@ -47,6 +48,8 @@ class AlertsParts:
     worker: DeliveryWorker
     senders: Mapping[str, Sender]
     clock: Callable[[], datetime]
+    # The weekly digest (services/alerts/digest.py); None when disabled.
+    digest: DigestService | None = None
 
 
 def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
@@ -79,6 +82,8 @@ def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
             "scheduler": asyncio.create_task(scheduler.run(stop), name="alerts-scheduler"),
             "worker": asyncio.create_task(worker.run(stop), name="alerts-worker"),
         }
+        if parts.digest is not None:
+            tasks["digest"] = asyncio.create_task(parts.digest.run(stop), name="alerts-digest")
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from services.alerts.channels.base import Sender
 from services.alerts.channels.http import SlackSender, WebhookSender, http_client
 from services.alerts.channels.smtp import SmtpSender
 from services.alerts.consumer import kpi_value_consumer
+from services.alerts.digest import DigestService
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.transitions import AlertWriter
@@ -23,6 +24,7 @@ from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
 from shared.bus.dlq import DeadLetterQueue
 from shared.db.offsets import offsets_for
+from shared.i18n import LocalePolicy
 from shared.metrics import ConsumerMetrics
 from shared.settings import Settings
 
@@ -54,7 +56,8 @@ def build(
     senders = senders if senders is not None else build_senders(settings)
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
-    writer = AlertWriter(cfg, metrics, tz=settings.tz)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
+    writer = AlertWriter(cfg, metrics, tz=settings.tz, locales=locales)
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(
@@ -87,6 +90,18 @@ def build(
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,
     )
+    digest = (
+        DigestService(
+            sessions=sessions,
+            senders=senders,
+            settings=cfg,
+            locales=locales,
+            time_zone=settings.time_zone,
+            clock=clock,
+        )
+        if cfg.digest.enabled
+        else None
+    )
     parts = AlertsParts(
         adapters=adapters,
         metrics=metrics,
@@ -96,5 +111,6 @@ def build(
         worker=worker,
         senders=senders,
         clock=clock,
+        digest=digest,
     )
     return create_app(settings, parts)

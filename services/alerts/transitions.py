@@ -32,6 +32,7 @@ from services.alerts.repository import (
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from shared.contracts.kpi_values import MAX_OWNER_NAME, Owner
 from shared.contracts.text import fold_line
+from shared.i18n import LocalePolicy
 from shared.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,17 @@ class Evaluation:
 
 class AlertWriter:
     def __init__(
-        self, settings: AlertsSettings, metrics: AlertMetrics, tz: tzinfo = UTC
+        self,
+        settings: AlertsSettings,
+        metrics: AlertMetrics,
+        tz: tzinfo = UTC,
+        locales: LocalePolicy | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         # Notices tell the time on the company's calendar (KPIPULSE_TIME_ZONE).
         self._tz = tz
+        self.locales = locales or LocalePolicy()
         self.alerts = AlertRepository()
         self.kpis = KpiRepository()
         self.silences = SilenceRepository()
@@ -175,7 +181,8 @@ class AlertWriter:
                 channel=route.channel,
                 target=route.target,
                 kind=kind,
-                payload=payload_for(facts, route),
+                # Each recipient reads it in their own language (the company's by default).
+                payload=payload_for(facts, route, self.locales.for_person(route.target)),
                 suppressed=silenced,
                 undeliverable=route.reason,
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.scoring.api.admin import kpi_admin_router
+from services.scoring.api.export import export_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.api.values import admin_may_enter, values_router
@@ -30,6 +31,7 @@ from shared.bootstrap import Adapters
 from shared.bus.ports import BatchHandler, Subscriber
 from shared.db.engine import ping
 from shared.http import install_common
+from shared.i18n import LocalePolicy
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 from shared.tasks import guarded
@@ -125,10 +127,15 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
         lifespan=lifespan,
     )
     guard = admin_guard(settings.admin_token)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
+    # Before the KPI routes: /v1/kpis/export.csv must not read as the KPI "export.csv".
+    app.include_router(export_router(parts.queries, locales))
     app.include_router(kpi_router(parts.queries, catalog_service))
     app.include_router(kpi_admin_router(catalog_service, guard))
     app.include_router(values_router(parts.reported, admin_may_enter(guard)))
-    mount_page(app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone)
+    mount_page(
+        app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone, locales=locales
+    )
 
     async def bus_ready() -> bool:
         return await publisher.ping()

@@ -37,6 +37,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KPIPULSE_KAFKA__PARTITIONS": str(settings.kafka.partitions),
         "KPIPULSE_SCORING__GROUP_ID": settings.scoring.group_id,
         "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
+        "KPIPULSE_ALERTS__DIGEST__ENABLED": str(settings.alerts.digest.enabled).lower(),
         "KPIPULSE_TIME_ZONE": settings.time_zone,
         # Empty means no catalog file (not the default file).
         "KPIPULSE_SCORING__CATALOG_PATH": str(settings.scoring.catalog_path or ""),

@@ -51,6 +51,7 @@ class AlertsProcess:
             "KPIPULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "KPIPULSE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
             "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
+            "KPIPULSE_ALERTS__DIGEST__ENABLED": "false",  # only the alert's mails counted
             "KPIPULSE_ALERTS__HTTP__PORT": str(self.http_port),
             "KPIPULSE_ALERTS__SMTP__PORT": str(smtp_port),
             "KPIPULSE_ALERTS__SMTP__TIMEOUT_S": "60",

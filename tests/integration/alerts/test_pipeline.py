@@ -16,6 +16,7 @@ from shared.bus.dlq import describe
 from shared.bus.kafka import KafkaPublisher
 from shared.bus.ports import OutgoingRecord
 from shared.contracts.kpi_values import Owner
+from shared.i18n import translator
 from tests.integration.alerts.conftest import (
     ADMIN,
     WEBHOOK_SECRET,
@@ -203,7 +204,8 @@ async def test_an_expired_kpi_alerts_its_owner_once(
         await service.scheduler.run_once()
     (mail_received,) = await smtp.wait_for(mail, 1)
     assert "has expired" in mail_received.subject
-    assert yesterday.isoformat() in mail_received.part("text/plain")
+    # Dates in the company's locale (English by default): "Dec 7, 2026".
+    assert translator("en").date(yesterday) in mail_received.part("text/plain")
     # More rounds (and the value arriving again) never alert twice for this expiry date.
     await produce(publisher, service.settings, [message])
     for _ in range(3):
