@@ -138,9 +138,14 @@ def create_app(
     )
     app.include_router(build_router(settings, sessions=sessions, clock=clock))
     if cfg.cors_origins:
-        # The scorecard page (served by scoring on another port) reads active alerts.
+        # The scorecard page (served by scoring on another port) reads active alerts with
+        # the signed-in user's session cookie, and acks them with its CSRF token.
         app.add_middleware(
-            CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET"]
+            CORSMiddleware,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-CSRF-Token"],
+            allow_credentials=True,
         )
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker

@@ -25,13 +25,15 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
 from services.scoring.repository import ScoringRepositories
 from services.scoring.windows import WindowTotals
-from shared.auth import admin_guard
 from shared.bus.consumer import DeadLetterPolicy, TransactionalConsumer
 from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Publisher, Subscriber
 from shared.db.engine import ping
 from shared.db.offsets import OffsetRepository
 from shared.http import install_common
+from shared.identity.access import Authenticator
+from shared.identity.api import session_router, users_router
+from shared.identity.service import IdentityService
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 from shared.tasks import guarded
@@ -140,10 +142,14 @@ def create_app(
         title="KPI Pulse scoring",
         version="1",
         description="Rolling KPI values, scores, the balanced scorecard, lead/lag and "
-        "period analysis. Changes need `Authorization: Bearer <admin token>`.",
+        "period analysis. Reads need a personal API token (`Authorization: Bearer kpt_…`) "
+        "or a signed-in session; each caller sees the KPIs its groups are viewers of.",
         lifespan=lifespan,
     )
-    app.include_router(kpi_router(queries, catalog_service, admin_guard(settings.admin_token)))
+    auth = Authenticator(IdentityService(sessions), settings.admin_token)
+    app.include_router(kpi_router(queries, catalog_service, auth))
+    app.include_router(session_router(auth, secure_cookie=settings.session_cookie_secure))
+    app.include_router(users_router(auth))
     mount_page(app, alerts_api=scoring.alerts_api)
 
     async def bus_ready() -> bool:
@@ -158,5 +164,8 @@ def create_app(
         registry=registry,
         http_metrics=http_metrics or HttpMetrics(registry),
         readiness={"kafka": bus_ready, "database": db_ready},
+        metrics_tokens=[
+            settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
+        ],
     )
     return app

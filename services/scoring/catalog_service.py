@@ -16,6 +16,7 @@ from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import Catalog, CatalogDiff, KpiDefinition, diff_catalog
 from services.scoring.repository import BucketRepository, CatalogRepository
 from shared.db.engine import transaction
+from shared.identity.domain import redact
 
 # Changing any of these changes what a bucket means: the KPI starts afresh.
 _RESETTING_FIELDS = ("formula", "scope", "window")
@@ -84,7 +85,11 @@ class CatalogService:
             await self._repository.upsert_definition(
                 session, change.key, _stored(catalog[change.key]), now
             )
-            fields = [{"field": f.field, "old": f.old, "new": f.new} for f in change.fields]
+            # Owner URLs are secrets: the history records that they changed, not them.
+            fields = [
+                {"field": f.field, "old": redact(f.old), "new": redact(f.new)}
+                for f in change.fields
+            ]
             await self._repository.record_change(
                 session, kpi_key=change.key, action="changed", changes=fields, actor=actor, at=now
             )
@@ -106,6 +111,8 @@ def describe_diff(diff: CatalogDiff) -> list[str]:
     lines = [f"create {kpi.key}" for kpi in diff.created]
     for change in diff.changed:
         lines.append(f"change {change.key}")
-        lines += [f"    {f.field}: {f.old!r} -> {f.new!r}" for f in change.fields]
+        lines += [
+            f"    {f.field}: {redact(f.old)!r} -> {redact(f.new)!r}" for f in change.fields
+        ]
     lines += [f"retire {kpi.key}" for kpi in diff.retired]
     return lines or ["no changes"]

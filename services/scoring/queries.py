@@ -6,6 +6,7 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,11 +26,20 @@ from services.scoring.domain.periods import (
 from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
+from shared.identity.domain import redact
 from shared.settings import ScoringSettings
 
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
+
+
+#: Which KPIs the caller may read; ``None`` in a call means every KPI.
+Visible = Callable[[KpiDefinition], bool]
+
+
+def _everything(_kpi: KpiDefinition) -> bool:
+    return True
 
 
 class QueryError(ValueError):
@@ -45,9 +55,12 @@ class KpiQueries:
     changes: CatalogRepository
     settings: ScoringSettings
 
-    async def list_kpis(self) -> list[dict[str, Any]]:
+    async def list_kpis(self, visible: Visible | None = None) -> list[dict[str, Any]]:
+        """The KPIs the caller may read; links to hidden KPIs are left out."""
+        visible = visible or _everything
         now = datetime.now(UTC)
         catalog = self.catalog.catalog
+        shown = {kpi.key for kpi in catalog if visible(kpi)}
         async with self.sessions() as session:
             current = await self.current.all(session)
             statuses: dict[str, KpiStatus] = {
@@ -56,16 +69,24 @@ class KpiQueries:
             warnings = early_warnings(catalog, statuses)
             views = []
             for kpi in catalog:
+                if kpi.key not in shown:
+                    continue
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
-                views.append(_view(kpi, current.get(kpi.key), trend, warnings.get(kpi.key, [])))
+                warned = [k for k in warnings.get(kpi.key, []) if k in shown]
+                views.append(_view(kpi, current.get(kpi.key), trend, warned, shown))
         return views
 
-    async def scorecard(self) -> dict[str, Any]:
+    async def scorecard(self, visible: Visible | None = None) -> dict[str, Any]:
+        """Computed over the KPIs the caller may read only: a hidden KPI counts nowhere,
+        neither in its perspective's weighted mean nor in the overall score."""
+        visible = visible or _everything
         catalog = self.catalog.catalog
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
+            if not visible(kpi):
+                continue
             value = current.get(kpi.key)
             assessment = assess(kpi, value.value if value else None)
             entries.append(
@@ -89,15 +110,21 @@ class KpiQueries:
             ],
         }
 
-    async def detail(self, key: str) -> dict[str, Any]:
+    async def detail(self, key: str, visible: Visible | None = None) -> dict[str, Any]:
+        visible = visible or _everything
         kpi = self._kpi(key)
         catalog = self.catalog.catalog
         now = datetime.now(UTC)
-        views = {v["key"]: v for v in await self.list_kpis()}
+        views = {v["key"]: v for v in await self.list_kpis(visible)}
         async with self.sessions() as session:
-            # Links where this KPI lags (its leading indicators) and where it leads.
-            links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
-                (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
+            # Links where this KPI lags (its leading indicators) and where it leads, among
+            # the KPIs the caller may read.
+            links = [
+                (lead, kpi.key) for lead in kpi.leading_indicators if visible(catalog[lead])
+            ] + [
+                (kpi.key, other.key)
+                for other in catalog
+                if kpi.key in other.leading_indicators and visible(other)
             ]
             series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
             lead_lag_rows = []
@@ -127,9 +154,11 @@ class KpiQueries:
                 session, kpi, now, periods=ANALYSED_PERIODS
             )
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
+        definition = redact(kpi.model_dump(mode="json", exclude_none=True))
+        definition["leading_indicators"] = views[kpi.key]["leading_indicators"]
         return {
             "kpi": views[kpi.key],
-            "definition": kpi.model_dump(mode="json", exclude_none=True),
+            "definition": definition,
             "lead_lag": lead_lag_rows,
             "periods": [
                 {
@@ -182,7 +211,8 @@ class KpiQueries:
         """What changed in a KPI's definition, when and by whom (retired KPIs too)."""
         async with self.sessions() as session:
             rows = await self.changes.history(session, key)
-        return [{**row, "at": row["at"].isoformat()} for row in rows]
+        # Owner URLs are write-only: a change shows that one changed, never its value.
+        return [{**redact(row), "at": row["at"].isoformat()} for row in rows]
 
     async def _period_series(
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
@@ -209,6 +239,7 @@ def _view(
     current: Any,
     trend: list[tuple[datetime, float | None, str]],
     warnings: list[str],
+    shown: set[str],
 ) -> dict[str, Any]:
     value = current.value if current else None
     assessment = assess(kpi, value)
@@ -230,9 +261,9 @@ def _view(
         "update_every": kpi.model_dump(mode="json")["update_every"],
         "review_period": kpi.review_period,
         "expires_on": kpi.expires_on.isoformat(),
-        "owners": [o.model_dump(exclude_none=True) for o in kpi.owners],
+        "owners": redact([o.model_dump(exclude_none=True) for o in kpi.owners]),
         "indicator": kpi.indicator,
-        "leading_indicators": list(kpi.leading_indicators),
+        "leading_indicators": [k for k in kpi.leading_indicators if k in shown],
         "early_warning": warnings,
         "value": value,
         "numerator": current.numerator if current else None,

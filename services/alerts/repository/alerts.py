@@ -3,6 +3,7 @@ so two instances (or the consumer and the scheduler) never apply the same step t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,8 +80,12 @@ class AlertRepository:
         state: State | None = None,
         kpi_key: str | None = None,
         limit: int = 100,
+        kpi_keys: Collection[str] | None = None,
     ) -> list[AlertRow]:
+        """``kpi_keys``: only alerts of these KPIs (those the caller may read)."""
         query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        if kpi_keys is not None:
+            query = query.where(alerts.c.kpi_key.in_(sorted(kpi_keys)))
         if state is not None:
             query = query.where(alerts.c.state == state.value)
         if kpi_key is not None:
