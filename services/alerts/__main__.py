@@ -8,8 +8,9 @@ from prometheus_client import CollectorRegistry
 
 from services.alerts.app import create_app
 from services.alerts.channels.base import Sender
-from services.alerts.channels.http import SlackSender, WebhookSender, http_client
+from services.alerts.channels.http import SlackSender, WebhookSender, http_poster
 from services.alerts.channels.smtp import SmtpSender
+from services.alerts.signing import webhook_sender
 from shared.bus.factory import create_publisher, create_subscriber
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.offsets import OffsetRepository
@@ -22,10 +23,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
     cfg = settings.alerts
     return {
         "email": SmtpSender(cfg.smtp),
-        "webhook": WebhookSender(
-            http_client(cfg.webhook_timeout_s), cfg.webhook_secret.get_secret_value()
+        "webhook": webhook_sender(
+            cfg.webhook_secret.get_secret_value(),
+            lambda secret: WebhookSender(http_poster(cfg), secret),
         ),
-        "slack": SlackSender(http_client(cfg.webhook_timeout_s)),
+        "slack": SlackSender(http_poster(cfg)),
     }
 
 

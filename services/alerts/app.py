@@ -26,12 +26,15 @@ from services.alerts.channels.base import Sender
 from services.alerts.consumer import kpi_value_consumer
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
+from services.alerts.signing import require_signing_secret
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
 from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Publisher, Subscriber
 from shared.db.offsets import OffsetRepository
 from shared.http import install_common
+from shared.identity.access import Authenticator, install
+from shared.identity.service import IdentityService
 from shared.metrics import ConsumerMetrics, HttpMetrics
 from shared.settings import Settings
 
@@ -97,6 +100,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await require_signing_secret(sessions, cfg.webhook_secret.get_secret_value())
         # For dead letters only; it starts even with Kafka down (so does the consumer).
         await publisher.start()
         stop = asyncio.Event()
@@ -136,20 +140,32 @@ def create_app(
         http_metrics=HttpMetrics(registry),
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
-    app.include_router(build_router(settings, sessions=sessions, clock=clock))
-    if cfg.cors_origins:
-        # The scorecard page (served by scoring on another port) reads active alerts with
-        # the signed-in user's session cookie, and acks them with its CSRF token.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=cfg.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type", "X-CSRF-Token"],
-            allow_credentials=True,
-        )
+    _serve_api(app, settings, sessions, clock)
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker
     app.state.scheduler = scheduler
     app.state.handler = handler
     app.state.metrics = metrics
     return app
+
+
+def _serve_api(
+    app: FastAPI,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+) -> None:
+    auth = Authenticator(IdentityService(sessions), settings.admin_token)
+    install(app, auth)
+    app.include_router(build_router(settings, sessions=sessions, clock=clock, auth=auth))
+    # The scorecard page (served by scoring on another port) reads active alerts with the
+    # signed-in user's session cookie, and acks them with its CSRF token.
+    origins = settings.alerts.cors_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-CSRF-Token"],
+            allow_credentials=True,
+        )

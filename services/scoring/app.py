@@ -31,7 +31,7 @@ from shared.bus.ports import Publisher, Subscriber
 from shared.db.engine import ping
 from shared.db.offsets import OffsetRepository
 from shared.http import install_common
-from shared.identity.access import Authenticator
+from shared.identity.access import Authenticator, install
 from shared.identity.api import session_router, users_router
 from shared.identity.service import IdentityService
 from shared.metrics import HttpMetrics
@@ -147,6 +147,7 @@ def create_app(
         lifespan=lifespan,
     )
     auth = Authenticator(IdentityService(sessions), settings.admin_token)
+    install(app, auth)
     app.include_router(kpi_router(queries, catalog_service, auth))
     app.include_router(session_router(auth, secure_cookie=settings.session_cookie_secure))
     app.include_router(users_router(auth))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from pydantic import SecretStr
 
 from shared.identity.domain import (
@@ -112,3 +112,27 @@ class Authenticator:
             return True
         rule: KpiAccess | None = (await self.identity.kpi_access([key])).get(key)
         return rule is not None and can_read(principal, rule)
+
+
+def install(app: object, auth: Authenticator) -> None:
+    """Make ``auth`` the app's authenticator (what ``Caller`` and ``AdminCaller`` use)."""
+    app.state.authenticator = auth  # type: ignore[attr-defined]
+
+
+def authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.authenticator
+    return auth
+
+
+async def _caller(request: Request) -> Principal:
+    return await authenticator(request).principal(request)
+
+
+async def _admin_caller(request: Request) -> Principal:
+    return await authenticator(request).admin(request)
+
+
+#: The caller of a route (401 without a valid identity).
+Caller = Annotated[Principal, Depends(_caller)]
+#: The caller of an admin route (403 for non-admins).
+AdminCaller = Annotated[Principal, Depends(_admin_caller)]

@@ -37,6 +37,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KPIPULSE_KAFKA__PARTITIONS": str(settings.kafka.partitions),
         "KPIPULSE_SCORING__GROUP_ID": settings.scoring.group_id,
         "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
+        # The example catalog has webhook owners: alerts refuses to start without it.
+        "KPIPULSE_ALERTS__WEBHOOK_SECRET": settings.alerts.webhook_secret.get_secret_value()
+        or "test-alerts-webhook-signing-secret",
     }
     if settings.scoring.catalog_path is not None:
         env["KPIPULSE_SCORING__CATALOG_PATH"] = str(settings.scoring.catalog_path)

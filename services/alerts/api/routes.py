@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.api.schemas import (
@@ -20,9 +20,8 @@ from services.alerts.api.schemas import (
 from services.alerts.domain.lifecycle import State
 from services.alerts.repository import AlertRepository, OutboxRepository, SilenceRepository
 from shared.db.engine import transaction
-from shared.identity.access import Authenticator, forbidden
+from shared.identity.access import Authenticator, Caller, forbidden
 from shared.identity.domain import Principal, can_edit
-from shared.identity.service import IdentityService
 from shared.settings import Settings
 
 StateParam = Literal["pending", "firing", "resolved"]
@@ -37,14 +36,13 @@ def build_router(
     *,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
+    auth: Authenticator,
 ) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
         tags=["alerts"],
         responses={401: {"description": "No valid token or session"}, 403: {}},
     )
-    auth = Authenticator(IdentityService(sessions), settings.admin_token)
-    Caller = Annotated[Principal, Depends(auth.principal)]
     alerts, silences, outbox = AlertRepository(), SilenceRepository(), OutboxRepository()
 
     async def may_change(caller: Principal, kpi_key: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
 from services.scoring.api.access import (
     readable,
@@ -16,7 +16,7 @@ from services.scoring.api.access import (
 from services.scoring.catalog_service import CatalogService, describe_diff
 from services.scoring.domain.catalog import CatalogError, KpiDefinition
 from services.scoring.queries import KpiQueries, QueryError
-from shared.identity.access import Authenticator
+from shared.identity.access import Authenticator, Caller
 from shared.identity.domain import Principal
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -27,7 +27,6 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def kpi_router(queries: KpiQueries, catalog: CatalogService, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["kpis"], responses=_AUTH_ERRORS)
-    Caller = Annotated[Principal, Depends(auth.principal)]
 
     def readable_kpi(key: str, caller: Principal) -> KpiDefinition:
         return _readable(queries, key, caller)
