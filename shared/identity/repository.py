@@ -89,6 +89,7 @@ class UserRepository:
         groups: frozenset[str],
         password_hash: str,
         now: datetime,
+        must_change_password: bool = True,
     ) -> UserRow:
         result = await session.execute(
             users.insert()
@@ -97,7 +98,7 @@ class UserRepository:
                 role=role.value,
                 groups=sorted(groups),
                 password_hash=password_hash,
-                must_change_password=True,
+                must_change_password=must_change_password,
                 created_at=now,
                 failed_signins=0,
             )

@@ -89,9 +89,16 @@ class IdentityService:
     # -- users -------------------------------------------------------------------------
 
     async def create_user(
-        self, email: str, role: Role, groups: frozenset[str], *, password: str | None = None
+        self,
+        email: str,
+        role: Role,
+        groups: frozenset[str],
+        *,
+        password: str | None = None,
     ) -> NewUser:
+        """A user with ``password`` (kept: the caller chose it) or a one-time one."""
         email = normalise_email(email)
+        password_given = password
         password = password or new_password()
         hashed = await asyncio.to_thread(hash_password, password)
         token = new_secret(TOKEN_PREFIX)
@@ -99,7 +106,13 @@ class IdentityService:
         try:
             async with transaction(self._sessions) as session:
                 user = await self.users.add(
-                    session, email=email, role=role, groups=groups, password_hash=hashed, now=now
+                    session,
+                    email=email,
+                    role=role,
+                    groups=groups,
+                    password_hash=hashed,
+                    now=now,
+                    must_change_password=password_given is None,
                 )
                 await self.tokens.add(
                     session, user_id=user.id, token_hash=hash_secret(token), name="first", now=now
@@ -145,12 +158,12 @@ class IdentityService:
         async with transaction(self._sessions) as session:
             return await self.tokens.revoke(session, token_id, utcnow())
 
-    async def ensure_admin(self, email: str) -> NewUser | None:
+    async def ensure_admin(self, email: str, password: str) -> NewUser | None:
         """Create a first admin when there is none (``make run``); None if one exists."""
         async with self._sessions() as session:
             if await self.users.count_admins(session):
                 return None
-        return await self.create_user(email, Role.ADMIN, frozenset())
+        return await self.create_user(email, Role.ADMIN, frozenset(), password=password)
 
     # -- callers -----------------------------------------------------------------------
 
