@@ -84,6 +84,7 @@ class Stack:
     secrets: WebhookSecrets
     admin_token: str = ADMIN_TOKEN
     alerts_webhook_secret: str = ""
+    metrics_token: str = ""
     log_dir: Path = field(default_factory=Path)
 
     def url(self, service: str) -> str:
@@ -103,6 +104,18 @@ class Stack:
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def create_user(self, email: str, role: str, groups: list[str]) -> dict[str, str]:
+        """A user through the admin API: its one-time password and personal token."""
+        response = httpx.post(
+            f"{self.scoring}/v1/admin/users",
+            json={"email": email, "role": role, "groups": groups},
+            headers=self.admin_headers(),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        made: dict[str, str] = response.json()
+        return made
 
     def key_headers(self, source: str = "web") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.write_keys[source]}"}
@@ -178,6 +191,7 @@ def running_stack(
     ports = {name: free_port() for name in SERVICES}
     secrets = WebhookSecrets()
     alerts_webhook_secret = f"e2e-alerts-webhook-secret-{unique}"
+    metrics_token = f"e2e-metrics-token-{unique}"
     kafka = settings.kafka.model_copy(
         update={"topic_prefix": f"{settings.kafka.topic_prefix}e2e{unique}."}
     )
@@ -197,6 +211,7 @@ def running_stack(
         "KPIPULSE_SCORING__ALERTS_API": f"http://127.0.0.1:{ports['alerts']}",
         "KPIPULSE_ALERTS__SCORECARD_URL": f"http://127.0.0.1:{ports['scoring']}/",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
+        "KPIPULSE_METRICS_TOKEN": metrics_token,
         **secrets.env(),
         **(extra_env or {}),
     }
@@ -218,6 +233,7 @@ def running_stack(
             write_keys=write_keys,
             secrets=secrets,
             alerts_webhook_secret=alerts_webhook_secret,
+            metrics_token=metrics_token,
             log_dir=log_dir,
         )
 
