@@ -138,6 +138,9 @@ def create_app(
         service=SERVICE,
         registry=registry,
         http_metrics=HttpMetrics(registry),
+        metrics_tokens=[
+            settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
+        ],
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
     _serve_api(app, settings, sessions, clock)

@@ -200,7 +200,9 @@ def users_router(auth: Authenticator) -> APIRouter:
     async def list_users() -> list[dict[str, Any]]:
         return [_user(u, tokens) for u, tokens in await identity.list_users()]
 
-    @router.post("/users/{email}/disable", summary="Disable: tokens and sessions stop at once")
+    @router.delete(
+        "/users/{email}", summary="Disable (kept for the record): tokens and sessions stop at once"
+    )
     async def disable(email: str) -> dict[str, Any]:
         try:
             user = await identity.disable(email)

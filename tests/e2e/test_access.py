@@ -224,8 +224,8 @@ def test_revoked_tokens_and_disabled_users_are_refused(world: World) -> None:
     assert gone.status_code == 401
     not_admin = httpx.get(f"{stack.scoring}/v1/admin/users", headers=me, timeout=10)
     assert not_admin.status_code == 403 and "admin role needed" in not_admin.text
-    disabled = httpx.post(f"{stack.scoring}/v1/admin/users/{person['email']}/disable",
-                          headers=stack.admin_headers(), timeout=10)
+    disabled = httpx.delete(f"{stack.scoring}/v1/admin/users/{person['email']}",
+                            headers=stack.admin_headers(), timeout=10)
     assert disabled.status_code == 200
     assert get(f"{stack.scoring}/v1/kpis", me).status_code == 401
     assert get(f"{stack.alerts}/v1/alerts", me).status_code == 401
