@@ -75,6 +75,7 @@ class FailureThrottle:
 
 def _me(principal: Principal, *, must_change: bool = False) -> dict[str, Any]:
     return {
+        "signed_in": True,
         "email": principal.subject,
         "role": principal.role.value,
         "groups": sorted(principal.groups),
@@ -143,6 +144,9 @@ def session_router(auth: Authenticator, *, secure_cookie: bool) -> APIRouter:
 
     @router.get("", summary="Who is signed in (and the CSRF token for the page)")
     async def who(request: Request) -> dict[str, Any]:
+        if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
+            # Nobody claims to be anybody: not a refusal, the page shows its sign-in form.
+            return {"signed_in": False}
         principal = await auth.principal(request)
         must_change = False
         cookie = request.cookies.get(SESSION_COOKIE)

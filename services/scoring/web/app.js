@@ -1106,7 +1106,13 @@
 
   function start() {
     return fetchJson("/v1/session", { quiet401: true })
-      .then(signedIn)
+      .then(function (me) {
+        if (!me || !me.signed_in) {
+          showSignIn("");
+          return undefined;
+        }
+        return signedIn(me);
+      })
       .catch(function (err) {
         if (err && err.status === 401) showSignIn("");
         else if (!(err instanceof SignedOut)) setError("page", err && err.message ? err.message : String(err));
