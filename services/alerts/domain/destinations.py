@@ -49,9 +49,9 @@ def address_problem(host: str, address: str, allowed_hosts: Collection[str]) -> 
     kinds = (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
-        ("private", ip.is_private),
-        ("multicast", ip.is_multicast),
         ("unspecified", ip.is_unspecified),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
     )
     for kind, found in kinds:
