@@ -2,13 +2,15 @@
 
 A viewer in group ``sales`` signs in with the one-time password ``users create`` gave,
 picks their own, and sees the KPIs shared with sales and no other; a change sent with the
-CSRF token of an earlier session is refused; a wrong password is answered on the form.
+CSRF token of an earlier session is refused; a wrong password is answered on the form; the
+owner of a KPI acknowledges its alert from the page, and the acknowledgement names them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -174,3 +176,49 @@ def test_the_session_cookie_is_httponly_and_strict(
         assert page.evaluate("() => document.cookie").find("kpipulse_session") == -1
     finally:
         page.context.close()
+
+
+def test_an_owner_acks_from_the_page_and_others_do_not_see_it(
+    browser: Browser, dev_server: DevServer
+) -> None:
+    owner = "binh@example.com"  # owns `complaints` in the example catalog
+    made = httpx.post(
+        f"{dev_server.base_url}/v1/admin/users",
+        json={"email": owner, "role": "viewer", "groups": []},
+        headers=dev_server.admin_headers(), timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    now = datetime.now(UTC)
+    dev_server.post_events("support", [
+        {"source": "support", "type": "complaint_received",
+         "occurred_at": (now - timedelta(minutes=i)).isoformat()}
+        for i in range(40)
+    ])
+    page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    try:
+        page.goto(f"{dev_server.base_url}/", wait_until="load")
+        sign_in(page, owner, made.json()["password"])
+        page.locator("#password-current").fill(made.json()["password"])
+        page.locator("#password-new").fill("binh-owns-complaints-1")
+        page.locator("#password-submit").click()
+        alert = page.locator('[data-alert-kpi="complaints"][data-alert-condition="below_minimum"]')
+        expect(alert).to_be_visible(timeout=60_000)
+        page.once("dialog", lambda dialog: dialog.accept("looking into the spike"))
+        alert.locator('button[data-action="ack"]').click()
+        expect(alert).to_contain_text(f"acknowledged by {owner}", timeout=15_000)
+        screenshot(page, "scorecard-owner-ack.png")
+    finally:
+        page.context.close()
+    listed = httpx.get(f"{dev_server.base_url}/v1/alerts", params={"kpi_key": "complaints"},
+                       headers=dev_server.admin_headers(), timeout=10).json()
+    acked = [a for a in listed if a["condition"] == "below_minimum"]
+    assert acked and acked[0]["acked_by"] == owner
+    assert acked[0]["ack_note"] == "looking into the spike"
+    # A marketing viewer sees neither the KPI nor its alert.
+    viewer = signed_in_viewer(browser, dev_server, ["marketing"])
+    try:
+        expect(viewer.locator("[data-kpi]").first).to_be_visible(timeout=15_000)
+        expect(viewer.locator('[data-alert-kpi="complaints"]')).to_have_count(0)
+        expect(viewer.locator('[data-kpi="complaints"]')).to_have_count(0)
+    finally:
+        viewer.context.close()

@@ -90,7 +90,9 @@ def build_router(
                 raise HTTPException(
                     status.HTTP_409_CONFLICT, f"alert {alert_id} is already resolved"
                 )
-            row = await alerts.ack(session, alert_id, note=body.note, now=clock())
+            row = await alerts.ack(
+                session, alert_id, note=body.note, now=clock(), actor=caller.subject
+            )
         assert row is not None
         return AlertOut.of(row)
 

@@ -48,6 +48,7 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     acked_at: datetime | None
     ack_note: str | None
+    acked_by: str | None = None
     last_notified_at: datetime | None
 
     @classmethod
@@ -65,6 +66,7 @@ class AlertOut(BaseModel):
             resolved_at=row.resolved_at,
             acked_at=row.acked_at,
             ack_note=row.ack_note,
+            acked_by=row.acked_by,
             last_notified_at=row.last_notified_at,
         )
 

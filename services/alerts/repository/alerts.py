@@ -33,6 +33,7 @@ class AlertRow:
     acked_at: datetime | None
     ack_note: str | None
     last_notified_at: datetime | None
+    acked_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ def _alert(row: Any) -> AlertRow:
         acked_at=utc(row.acked_at),
         ack_note=row.ack_note,
         last_notified_at=utc(row.last_notified_at),
+        acked_by=row.acked_by,
     )
 
 
@@ -187,12 +189,20 @@ class AlertRepository:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def ack(
-        self, session: AsyncSession, alert_id: int, *, note: str, now: datetime
+        self,
+        session: AsyncSession,
+        alert_id: int,
+        *,
+        note: str,
+        now: datetime,
+        actor: str | None = None,
     ) -> AlertRow | None:
         await session.execute(
             update(alerts)
             .where(alerts.c.id == alert_id, alerts.c.state != State.RESOLVED.value)
-            .values(acked_at=func.coalesce(alerts.c.acked_at, now), ack_note=note)
+            .values(
+                acked_at=func.coalesce(alerts.c.acked_at, now), ack_note=note, acked_by=actor
+            )
         )
         return await self.get(session, alert_id)
 

@@ -675,7 +675,46 @@
     li.appendChild(h("span", { className: "alert-meta" },
       isNum(a.value) ? "value " + formatValue(a.value, kpi ? kpi.unit : "") + " " : "",
       sinceEl,
-      a.acked_at ? " · acknowledged" : ""));
+      a.acked_at ? " · acknowledged" + (a.acked_by ? " by " + a.acked_by : "") : ""));
+    // Owners and editors of the KPI may act; the API refuses others with a message.
+    var actions = h("span", { className: "alert-actions" });
+    if (!a.acked_at) {
+      actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "ack" }, "Acknowledge"));
+    }
+    actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "silence" }, "Silence 1 h"));
+    li.appendChild(actions);
+  }
+
+  function onAlertAction(event) {
+    var button = event.target.closest ? event.target.closest("button[data-action]") : null;
+    if (!button) return;
+    var li = button.closest("li");
+    var id = li.getAttribute("data-alert-id");
+    var kpi = li.getAttribute("data-alert-kpi");
+    var request;
+    if (button.getAttribute("data-action") === "ack") {
+      var note = window.prompt("Acknowledge this alert. Note (optional):", "");
+      if (note === null) return;
+      request = fetchJson(alertsBase + "/v1/alerts/" + encodeURIComponent(id) + "/ack", {
+        method: "POST", body: { note: note },
+      });
+    } else {
+      var reason = window.prompt("Silence " + kpi + " for 1 hour. Why?", "");
+      if (!reason) return;
+      request = fetchJson(alertsBase + "/v1/silences", {
+        method: "POST", body: { kpi_key: kpi, duration_s: 3600, reason: reason },
+      });
+    }
+    button.disabled = true;
+    request
+      .then(function () {
+        setError("alert action", null);
+        return refresh();
+      })
+      .catch(function (err) {
+        if (!(err instanceof SignedOut)) setError("alert action", err && err.message ? err.message : String(err));
+      })
+      .finally(function () { button.disabled = false; });
   }
 
   // ---------------------------------------------------------------- detail view
@@ -1234,6 +1273,7 @@
     document.getElementById("signin-form").addEventListener("submit", onSignIn);
     document.getElementById("password-form").addEventListener("submit", onPasswordChange);
     document.getElementById("signout").addEventListener("click", onSignOut);
+    document.getElementById("alert-list").addEventListener("click", onAlertAction);
 
     start();
   }
