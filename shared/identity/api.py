@@ -112,6 +112,9 @@ def session_router(auth: Authenticator, *, secure_cookie: bool) -> APIRouter:
 
     @router.post("", summary="Sign in: sets the session cookie; answers the CSRF token")
     async def sign_in(body: SignInIn, request: Request, response: Response) -> dict[str, Any]:
+        # The body must be JSON (anything else is a 422): a form on another site cannot
+        # send that without the browser asking this origin first, so nobody can sign a
+        # visitor in to an account of theirs (login CSRF).
         client = request.client.host if request.client else "?"
         wait = throttle.retry_after(client)
         if wait is not None:

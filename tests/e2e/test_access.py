@@ -271,3 +271,26 @@ def test_owner_urls_are_write_only(stack: Stack) -> None:
     finally:
         owners = [{**before["definition"]["owners"][0], "slack_webhook_url": slack}]
         httpx.put(url, json={**before["definition"], "owners": owners}, headers=headers)
+
+
+def test_sign_in_takes_only_json_and_answers_wrong_passwords_with_401(stack: Stack) -> None:
+    person = stack.create_user(f"form-{uuid.uuid4().hex[:6]}@example.com", "viewer", [])
+    form = httpx.post(
+        f"{stack.scoring}/v1/session",
+        content=f"email={person['email']}&password={person['password']}",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert form.status_code == 422 and "kpipulse_session" not in form.cookies
+    wrong = httpx.post(f"{stack.scoring}/v1/session",
+                       json={"email": person["email"], "password": "nope"}, timeout=10)
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "wrong email or password"
+    right = httpx.post(f"{stack.scoring}/v1/session",
+                       json={"email": person["email"], "password": person["password"]})
+    assert right.status_code == 200 and right.json()["must_change_password"] is True
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    # With the one-time password still in place, reads wait for a new one.
+    session = {"Cookie": f"kpipulse_session={right.cookies['kpipulse_session']}"}
+    waiting = httpx.get(f"{stack.scoring}/v1/kpis", headers=session, timeout=10)
+    assert waiting.status_code == 403 and "one-time password" in waiting.text

@@ -53,8 +53,8 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
-    # One step down the alerts branch (one revision so far): only our tables go.
-    downgrade(url, "alerts@-1")
+    # Down the alerts branch (two revisions so far): only our tables go.
+    downgrade(url, "alerts@-2")
     remaining = asyncio.run(_tables(url))
     assert not ALERT_TABLES & remaining
     assert "consumer_offsets" in remaining  # the foundation is untouched
