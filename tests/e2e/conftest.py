@@ -209,6 +209,10 @@ def running_stack(
         "KPIPULSE_SCORING__HTTP__PORT": str(ports["scoring"]),
         "KPIPULSE_ALERTS__HTTP__PORT": str(ports["alerts"]),
         "KPIPULSE_SCORING__ALERTS_API": f"http://127.0.0.1:{ports['alerts']}",
+        # The page (scoring's origin) reads alerts across origins, with its session.
+        "KPIPULSE_ALERTS__CORS_ORIGINS": orjson.dumps(
+            [f"http://127.0.0.1:{ports['scoring']}"]
+        ).decode(),
         "KPIPULSE_ALERTS__SCORECARD_URL": f"http://127.0.0.1:{ports['scoring']}/",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
         "KPIPULSE_METRICS_TOKEN": metrics_token,

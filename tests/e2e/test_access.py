@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
+from tests.e2e.browser import chromium_path, launch_chromium, sign_in
 from tests.e2e.conftest import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -294,3 +296,33 @@ def test_sign_in_takes_only_json_and_answers_wrong_passwords_with_401(stack: Sta
     session = {"Cookie": f"kpipulse_session={right.cookies['kpipulse_session']}"}
     waiting = httpx.get(f"{stack.scoring}/v1/kpis", headers=session, timeout=10)
     assert waiting.status_code == 403 and "one-time password" in waiting.text
+
+
+def test_the_page_on_the_stack_shows_a_viewer_only_their_alerts(world: World) -> None:
+    """Scoring serves the page, alerts answers it from another origin with the session."""
+    stack = world.stack
+    if chromium_path() is None:
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    person = stack.create_user(f"page-{uuid.uuid4().hex[:6]}@example.com", "viewer", ["sales"])
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(f"{stack.scoring}/", wait_until="load")
+            sign_in(page, person["email"], person["password"])
+            page.locator("#password-current").fill(person["password"])
+            page.locator("#password-new").fill("sales-viewer-password-1")
+            page.locator("#password-submit").click()
+            expect(page.locator(f'[data-alert-kpi="{world.sales_probe}"]')).to_be_visible(
+                timeout=30_000
+            )
+            expect(page.locator(f'[data-alert-kpi="{world.finance_probe}"]')).to_have_count(0)
+            expect(page.locator('[data-kpi="revenue"]')).to_have_count(0)
+            expect(page.locator(f'[data-kpi="{world.sales_probe}"]')).to_be_visible()
+            # A silence from the page: refused for a viewer, with the reason on the banner.
+            page.once("dialog", lambda dialog: dialog.accept("campaign paused"))
+            item = page.locator(f'[data-alert-kpi="{world.sales_probe}"]')
+            item.locator('button[data-action="silence"]').click()
+            expect(page.locator("#error-text")).to_contain_text("may not ack or silence")
+        finally:
+            browser.close()
