@@ -80,7 +80,11 @@ def dev_settings(settings: Settings, data_dir: Path, host: str, port: int, token
         ),
         "scoring": settings.scoring.model_copy(update={"alerts_api": ""}),
         "alerts": settings.alerts.model_copy(
-            update={"scorecard_url": f"{url}/", "webhook_secret": SecretStr(webhook_secret)}
+            update={
+                "scorecard_url": f"{url}/",
+                "public_url": url,
+                "webhook_secret": SecretStr(webhook_secret),
+            }
         ),
     }
     return settings.model_copy(update=changes)

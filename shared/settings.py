@@ -137,6 +137,11 @@ class AlertsSettings(BaseModel):
     # loopback, private or link-local addresses.
     webhook_allowed_hosts: list[str] = []
     webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Where recipients reach this service (the acknowledgement links in alert emails).
+    public_url: str = "http://127.0.0.1:8002"
+    # Signs those links; empty: derived from the admin token; both empty: no links.
+    ack_link_secret: SecretStr = SecretStr("")
+    ack_link_ttl_s: int = Field(default=7 * 86400, ge=60)
     default_email: str | None = None
     scorecard_url: str = "http://127.0.0.1:8001/"
     # Origins of the scorecard page allowed to read the alerts API from a browser.

@@ -21,9 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerts.api.acklinks import ack_link_router
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
 from services.alerts.consumer import kpi_value_consumer
+from services.alerts.domain.acklinks import link_key
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.signing import require_signing_secret
@@ -59,7 +61,8 @@ def create_app(
     cfg = settings.alerts
     metrics = AlertMetrics(registry)
     consumer_metrics = ConsumerMetrics(registry, SERVICE)
-    writer = AlertWriter(cfg, metrics)
+    ack_key = ack_link_key(settings)
+    writer = AlertWriter(cfg, metrics, ack_key)
     worker = DeliveryWorker(
         sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
     )
@@ -143,7 +146,7 @@ def create_app(
         ],
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
-    _serve_api(app, settings, sessions, clock)
+    _serve_api(app, settings, sessions, clock, ack_key)
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker
     app.state.scheduler = scheduler
@@ -157,10 +160,13 @@ def _serve_api(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     clock: Callable[[], datetime],
+    ack_key: bytes | None,
 ) -> None:
     auth = Authenticator(IdentityService(sessions), settings.admin_token)
     install(app, auth)
     app.include_router(build_router(settings, sessions=sessions, clock=clock, auth=auth))
+    if ack_key is not None:
+        app.include_router(ack_link_router(ack_key, sessions, clock))
     # The scorecard page (served by scoring on another port) reads active alerts with the
     # signed-in user's session cookie, and acks them with its CSRF token.
     origins = settings.alerts.cors_origins
@@ -172,3 +178,13 @@ def _serve_api(
             allow_headers=["Content-Type", "X-CSRF-Token"],
             allow_credentials=True,
         )
+
+
+def ack_link_key(settings: Settings) -> bytes | None:
+    """The key of the emails' acknowledgement links: their own secret, else derived from
+    the admin token (whoever holds that may acknowledge anything anyway); else none."""
+    secret = (
+        settings.alerts.ack_link_secret.get_secret_value()
+        or settings.admin_token.get_secret_value()
+    )
+    return link_key(secret) if secret else None

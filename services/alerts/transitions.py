@@ -8,15 +8,18 @@ together: there is no moment where one exists without the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts.domain.acklinks import sign as sign_ack
+from services.alerts.domain.acklinks import with_ack_link
 from services.alerts.domain.conditions import ONE_SHOT, SEVERITY, Condition, dedupe_key, open_key
 from services.alerts.domain.facts import AlertFacts
 from services.alerts.domain.lifecycle import OpenAlert, State, step
 from services.alerts.domain.notices import payload_for
-from services.alerts.domain.routing import routes_for
+from services.alerts.domain.routing import Route, routes_for
 from services.alerts.metrics import AlertMetrics
 from services.alerts.repository import (
     AlertRepository,
@@ -44,9 +47,13 @@ class Evaluation:
 
 
 class AlertWriter:
-    def __init__(self, settings: AlertsSettings, metrics: AlertMetrics) -> None:
+    def __init__(
+        self, settings: AlertsSettings, metrics: AlertMetrics, ack_key: bytes | None = None
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        # Signs the acknowledgement link of each alert email (None: emails carry none).
+        self._ack_key = ack_key
         self.alerts = AlertRepository()
         self.kpis = KpiRepository()
         self.silences = SilenceRepository()
@@ -118,6 +125,15 @@ class AlertWriter:
             )
         return enqueued
 
+    def _with_ack_link(
+        self, payload: dict[str, Any], alert_id: int, route: Route, kind: str, now: datetime
+    ) -> dict[str, Any]:
+        if self._ack_key is None or route.channel != "email" or kind == "resolved":
+            return payload
+        expires = now + timedelta(seconds=self._settings.ack_link_ttl_s)
+        token = sign_ack(alert_id, route.target, expires, self._ack_key)
+        return with_ack_link(payload, f"{self._settings.public_url.rstrip('/')}/v1/ack/{token}")
+
     async def notify(
         self,
         session: AsyncSession,
@@ -160,7 +176,7 @@ class AlertWriter:
                 channel=route.channel,
                 target=route.target,
                 kind=kind,
-                payload=payload_for(facts, route),
+                payload=self._with_ack_link(payload_for(facts, route), alert.id, route, kind, now),
                 suppressed=silenced,
             )
             for route in routes

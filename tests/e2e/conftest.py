@@ -214,6 +214,7 @@ def running_stack(
             [f"http://127.0.0.1:{ports['scoring']}"]
         ).decode(),
         "KPIPULSE_ALERTS__SCORECARD_URL": f"http://127.0.0.1:{ports['scoring']}/",
+        "KPIPULSE_ALERTS__PUBLIC_URL": f"http://127.0.0.1:{ports['alerts']}",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
         "KPIPULSE_METRICS_TOKEN": metrics_token,
         **secrets.env(),
