@@ -52,6 +52,7 @@ PROBE_TEMPLATE = """
   tracking_cost: {{amount: 0, currency: USD, per: month}}
   data_collection: benchmark probe events
   viewers: [engineering]
+  require_full_window: false
 """
 
 

@@ -29,8 +29,13 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / ".cache" / "bench"
 LOGS = RESULTS / "logs"
-KAFKA = "127.0.0.1:9092"
-ADMIN_DSN = "postgresql://kpipulse:kpipulse@127.0.0.1:5432/kpipulse"
+# The local infrastructure's addresses, moved as the tests' are (deploy/local/common.sh
+# exports these for a checkout running on other ports).
+KAFKA = os.environ.get("KPIPULSE_TEST_KAFKA", "127.0.0.1:9092")
+ADMIN_DSN = os.environ.get(
+    "KPIPULSE_TEST_SERVER_DSN", "postgresql://kpipulse:kpipulse@127.0.0.1:5432/kpipulse"
+)
+_SERVER = ADMIN_DSN.rsplit("/", 1)[0].removeprefix("postgresql://")
 _TICK = os.sysconf("SC_CLK_TCK")
 T = TypeVar("T")
 
@@ -222,8 +227,8 @@ class BenchStack:
         self.name = name
         self.prefix = f"bench_{name}_{stamp}."
         self.database = f"bench_{name}_{stamp}"
-        self.db_url = f"postgresql+asyncpg://kpipulse:kpipulse@127.0.0.1:5432/{self.database}"
-        self.dsn = f"postgresql://kpipulse:kpipulse@127.0.0.1:5432/{self.database}"
+        self.db_url = f"postgresql+asyncpg://{_SERVER}/{self.database}"
+        self.dsn = f"postgresql://{_SERVER}/{self.database}"
         self.scoring_group = f"bench-scoring-{stamp}"
         self.alerts_group = f"bench-alerts-{stamp}"
         self.admin_token = uuid.uuid4().hex

@@ -26,14 +26,8 @@ from pathlib import Path
 import uvloop
 from datasketches import hll_sketch, kll_doubles_sketch
 
-from services.scoring.domain.aggregates import (
-    HLL_LG_K,
-    KLL_K,
-    BucketKey,
-    TermAggregate,
-    bucket_start,
-    bucket_width,
-)
+from services.scoring.domain.aggregates import HLL_LG_K, KLL_K, BucketKey, TermAggregate
+from services.scoring.domain.buckets import bucket_start, bucket_width
 from services.scoring.domain.catalog import KpiDefinition, parse_catalog
 from services.scoring.repository import PartitionBucket, ScoringRepositories
 from services.scoring.windows import WindowTotals

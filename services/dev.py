@@ -25,24 +25,20 @@ import orjson
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from services.alerts.__main__ import build_senders
-from services.alerts.app import create_app as create_alerts
-from services.ingest.app import create_app as create_ingest
+from services.alerts import bootstrap as alerts_bootstrap
+from services.ingest import bootstrap as ingest_bootstrap
 from services.ingest.domain.writekeys import hash_key
 from services.ingest.keys import create_key
-from services.ingest.repository import WriteKeyRepository
-from services.scoring.app import create_app as create_scoring
-from shared.bus.factory import create_publisher, create_subscriber
-from shared.bus.ports import Subscriber
+from services.ingest.stores import WriteKeyStore
+from services.scoring import bootstrap as scoring_bootstrap
+from shared.bootstrap import Adapters
 from shared.contracts.events import SOURCES
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import upgrade
-from shared.db.offsets import OffsetRepository
 from shared.identity.domain import new_password
 from shared.identity.service import IdentityService
 from shared.logging import configure_logging
@@ -149,7 +145,7 @@ async def _dev_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]
     """One write key per source: the ``known`` ones while still valid, else new ones."""
     engine = create_engine(settings.database)
     try:
-        repository = WriteKeyRepository(create_session_factory(engine))
+        repository = WriteKeyStore(create_session_factory(engine))
         keys: dict[str, str] = {}
         for source in SOURCES:
             key = known.get(source)
@@ -191,42 +187,11 @@ async def _first_admin(settings: Settings, password: str) -> bool:
 
 
 def build_app(settings: Settings) -> ServiceDispatcher:
-    engine = create_engine(settings.database)
-    sessions = create_session_factory(engine)
-    registry = CollectorRegistry()
-    publisher = create_publisher(settings.kafka, client_id="kpipulse-dev")
-    topics = settings.kafka.topics()
-
-    def scoring_subscriber(offsets: OffsetRepository) -> Subscriber:
-        return create_subscriber(
-            settings.kafka,
-            topics=[topics.events],
-            group_id=settings.scoring.group_id,
-            offset_store=offsets,
-        )
-
-    ingest = create_ingest(settings, publisher=publisher, sessions=sessions, registry=registry)
-    alerts = create_alerts(
-        settings,
-        sessions=sessions,
-        subscriber=create_subscriber(
-            settings.kafka,
-            topics=[topics.kpi_values],
-            group_id=settings.alerts.group_id,
-            offset_store=OffsetRepository(sessions, consumer=settings.alerts.group_id),
-        ),
-        publisher=publisher,
-        registry=registry,
-        senders=build_senders(settings),
-    )
-    scoring = create_scoring(
-        settings,
-        engine=engine,
-        sessions=sessions,
-        publisher=publisher,
-        subscriber_factory=scoring_subscriber,
-        registry=registry,
-    )
+    # One database, one bus and one metrics registry for the three services.
+    adapters = Adapters.connect(settings, client_id="kpipulse-dev")
+    ingest = ingest_bootstrap.build(settings, adapters)
+    alerts = alerts_bootstrap.build(settings, adapters)
+    scoring = scoring_bootstrap.build(settings, adapters)
     # Scoring last: it owns the page, /healthz, /readyz, /metrics and unknown paths.
     return ServiceDispatcher([ingest, alerts, scoring])
 

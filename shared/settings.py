@@ -8,12 +8,23 @@ handed to the factories that need it.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contracts.events import Source
 from shared.contracts.topics import TopicNames
 
 
@@ -36,8 +47,7 @@ class KafkaSettings(BaseModel):
     # last one, waits a whole batch cycle in the buffer, and what arrives meanwhile waits
     # at the broker for the fetch after it. Held at the broker (until fetch_min_bytes are
     # there or fetch_max_wait_ms passed), a fetch carries what arrived during the cycle;
-    # best when the wait is about a batch cycle (50-80 ms for the scorer at half its
-    # maximum rate; bench/fetch_wait.py).
+    # best when the wait is about the consumer's batch cycle (bench/fetch_wait.py).
     fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
     fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     # Empty in deployments; tests set a unique prefix so runs sharing a broker never
@@ -80,19 +90,63 @@ class IngestSettings(BaseModel):
     # Write-key lookups are cached this long; a revocation reaches other instances
     # within it (the instance that revoked forgets the key at once).
     key_cache_ttl_s: float = Field(default=10.0, ge=0)
-    # Per-source webhook secrets; two may be valid at once during a rotation.
+    # Event times are refused beyond this far ahead of the server's clock, and before
+    # the earliest instant (the scorer's buckets are not meant for year 9999 or 1).
+    max_future_skew_s: int = Field(default=24 * 3600, ge=0)
+    earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # Properties, context (any field of an event) nested deeper are refused; well below
+    # the depth at which validators and JSON encoders give up.
+    max_nesting_depth: int = Field(default=32, ge=1, le=200)
+    # A dead letter carries the rejected input's bytes up to this size, then a marker.
+    max_dead_letter_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Unknown write keys remembered (apart from known ones, which they cannot evict).
+    key_cache_negative_entries: int = Field(default=10_000, ge=100)
+    # Failed authentications (unknown keys, bad webhook signatures) per client address:
+    # a token bucket of this rate and burst, then 429 with Retry-After.
+    auth_failures_per_second: float = Field(default=1.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+    # Per-provider webhook secrets; two may be valid at once during a rotation.
     hubspot_secrets: list[SecretStr] = []
     sendgrid_public_keys: list[str] = []
     mailchimp_secrets: list[SecretStr] = []
     zendesk_secrets: list[SecretStr] = []
-    standard_webhook_secrets: list[SecretStr] = []
+    # Standard Webhooks: one list of secrets per source, e.g. {"crm": ["whsec_…"]}. The
+    # source is in the URL, which the signature does not cover, so a secret may serve
+    # one source only.
+    standard_webhook_secrets: dict[Source, list[SecretStr]] = {}
+
+    @field_validator("standard_webhook_secrets", mode="before")
+    @classmethod
+    def _per_source(cls, value: object) -> object:
+        if isinstance(value, list):
+            raise ValueError(
+                "must map each source to its own secrets, e.g. {\"crm\": [\"whsec_...\"]}: "
+                "the source in the URL is not signed, so one secret must not serve several"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_per_secret(self) -> IngestSettings:
+        owners: dict[str, str] = {}
+        for source, secrets in self.standard_webhook_secrets.items():
+            for secret in secrets:
+                other = owners.setdefault(secret.get_secret_value(), source)
+                if other != source:
+                    raise ValueError(
+                        f"standard_webhook_secrets: one secret serves {other!r} and "
+                        f"{source!r}; give each source its own"
+                    )
+        return self
 
 
 class ScoringSettings(BaseModel):
     http: HttpSettings = HttpSettings(port=8001)
     group_id: str = "kpipulse-scoring"
+    # The catalog file applied at every start; it manages the KPIs it names and no
+    # others. Empty: no file, every KPI is managed through the API.
     catalog_path: Path | None = Path("catalog/example.yaml")
-    time_zone: str = "UTC"
+    # Moved to the top level (KPIPULSE_TIME_ZONE): one calendar for every service.
+    time_zone: str | None = None
     dedupe_horizon_s: int = Field(default=24 * 3600, ge=60)
     min_correlation_points: int = Field(default=6, ge=3)
     max_lag_periods: int = Field(default=3, ge=0)
@@ -101,11 +155,29 @@ class ScoringSettings(BaseModel):
     # a late event folded by another scorer instance takes to show in this one's values.
     settled_refresh_s: float = Field(default=10.0, gt=0)
     # Whether each fold's commit waits for its WAL to reach the disk. Off: a Postgres
-    # crash may lose the last folds (about 0.6 s of them, state and offsets together),
-    # and the scorer reads those events again from Kafka.
+    # crash may lose the last folds (the last moment's, state and offsets together), and
+    # the scorer reads those events again from Kafka.
     fold_commit_waits_for_disk: bool = False
     # Where the scorecard page fetches active alerts from ("" = same origin, dev mode).
     alerts_api: str = "http://127.0.0.1:8002"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _moved(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "the company's time zone is one setting for every service now: "
+                "set KPIPULSE_TIME_ZONE instead"
+            )
+        return value
+
+    @field_validator("catalog_path", mode="before")
+    @classmethod
+    def _empty_is_no_file(cls, value: object) -> object:
+        # Path("") is "." (the working directory): an empty setting means no file.
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
 
 
 class SmtpSettings(BaseModel):
@@ -171,6 +243,9 @@ class Settings(BaseSettings):
 
     environment: Literal["dev", "test", "prod"] = "prod"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The company's calendar (IANA name): review periods, expiry dates, the page and the
+    # times in alert notices all use it.
+    time_zone: str = "UTC"
     admin_token: SecretStr = SecretStr("")
     # Scrapers send it (or the admin token) to see the KPI value gauges on /metrics.
     metrics_token: SecretStr = SecretStr("")
@@ -181,6 +256,21 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     scoring: ScoringSettings = ScoringSettings()
     alerts: AlertsSettings = AlertsSettings()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as "
+                             "Asia/Ho_Chi_Minh") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The company's time zone."""
+        return ZoneInfo(self.time_zone)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:

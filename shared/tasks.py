@@ -27,3 +27,12 @@ async def guarded(name: str, run: Callable[[], Awaitable[None]], *, pause_s: flo
         except Exception:
             log.exception("background task failed; restarting", extra={"task": name})
             await asyncio.sleep(pause_s)
+
+
+async def quietly(awaitable: Awaitable[object]) -> None:
+    """Await ``awaitable``, logging rather than raising what it raises: the shutdown of
+    a broken client must not mask the error that broke it."""
+    try:
+        await awaitable
+    except Exception:
+        log.debug("ignored error while closing a client", exc_info=True)

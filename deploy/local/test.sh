@@ -5,6 +5,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE="$REPO_ROOT/deploy/local"
 
 "$HERE/tools.sh"
+"$HERE/browser-sdks.sh"
+"$HERE/segment-java.sh"
 cleanup() { "$HERE/stack.sh" down >/dev/null 2>&1 || true; "$HERE/infra.sh" down || true; }
 trap cleanup EXIT
 "$HERE/infra.sh" up

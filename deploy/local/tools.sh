@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System tools the test suite uses, from Debian's packages, installed when missing:
 # promtool (prometheus), docker-compose (validates docker-compose.yml), chromium (the
-# browser test drives it with Playwright), and the PostgreSQL server (postgres.sh
-# installs that one itself).
+# browser tests drive it with Playwright), npm (browser-sdks.sh installs the tracking SDKs
+# the browser test loads), and the PostgreSQL server (postgres.sh installs that one itself).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 declare -A NEEDED=(
@@ -10,6 +10,7 @@ declare -A NEEDED=(
   [prometheus]=prometheus
   [docker-compose]=docker-compose
   [chromium]=chromium
+  [npm]=npm
 )
 # Extra tools a target needs beyond the tests (e.g. `tools.sh wrk` for the benchmarks).
 for extra in "$@"; do NEEDED[$extra]=$extra; done

@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,68 +24,42 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.api.acklinks import ack_link_router
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
-from services.alerts.consumer import kpi_value_consumer
 from services.alerts.domain.acklinks import link_key
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
 from services.alerts.signing import require_signing_secret
-from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
-from shared.bus.dlq import DeadLetterQueue
-from shared.bus.ports import Publisher, Subscriber
-from shared.db.offsets import OffsetRepository
+from shared.bootstrap import Adapters
+from shared.bus.ports import BatchHandler, Subscriber
 from shared.http import install_common
 from shared.identity.access import Authenticator, install
 from shared.identity.service import IdentityService
-from shared.metrics import ConsumerMetrics, HttpMetrics
+from shared.metrics import HttpMetrics
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 SERVICE = "alerts"
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+@dataclass(frozen=True, slots=True)
+class AlertsParts:
+    """What the alerts app runs, wired by ``services.alerts.bootstrap``."""
+
+    adapters: Adapters
+    metrics: AlertMetrics
+    subscriber: Subscriber
+    consumer: BatchHandler
+    scheduler: Scheduler
+    worker: DeliveryWorker
+    senders: Mapping[str, Sender]
+    clock: Callable[[], datetime]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    subscriber: Subscriber,
-    publisher: Publisher,
-    registry: CollectorRegistry,
-    senders: Mapping[str, Sender],
-    clock: Callable[[], datetime] = utcnow,
-) -> FastAPI:
+def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
     cfg = settings.alerts
-    metrics = AlertMetrics(registry)
-    consumer_metrics = ConsumerMetrics(registry, SERVICE)
-    ack_key = ack_link_key(settings)
-    writer = AlertWriter(cfg, metrics, ack_key)
-    worker = DeliveryWorker(
-        sessions=sessions, senders=senders, settings=cfg, metrics=metrics, clock=clock
-    )
-    handler = kpi_value_consumer(
-        sessions=sessions,
-        offsets=OffsetRepository(sessions, consumer=cfg.group_id),
-        writer=writer,
-        dlq=DeadLetterQueue(publisher, settings.kafka.topics().events_dlq),
-        consumer_metrics=consumer_metrics,
-        clock=clock,
-        trend_points=cfg.trend_points,
-        on_commit=worker.wake,
-    )
-    scheduler = Scheduler(
-        sessions=sessions,
-        writer=writer,
-        settings=cfg,
-        metrics=metrics,
-        clock=clock,
-        on_commit=worker.wake,
-        subscriber=subscriber,
-        consumer_metrics=consumer_metrics,
-    )
+    sessions, publisher = parts.adapters.sessions, parts.adapters.publisher
+    subscriber, handler, senders = parts.subscriber, parts.consumer, parts.senders
+    scheduler, worker, metrics = parts.scheduler, parts.worker, parts.metrics
 
     async def consume(stop: asyncio.Event) -> None:
         delay = 0.5
@@ -139,14 +113,14 @@ def create_app(
     install_common(
         app,
         service=SERVICE,
-        registry=registry,
-        http_metrics=HttpMetrics(registry),
+        registry=parts.adapters.registry,
+        http_metrics=HttpMetrics(parts.adapters.registry),
         metrics_tokens=[
             settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
         ],
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
-    _serve_api(app, settings, sessions, clock, ack_key)
+    _serve_api(app, settings, sessions, parts.clock, ack_link_key(settings))
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker
     app.state.scheduler = scheduler

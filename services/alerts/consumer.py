@@ -136,6 +136,7 @@ class ApplyKpiValues:
             as_of=msg.as_of,
             last_seen_at=now,
             last_value_at=now if fresh else (previous.last_value_at if previous else None),
+            first_seen_at=(previous.first_seen_at or previous.last_seen_at) if previous else now,
         )
         await writer.kpis.save(session, latest)
         await writer.kpis.observe(
@@ -159,7 +160,9 @@ class ApplyKpiValues:
         if msg.value is not None:
             # "no_data" is not a value: it neither breaches nor recovers (staleness does).
             margin = writer.recovery_margin(msg.kpi_key)
-            worse = is_worse(msg.status)
+            # A window still filling is not yet a verdict (unless the KPI asks for it).
+            waiting = msg.partial and msg.require_full_window
+            worse = is_worse(msg.status) and not waiting
             recovered = has_recovered(
                 msg.value, msg.minimum, msg.direction, status=msg.status, margin=margin
             )

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +43,7 @@ class Scheduler:
         settings: AlertsSettings,
         metrics: AlertMetrics,
         clock: Callable[[], datetime],
+        tz: tzinfo = UTC,
         on_commit: Callable[[], None] = lambda: None,
         subscriber: Subscriber | None = None,
         consumer_metrics: ConsumerMetrics | None = None,
@@ -52,6 +53,7 @@ class Scheduler:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
+        self._tz = tz
         self._on_commit = on_commit
         self._subscriber = subscriber
         self._consumer_metrics = consumer_metrics
@@ -89,15 +91,19 @@ class Scheduler:
             pending = open_alerts.get(condition)
             if pending is not None and pending.state is State.PENDING:
                 evaluations.append(Evaluation(condition, True, False, pending.value))
-        due = expiry_condition(latest.expires_on, now.date(), self._settings.expiry_warning_days)
+        # Expiry is a date on the company's calendar, not on UTC's.
+        today = now.astimezone(self._tz).date()
+        due = expiry_condition(latest.expires_on, today, self._settings.expiry_warning_days)
         if latest.expires_on is not None or open_alerts.keys() & ONE_SHOT:
             episode = latest.expires_on.isoformat() if latest.expires_on else None
             for condition in (Condition.EXPIRING_SOON, Condition.EXPIRED):
                 hit = due is condition
                 evaluations.append(Evaluation(condition, hit, not hit, latest.value, episode))
-        stale = is_stale(latest.last_value_at, latest.update_every_s, now)
+        # A KPI that never received data is stale counting from when it was first heard of.
+        since = latest.fresh_since
+        stale = is_stale(since, latest.update_every_s, now)
         if stale or Condition.STALE in open_alerts:
-            episode = latest.last_value_at.isoformat() if latest.last_value_at else None
+            episode = since.isoformat() if since else None
             evaluations.append(Evaluation(Condition.STALE, stale, not stale, latest.value, episode))
         enqueued = 0
         for evaluation in evaluations:

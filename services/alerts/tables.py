@@ -91,6 +91,8 @@ kpi_latest = Table(
     Column("as_of", Ts, nullable=False),
     Column("last_seen_at", Ts, nullable=False),
     Column("last_value_at", Ts, nullable=True),
+    # When alerts first heard of the KPI: staleness counts from here until a value comes.
+    Column("first_seen_at", Ts, nullable=True),
 )
 
 silences = Table(

@@ -8,7 +8,7 @@ together: there is no moment where one exists without the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,10 +48,16 @@ class Evaluation:
 
 class AlertWriter:
     def __init__(
-        self, settings: AlertsSettings, metrics: AlertMetrics, ack_key: bytes | None = None
+        self,
+        settings: AlertsSettings,
+        metrics: AlertMetrics,
+        tz: tzinfo = UTC,
+        ack_key: bytes | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        # Notices tell the time on the company's calendar (KPIPULSE_TIME_ZONE).
+        self._tz = tz
         # Signs the acknowledgement link of each alert email (None: emails carry none).
         self._ack_key = ack_key
         self.alerts = AlertRepository()
@@ -159,13 +165,15 @@ class AlertWriter:
             minimum=latest.minimum,
             target=latest.target,
             direction=latest.direction,
-            started_at=alert.started_at,
-            ended_at=ended,
+            started_at=alert.started_at.astimezone(self._tz),
+            ended_at=ended.astimezone(self._tz) if ended else None,
             scorecard_url=self._settings.scorecard_url,
             owners=tuple(owner.name for owner in owners),
             trend=tuple(trend),
             expires_on=latest.expires_on,
-            last_value_at=latest.last_value_at,
+            last_value_at=(
+                latest.last_value_at.astimezone(self._tz) if latest.last_value_at else None
+            ),
             leading_in_breach=tuple(latest.leading_in_breach),
         )
         routes = routes_for(owners, self._settings.default_email)

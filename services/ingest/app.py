@@ -5,22 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.api import admin, events, segment, webhooks
+from services.ingest.api import admin, browser, events, segment, webhooks
 from services.ingest.api.common import ApiError, handle_api_error
 from services.ingest.api.context import IngestContext
+from services.ingest.api.cors import BrowserCors
 from services.ingest.api.direct import DirectRoutes, direct_routes
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.ids import UuidSource
-from services.ingest.domain.ratelimit import RateLimiter
-from services.ingest.handlers import Ingestor
+from services.ingest.domain.ratelimit import FailureThrottle, RateLimiter
 from services.ingest.keycache import KeyCache
 from services.ingest.metrics import IngestMetrics
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.publishing import Ingestor
+from services.ingest.stores import DeliveryLedger, WriteKeyStore
 from services.ingest.webhook_config import WebhookSecrets
 from shared.bus.ports import Publisher
 from shared.http import install_common
@@ -28,7 +30,11 @@ from shared.metrics import HttpMetrics
 from shared.settings import Settings
 
 # The tracking routes senders call at high rates; served without FastAPI's routing.
-HOT_ROUTES = (("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"))
+HOT_ROUTES = (
+    ("POST", "/v1/events"), ("POST", "/v1/batch"), ("POST", "/v1/track"), *browser.HOT_ROUTES
+)
+# Addresses whose failed authentications are remembered (the most recent ones).
+_FAILING_ADDRESSES = 100_000
 
 
 def _utcnow() -> datetime:
@@ -46,7 +52,7 @@ def create_app(
 ) -> FastAPI:
     clock = monotonic or time.monotonic
     limits = settings.ingest
-    key_repository = WriteKeyRepository(sessions)
+    key_repository = WriteKeyStore(sessions)
     ctx = IngestContext(
         settings=settings,
         ingestor=Ingestor(
@@ -54,12 +60,29 @@ def create_app(
             topics=settings.kafka.topics(),
             metrics=IngestMetrics(registry),
             max_event_bytes=limits.max_event_bytes,
+            max_dead_letter_bytes=limits.max_dead_letter_bytes,
         ),
-        keys=KeyCache(key_repository, ttl_s=limits.key_cache_ttl_s, clock=clock),
+        keys=KeyCache(
+            key_repository,
+            ttl_s=limits.key_cache_ttl_s,
+            clock=clock,
+            max_unknown=limits.key_cache_negative_entries,
+        ),
         key_repository=key_repository,
-        deliveries=DeliveryRepository(sessions),
+        deliveries=DeliveryLedger(sessions),
         limiter=RateLimiter(
             rate=limits.rate_limit_per_second, burst=limits.rate_limit_burst, clock=clock
+        ),
+        failures=FailureThrottle(
+            rate=limits.auth_failures_per_second,
+            burst=limits.auth_failure_burst,
+            clock=clock,
+            max_addresses=_FAILING_ADDRESSES,
+        ),
+        bounds=Bounds(
+            max_future=timedelta(seconds=limits.max_future_skew_s),
+            earliest=limits.earliest_event_time,
+            max_depth=limits.max_nesting_depth,
         ),
         secrets=WebhookSecrets.from_settings(limits),
         now=now,
@@ -88,13 +111,14 @@ def create_app(
     )
     app.state.ingest = ctx
     app.add_exception_handler(ApiError, handle_api_error)
-    for router in (events.router, segment.router, webhooks.router, admin.router):
+    tracking = (events.router, segment.router, browser.router)
+    for router in (*tracking, webhooks.router, admin.router):
         app.include_router(router)
-    # Added before install_common's middleware, so it runs inside them (metrics, limits).
-    app.add_middleware(
-        DirectRoutes,
-        routes=direct_routes([*events.router.routes, *segment.router.routes], HOT_ROUTES),
-    )
+    tracking_routes = [route for router in tracking for route in router.routes]
+    # Added before install_common's middleware, so it runs inside them (metrics, limits);
+    # CORS outside DirectRoutes, so the hot routes answer browsers too.
+    app.add_middleware(DirectRoutes, routes=direct_routes(tracking_routes, HOT_ROUTES))
+    app.add_middleware(BrowserCors, routes=tracking_routes)
     install_common(
         app,
         service="ingest",

@@ -22,27 +22,46 @@ def _run_service(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _with_repository(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    from services.ingest.repository import WriteKeyRepository
+    from services.ingest.stores import WriteKeyStore
     from shared.db.engine import create_engine, create_session_factory
 
     async def run() -> T:
         engine = create_engine(settings.database)
         try:
-            return await work(WriteKeyRepository(create_session_factory(engine)))
+            return await work(WriteKeyStore(create_session_factory(engine)))
         finally:
             await engine.dispose()
 
     return asyncio.run(run())
 
 
+def _origins(values: list[str]) -> tuple[str, ...] | None:
+    """The normalised origins, or None after printing what is wrong with one."""
+    from services.ingest.domain.origins import OriginError, normalize_origins
+
+    try:
+        return normalize_origins(values)
+    except OriginError as exc:
+        print(f"error: {exc}")
+        return None
+
+
 def keys_create(args: argparse.Namespace, settings: Settings) -> int:
     from services.ingest.keys import create_key
 
+    origins = _origins(args.allowed_origin or [])
+    if origins is None:
+        return 2
     record, key = _with_repository(
         settings,
-        lambda repo: create_key(repo, source=args.source, name=args.name, now=datetime.now(UTC)),
+        lambda repo: create_key(
+            repo, source=args.source, name=args.name, now=datetime.now(UTC),
+            allowed_origins=origins,
+        ),
     )
     print(f"id:     {record.id}\nsource: {record.source}\nname:   {record.name}")
+    if record.allowed_origins:
+        print(f"allowed origins: {' '.join(record.allowed_origins)}")
     print(f"key:    {key}")
     print("Store the key now: it is shown only once (only its hash is kept).")
     return 0
@@ -53,7 +72,9 @@ def keys_list(_args: argparse.Namespace, settings: Settings) -> int:
     print(f"{'ID':36}  {'SOURCE':8}  {'STATE':8}  CREATED                           NAME")
     for r in records:
         state = "active" if r.active else "revoked"
-        print(f"{r.id:36}  {r.source:8}  {state:8}  {r.created_at.isoformat():32}  {r.name}")
+        origins = f"  (origins: {' '.join(r.allowed_origins)})" if r.allowed_origins else ""
+        print(f"{r.id:36}  {r.source:8}  {state:8}  {r.created_at.isoformat():32}  {r.name}"
+              f"{origins}")
     return 0
 
 
@@ -69,6 +90,23 @@ def keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def keys_origins(args: argparse.Namespace, settings: Settings) -> int:
+    origins = _origins([] if args.any else args.origins)
+    if origins is None:
+        return 2
+    if not origins and not args.any:
+        print("error: name the allowed origins, or pass --any to allow every origin")
+        return 2
+    record = _with_repository(settings, lambda repo: repo.set_origins(args.id, origins))
+    if record is None:
+        print(f"no write key with id {args.id}")
+        return 1
+    shown = " ".join(record.allowed_origins) or "any origin"
+    print(f"{record.id} ({record.source}, {record.name}) may be used from: {shown}; running "
+          "ingest instances apply it within their key-cache TTL")
+    return 0
+
+
 def register(sub: Any) -> None:
     ingest = sub.add_parser("ingest", help="run the ingest HTTP service")
     ingest.set_defaults(run=_run_service)
@@ -78,7 +116,18 @@ def register(sub: Any) -> None:
     create = actions.add_parser("create", help="create a write key and print it once")
     create.add_argument("--source", required=True, choices=SOURCES)
     create.add_argument("--name", required=True)
+    create.add_argument(
+        "--allowed-origin", action="append", metavar="ORIGIN",
+        help="an origin browsers may use the key from (repeat it; default: any origin)",
+    )
     create.set_defaults(run=keys_create)
+    origins = actions.add_parser(
+        "origins", help="set the origins browsers may use a key from (replaces the list)"
+    )
+    origins.add_argument("id")
+    origins.add_argument("origins", nargs="*", metavar="ORIGIN")
+    origins.add_argument("--any", action="store_true", help="allow every origin again")
+    origins.set_defaults(run=keys_origins)
     actions.add_parser("list", help="list write keys").set_defaults(run=keys_list)
     revoke = actions.add_parser("revoke", help="revoke a write key")
     revoke.add_argument("id")

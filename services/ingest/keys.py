@@ -6,15 +6,26 @@ from datetime import datetime
 from typing import Any
 
 from services.ingest.domain.writekeys import generate, hash_key
-from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.repository import WriteKey
+from services.ingest.stores import WriteKeyStore
 
 
 async def create_key(
-    repository: WriteKeyRepository, *, source: str, name: str, now: datetime
+    repository: WriteKeyStore,
+    *,
+    source: str,
+    name: str,
+    now: datetime,
+    allowed_origins: tuple[str, ...] = (),
 ) -> tuple[WriteKey, str]:
-    """Create a key; the plain key is returned here once and never stored."""
+    """Create a key; the plain key is returned here once and never stored.
+
+    ``allowed_origins`` must already be normalised (domain.origins.normalize_origins).
+    """
     key = generate(source)
-    record = await repository.create(source=source, name=name, key_hash=hash_key(key), now=now)
+    record = await repository.create(
+        source=source, name=name, key_hash=hash_key(key), now=now, allowed_origins=allowed_origins
+    )
     return record, key
 
 
@@ -26,4 +37,5 @@ def describe(record: WriteKey) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
         "active": record.active,
+        "allowed_origins": list(record.allowed_origins),
     }

@@ -18,7 +18,8 @@ class WebhookSecrets:
     sendgrid: tuple[ec.EllipticCurvePublicKey, ...]
     mailchimp: tuple[bytes, ...]
     zendesk: tuple[bytes, ...]
-    standard: tuple[bytes, ...]
+    #: Per source: the source is in the URL, outside what the signature covers.
+    standard: dict[str, tuple[bytes, ...]]
 
     @classmethod
     def from_settings(cls, settings: IngestSettings) -> WebhookSecrets:
@@ -30,8 +31,9 @@ class WebhookSecrets:
             sendgrid=tuple(load_sendgrid_key(k) for k in settings.sendgrid_public_keys),
             mailchimp=plain(settings.mailchimp_secrets),
             zendesk=plain(settings.zendesk_secrets),
-            standard=tuple(
-                standard_webhook_key(s.get_secret_value())
-                for s in settings.standard_webhook_secrets
-            ),
+            standard={
+                source: tuple(standard_webhook_key(s.get_secret_value()) for s in secrets)
+                for source, secrets in settings.standard_webhook_secrets.items()
+                if secrets
+            },
         )

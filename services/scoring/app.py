@@ -1,35 +1,31 @@
-"""Scoring's composition: consumer, evaluator, catalog watcher and the read API."""
+"""Scoring's app: the read API and the page, and the consumer, the evaluator and the
+catalog's background loops for the app's lifetime."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.scoring.api.admin import kpi_admin_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
-from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.catalog_service import CatalogService, describe_diff, file_source
 from services.scoring.catalog_state import CatalogState
-from services.scoring.consumer import FoldEvents
-from services.scoring.domain.catalog import Catalog, parse_catalog
+from services.scoring.domain.catalog import parse_catalog
 from services.scoring.evaluator import Evaluator
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
 from services.scoring.repository import ScoringRepositories
-from services.scoring.windows import WindowTotals
-from shared.bus.consumer import DeadLetterPolicy, TransactionalConsumer
-from shared.bus.dlq import DeadLetterQueue
-from shared.bus.ports import Publisher, Subscriber
+from shared.bootstrap import Adapters
+from shared.bus.ports import BatchHandler, Subscriber
 from shared.db.engine import ping
-from shared.db.offsets import OffsetRepository
 from shared.http import install_common
 from shared.identity.access import Authenticator, install
 from shared.identity.api import session_router, users_router
@@ -40,67 +36,49 @@ from shared.tasks import guarded
 
 log = logging.getLogger(__name__)
 
-SubscriberFactory = Callable[[OffsetRepository], Subscriber]
-
-
 async def load_catalog_file(service: CatalogService, path: Path, *, actor: str) -> None:
-    """Apply the catalog file (start-up). KPIs missing from the file are retired."""
+    """Apply the catalog file (start-up) to the KPIs it manages; leave every other alone.
+
+    A KPI of the file that the API manages (taken over, or created there first) keeps
+    its API definition: a restart never undoes an edit. It is logged, not fatal.
+    """
     catalog = parse_catalog(await asyncio.to_thread(path.read_text))
-    diff = await service.apply(catalog, actor=actor)
-    if not diff.empty:
-        log.info("catalog applied", extra={"file": str(path), "changes": describe_diff(diff)})
+    written = await service.apply_file(
+        catalog, source=file_source(path), actor=actor, conflicts="skip"
+    )
+    if not written.diff.empty:
+        log.info(
+            "catalog applied", extra={"file": str(path), "changes": describe_diff(written.diff)}
+        )
+    for key, owner in written.skipped:
+        log.warning(
+            "catalog file names a KPI it does not manage: left as it is",
+            extra={"file": str(path), "kpi": key, "managed_by": owner},
+        )
 
 
-def create_app(
-    settings: Settings,
-    *,
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    publisher: Publisher,
-    subscriber_factory: SubscriberFactory,
-    registry: CollectorRegistry,
-    http_metrics: HttpMetrics | None = None,
-) -> FastAPI:
+@dataclass(frozen=True, slots=True)
+class ScoringParts:
+    """What the scoring app runs, wired by ``services.scoring.bootstrap``."""
+
+    adapters: Adapters
+    metrics: ScoringMetrics
+    repositories: ScoringRepositories
+    catalog: CatalogState
+    catalog_service: CatalogService
+    subscriber: Subscriber
+    fold: BatchHandler
+    evaluator: Evaluator
+    queries: KpiQueries
+
+
+def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
+    """The read API and the page, with the consumer, the evaluator and the catalog's
+    background loops running for the app's lifetime."""
     scoring = settings.scoring
-    topics = settings.kafka.topics()
-    metrics = ScoringMetrics(registry)
-    repositories = ScoringRepositories.for_dialect(engine.dialect.name)
-    buckets, current, catalog_repo = (
-        repositories.buckets, repositories.current, repositories.catalog
-    )
-    state = CatalogState(Catalog(()), ZoneInfo(scoring.time_zone))
-    catalog_service = CatalogService(sessions, catalog_repo, buckets, state)
-    offsets = OffsetRepository(sessions, consumer=scoring.group_id)
-    subscriber = subscriber_factory(offsets)
-    evaluator = Evaluator(
-        sessions=sessions,
-        catalog=state,
-        windows=WindowTotals(buckets, state.tz, refresh_s=scoring.settled_refresh_s),
-        current=current,
-        catalog_repository=catalog_repo,
-        publisher=publisher,
-        topic=topics.kpi_values,
-        metrics=metrics,
-    )
-    handler = TransactionalConsumer(
-        FoldEvents(
-            catalog=state,
-            buckets=buckets,
-            event_ids=repositories.event_ids,
-            metrics=metrics,
-            on_folded=evaluator.mark,
-        ),
-        sessions=sessions,
-        offsets=offsets,
-        dead_letters=DeadLetterPolicy(
-            DeadLetterQueue(publisher, topics.events_dlq), stage=FoldEvents.stage
-        ),
-        metrics=metrics.consumer,
-        # Not waiting for the disk takes the disk's stalls out of every event's latency;
-        # what a database crash loses, the consumer reads again (see ``Rewind``).
-        wait_for_flush=scoring.fold_commit_waits_for_disk,
-    )
-    queries = KpiQueries(sessions, state, buckets, current, catalog_repo, scoring)
+    publisher, sessions = parts.adapters.publisher, parts.adapters.sessions
+    state, catalog_service, subscriber = parts.catalog, parts.catalog_service, parts.subscriber
+    evaluator, handler, metrics = parts.evaluator, parts.fold, parts.metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -120,7 +98,7 @@ def create_app(
                 guarded(
                     "dedupe pruner",
                     lambda: prune_dedupe_ids(
-                        sessions, repositories.event_ids, scoring.dedupe_horizon_s, stop
+                        sessions, parts.repositories.event_ids, scoring.dedupe_horizon_s, stop
                     ),
                 )
             ),
@@ -148,22 +126,23 @@ def create_app(
     )
     auth = Authenticator(IdentityService(sessions), settings.admin_token)
     install(app, auth)
-    app.include_router(kpi_router(queries, catalog_service, auth))
+    app.include_router(kpi_router(parts.queries, catalog_service))
+    app.include_router(kpi_admin_router(catalog_service))
     app.include_router(session_router(auth, secure_cookie=settings.session_cookie_secure))
     app.include_router(users_router(auth))
-    mount_page(app, alerts_api=scoring.alerts_api)
+    mount_page(app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone)
 
     async def bus_ready() -> bool:
         return await publisher.ping()
 
     async def db_ready() -> bool:
-        return await ping(engine)
+        return await ping(parts.adapters.engine)
 
     install_common(
         app,
         service="scoring",
-        registry=registry,
-        http_metrics=http_metrics or HttpMetrics(registry),
+        registry=parts.adapters.registry,
+        http_metrics=HttpMetrics(parts.adapters.registry),
         readiness={"kafka": bus_ready, "database": db_ready},
         metrics_tokens=[
             settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()

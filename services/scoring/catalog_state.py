@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from services.scoring.domain.aggregates import Folder
 from services.scoring.domain.catalog import Catalog
+from services.scoring.domain.fold import Folder
 
 
 @dataclass(frozen=True, slots=True)

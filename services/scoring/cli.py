@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.scoring.catalog_service import CatalogService, describe_diff
+from services.scoring.catalog_service import (
+    CatalogService,
+    ManagedElsewhere,
+    describe_diff,
+    file_source,
+)
 from services.scoring.domain.catalog import CatalogError, parse_catalog
 from services.scoring.repository import ScoringRepositories
 from shared.db.engine import create_engine, create_session_factory
@@ -22,10 +27,16 @@ def register(sub: Any) -> None:
     catalog = sub.add_parser("catalog", help="manage the KPI catalog")
     actions = catalog.add_subparsers(dest="action", required=True)
     apply = actions.add_parser(
-        "apply", help="make a catalog file the stored catalog (shows creates, changes, retires)"
+        "apply",
+        help="apply a catalog file to the KPIs it manages (shows creates, changes, retires)",
     )
     apply.add_argument("file", type=Path)
     apply.add_argument("--dry-run", action="store_true", help="show the changes, apply nothing")
+    apply.add_argument(
+        "--adopt",
+        action="store_true",
+        help="manage from this file the KPIs it names that the API or another file manages",
+    )
     apply.add_argument("--actor", default="cli", help="who is applying it (recorded in history)")
     apply.set_defaults(run=_apply)
 
@@ -65,12 +76,30 @@ def _apply(args: argparse.Namespace, settings: Settings) -> int:
             service = CatalogService(
                 create_session_factory(engine), repositories.catalog, repositories.buckets
             )
-            diff = await service.apply(catalog, actor=args.actor, dry_run=args.dry_run)
+            written = await service.apply_file(
+                catalog,
+                source=file_source(args.file),
+                actor=args.actor,
+                dry_run=args.dry_run,
+                conflicts="adopt" if args.adopt else "refuse",
+            )
         finally:
             await engine.dispose()
-        return describe_diff(diff)
+        return describe_diff(written.diff)
 
-    for line in asyncio.run(apply()):
+    try:
+        lines = asyncio.run(apply())
+    except ManagedElsewhere as exc:
+        print(f"{args.file}: nothing applied: it names KPIs managed elsewhere:", file=sys.stderr)
+        for key, owner in exc.owners.items():
+            print(f"  - {key}: managed by {owner}", file=sys.stderr)
+        print("change them where they are managed, or apply with --adopt to manage them "
+              "from this file", file=sys.stderr)
+        return 1
+    except CatalogError as exc:
+        _print_error(args.file, exc)
+        return 1
+    for line in lines:
         print(line)
     print("dry run: nothing applied" if args.dry_run else "catalog applied")
     return 0

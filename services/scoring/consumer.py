@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scoring.catalog_state import CatalogState
-from services.scoring.domain.aggregates import FoldResult, TermAggregate
+from services.scoring.domain.aggregates import TermAggregate
+from services.scoring.domain.fold import FoldResult
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import (
     BucketRepository,

@@ -1,10 +1,12 @@
-"""Evaluates KPIs from their buckets and publishes KPI value messages.
+"""Evaluation: which KPIs are due, their values over their windows, and their status.
 
 A KPI is re-evaluated as soon as events were folded into it (at most every
 ``_MIN_REEVALUATE_S``) and at least every ``update_every`` (windows slide without events).
-A value is published at once when its status changes, otherwise at most once per
-``update_every`` — the claim in ``kpi_current`` enforces that across instances. Windows
-are read through ``WindowTotals``, which remembers their settled buckets between reads.
+A value is published at once when its status changes or it crosses the level at which
+alerts resolves a breach (``shared.contracts.recovery``), otherwise at most once per
+``update_every``. Windows are read through ``WindowTotals`` (``windows.py``), which
+remembers their settled buckets between reads; values go on to ``publication.py``, KPIs
+that left the catalog to ``retirement.py``.
 """
 
 from __future__ import annotations
@@ -15,28 +17,24 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import Evaluation, evaluate
 from services.scoring.domain.leadlag import early_warnings
 from services.scoring.domain.scoring import as_status, assess
 from services.scoring.metrics import ScoringMetrics
-from services.scoring.repository import (
-    CatalogRepository,
-    Claim,
-    CurrentRepository,
-    CurrentValue,
-)
+from services.scoring.publication import PendingValue, ValuePublication, value_message
+from services.scoring.repository import BucketRepository, CurrentRepository, CurrentValue
+from services.scoring.retirement import RetirementAnnouncer
 from services.scoring.windows import WindowTotals
-from shared.bus.ports import OutgoingRecord, Publisher, PublishError
-from shared.contracts.kpi_values import KpiStatus, KpiValueMessage
-from shared.db.engine import transaction
+from shared.bus.ports import PublishError
+from shared.contracts.kpi_values import KpiStatus
+from shared.contracts.recovery import has_recovered
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ _TICK_S = 0.1
 # while neither its status changes nor a publication is due.
 _STORE_EVERY_S = 1.0
 # Evaluation may take at most about a tenth of the time: under heavy load the re-check
-# interval stretches (e.g. 50 ms of queries -> every 500 ms at the least).
+# interval stretches in proportion.
 _LOAD_FACTOR = 10.0
 # After a failed announcement of retired KPIs (Kafka or the database away), wait this
 # long before the next try: ticks come every 0.1 s, and each try may wait out a publish.
@@ -66,26 +64,30 @@ class Evaluator:
         sessions: async_sessionmaker[AsyncSession],
         catalog: CatalogState,
         windows: WindowTotals,
+        buckets: BucketRepository,
         current: CurrentRepository,
-        catalog_repository: CatalogRepository,
-        publisher: Publisher,
-        topic: str,
+        publication: ValuePublication,
+        retirement: RetirementAnnouncer,
         metrics: ScoringMetrics,
         clock: Clock = _utcnow,
+        recovery_margin: Callable[[str], float] = lambda _key: 0.0,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._windows = windows
+        self._buckets = buckets
         self._current = current
-        self._catalog_repository = catalog_repository
+        self._publication = publication
+        self._retirement = retirement
         self._announce_not_before: datetime | None = None
-        self._publisher = publisher
-        self._topic = topic
         self._metrics = metrics
         self._clock = clock
+        self._recovery_margin = recovery_margin
         self._dirty: set[str] = set()
         self._evaluated_at: dict[str, datetime] = {}
         self._folded_at: dict[str, datetime] = {}
+        # Per KPI, when its data began (its first bucket): what its coverage is taken from.
+        self._data_since: dict[str, datetime] = {}
         self._statuses: dict[str, KpiStatus] = {}
         # What this process last wrote per KPI: (value, status, written at, published at).
         self._written: dict[str, tuple[float | None, str, datetime, datetime]] = {}
@@ -96,8 +98,11 @@ class Evaluator:
     def mark(self, oldest: Mapping[str, datetime]) -> None:
         """Events were folded into these KPIs, into buckets from these starts on."""
         now = self._clock()
-        for key in oldest:
+        for key, start in oldest.items():
             self._folded_at[key] = now
+            since = self._data_since.get(key)
+            if since is None or start < since:
+                self._data_since[key] = start
         self._dirty.update(oldest)
         self._windows.changed(oldest)
         self._wake.set()
@@ -130,7 +135,7 @@ class Evaluator:
         retrying = self._announce_not_before is not None and now < self._announce_not_before
         if not retrying and self._written.keys() - catalog.by_key.keys():
             try:
-                await self._announce_retired(catalog.by_key.keys(), now)
+                await self._retire(catalog.by_key.keys(), now)
                 self._announce_not_before = None
             except Exception:
                 # Kafka or the database away: announce later, but never hold up the
@@ -146,6 +151,7 @@ class Evaluator:
             self._dirty.discard(kpi.key)
         try:
             async with self._sessions() as session:
+                await self._refresh_data_since(session, due, now)
                 evaluations = await self.evaluate_all(session, due, now)
         except Exception:
             self._dirty.update(kpi.key for kpi in due)
@@ -163,49 +169,33 @@ class Evaluator:
             await self._store(pending, now)
         except Exception:
             # A database error: nothing of this tick was stored; evaluate it again.
-            self._dirty.update(write.value.kpi_key for write in pending)
+            self._dirty.update(p.value.kpi_key for p in pending)
             raise
 
-    async def _announce_retired(self, active: AbstractSet[str], now: datetime) -> None:
-        """Publish a last, ``retired`` message for each KPI that has a current value but
-        left the catalog, so that alerts stops watching it (it would otherwise report it
-        stale forever). Its current value goes in the same transaction: that is the
-        claim (one instance announces) and the memory (announced once, across restarts);
-        if Kafka refuses, both roll back and the next tick tries again."""
+    async def _retire(self, active: AbstractSet[str], now: datetime) -> None:
         gone = sorted(self._written.keys() - active)
-        async with transaction(self._sessions) as session:
-            definitions: dict[str, KpiDefinition] = {}
-            for stored in await self._catalog_repository.definitions(session, gone):
-                try:
-                    kpi = KpiDefinition.model_validate(stored)
-                except ValidationError:
-                    # Stored by an older version and no longer valid: nothing to announce
-                    # it with. Logged, not retried for ever.
-                    log.warning("a retired kpi's stored definition is invalid",
-                                extra={"kpi": stored.get("key")})
-                    continue
-                if kpi.key not in active:
-                    definitions[kpi.key] = kpi
-            claimed = await self._current.forget(session, list(definitions))
-            computed_at = self._clock()
-            records = [
-                OutgoingRecord(
-                    key=key.encode(),
-                    value=value_message(
-                        definitions[key], Evaluation(None), as_of=now,
-                        computed_at=computed_at, status="no_data", score=None, leading=[],
-                        retired=True,
-                    ).to_bytes(),
-                )
-                for key in claimed
-            ]
-            if records:
-                await self._publisher.publish(self._topic, records)
+        await self._retirement.announce(gone, active, now)
         for key in gone:
             self._written.pop(key, None)
             self._statuses.pop(key, None)
-        if records:
-            log.info("announced retired kpis", extra={"kpis": claimed})
+
+    async def _refresh_data_since(
+        self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime
+    ) -> None:
+        """Read when the data began of the KPIs whose window is not known to be full: a
+        backfill, or another instance's fold, may have moved it back. Once full, a
+        window stays full, so those are not asked again."""
+        unsure = [kpi.key for kpi in kpis if is_partial(self._coverage(kpi, now))]
+        if unsure:
+            found = await self._buckets.first_bucket_starts(session, unsure)
+            for key in unsure:
+                if key in found:
+                    self._data_since[key] = found[key]
+                else:
+                    self._data_since.pop(key, None)
+
+    def _coverage(self, kpi: KpiDefinition, now: datetime) -> float:
+        return window_coverage(kpi.window, self._data_since.get(kpi.key), now)
 
     def _is_due(self, kpi: KpiDefinition, now: datetime) -> bool:
         last = self._evaluated_at.get(kpi.key)
@@ -244,7 +234,7 @@ class Evaluator:
 
     def _assess(
         self, kpi: KpiDefinition, evaluation: Evaluation, now: datetime, leading: list[str]
-    ) -> _Write | None:
+    ) -> PendingValue | None:
         """Update the gauges; the value to store (and maybe publish), if it is worth it."""
         assessment = assess(kpi, evaluation.value)
         value = CurrentValue(
@@ -276,81 +266,45 @@ class Evaluator:
             status=assessment.status,
             score=assessment.score,
             leading=leading,
+            coverage=self._coverage(kpi, now),
         )
-        return _Write(value, message, not_since=now - kpi.update_every)
+        prompt = self._crossed_recovery(kpi, value)
+        return PendingValue(
+            value, message, not_since=now if prompt else now - kpi.update_every
+        )
 
-    async def _store(self, writes: list[_Write], now: datetime) -> None:
-        """Store every value and publish the claimed ones, in one transaction.
+    def _crossed_recovery(self, kpi: KpiDefinition, value: CurrentValue) -> bool:
+        """Whether the value crossed alerts' recovery level since the last one written:
+        without a publication now, a resolved breach would stay open on the page and in
+        alerts until the next periodic one."""
+        written = self._written.get(kpi.key)
+        if written is None or written[0] is None or value.value is None:
+            return False
+        margin = self._recovery_margin(kpi.key)
+        before = has_recovered(
+            written[0], kpi.minimum, kpi.direction, status=written[1], margin=margin
+        )
+        after = has_recovered(
+            value.value, kpi.minimum, kpi.direction, status=value.status, margin=margin
+        )
+        return before != after
 
-        If Kafka refuses, the claims roll back and the KPIs are evaluated and offered
-        again on the next tick. One transaction per tick rather than per KPI: under load
-        every KPI changes on every tick, and the round trips were most of the cost.
-        """
-        if not writes:
+    async def _store(self, pending: list[PendingValue], now: datetime) -> None:
+        """Store and publish the tick's values; if Kafka refuses, the KPIs are evaluated
+        and offered again on the next tick."""
+        if not pending:
             return
         try:
-            async with transaction(self._sessions) as session:
-                claimed = await self._current.claim_publications(
-                    session, [Claim(w.value, w.not_since) for w in writes]
-                )
-                records = [
-                    OutgoingRecord(key=w.value.kpi_key.encode(), value=w.message.to_bytes())
-                    for w in writes
-                    if w.value.kpi_key in claimed
-                ]
-                if records:
-                    await self._publisher.publish(self._topic, records)
+            claimed = await self._publication.store(pending)
         except PublishError as exc:
-            self._dirty.update(w.value.kpi_key for w in writes)
+            self._dirty.update(p.value.kpi_key for p in pending)
             log.warning(
                 "kpi values not published, retrying",
-                extra={"kpis": [w.value.kpi_key for w in writes], "error": str(exc)},
+                extra={"kpis": [p.value.kpi_key for p in pending], "error": str(exc)},
             )
             return
-        for write in writes:
-            key = write.value.kpi_key
+        for p in pending:
+            key = p.value.kpi_key
             before = self._written.get(key)
             published_at = now if key in claimed else (before[3] if before else now)
-            self._written[key] = (write.value.value, write.value.status, now, published_at)
-
-
-@dataclass(frozen=True, slots=True)
-class _Write:
-    value: CurrentValue
-    message: KpiValueMessage
-    not_since: datetime
-
-
-def value_message(
-    kpi: KpiDefinition,
-    evaluation: Evaluation,
-    *,
-    as_of: datetime,
-    computed_at: datetime,
-    status: KpiStatus,
-    score: float | None,
-    leading: list[str],
-    retired: bool = False,
-) -> KpiValueMessage:
-    """The message about ``kpi``'s value, with the thresholds in force."""
-    return KpiValueMessage(
-        kpi_key=kpi.key,
-        name=kpi.name,
-        value=evaluation.value,
-        numerator=evaluation.numerator,
-        denominator=evaluation.denominator,
-        window_s=int(kpi.window.total_seconds()),
-        as_of=as_of,
-        computed_at=computed_at,
-        status=status,
-        score=score,
-        minimum=kpi.minimum,
-        target=kpi.target,
-        direction=kpi.direction,
-        owners=list(kpi.owners),
-        expires_on=kpi.expires_on,
-        update_every_s=max(1, int(kpi.update_every.total_seconds())),
-        leading_indicators_in_breach=leading,
-        retired=retired,
-    )
-
+            self._written[key] = (p.value.value, p.value.status, now, published_at)

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import KpiDefinition
+from services.scoring.domain.coverage import is_partial, window_coverage
 from services.scoring.domain.evaluate import value_as_of
-from services.scoring.domain.leadlag import early_warnings, lead_lag
-from services.scoring.domain.periods import (
-    next_period_start,
-    period_analysis,
-    period_series,
-    period_start,
+from services.scoring.domain.leadlag import common_period, early_warnings, link_lead_lag
+from services.scoring.domain.periods import period_analysis, period_series, series_span
+from services.scoring.domain.scoring import (
+    as_status,
+    assess,
+    expiry,
+    score_entry,
+    scorecard,
 )
-from services.scoring.domain.scoring import ScoreEntry, as_status, assess, scorecard
 from services.scoring.repository import BucketRepository, CatalogRepository, CurrentRepository
 from shared.contracts.kpi_values import KpiStatus
 from shared.identity.domain import redact
@@ -32,6 +34,7 @@ from shared.settings import ScoringSettings
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
+LEAD_LAG_PERIODS = 24
 
 
 #: Which KPIs the caller may read; ``None`` in a call means every KPI.
@@ -54,6 +57,8 @@ class KpiQueries:
     current: CurrentRepository
     changes: CatalogRepository
     settings: ScoringSettings
+    # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
+    expiry_warning_days: int = 14
 
     async def list_kpis(self, visible: Visible | None = None) -> list[dict[str, Any]]:
         """The KPIs the caller may read; links to hidden KPIs are left out."""
@@ -67,13 +72,28 @@ class KpiQueries:
                 k: as_status(v.status) for k, v in current.items() if k in catalog
             }
             warnings = early_warnings(catalog, statuses)
+            data_since = await self.buckets.first_bucket_starts(session, list(catalog.by_key))
             views = []
+            today = self._today()
             for kpi in catalog:
                 if kpi.key not in shown:
                     continue
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
+                value = current.get(kpi.key)
+                coverage = window_coverage(
+                    kpi.window, data_since.get(kpi.key), value.as_of if value else now
+                )
                 warned = [k for k in warnings.get(kpi.key, []) if k in shown]
-                views.append(_view(kpi, current.get(kpi.key), trend, warned, shown))
+                view = _view(kpi, value, trend, warned, coverage, shown=shown)
+                state = expiry(kpi, today, self.expiry_warning_days)
+                views.append(
+                    view
+                    | {
+                        "expired": state.expired,
+                        "expiring_soon": state.expiring_soon,
+                        "expires_in_days": state.days_left,
+                    }
+                )
         return views
 
     async def scorecard(self, visible: Visible | None = None) -> dict[str, Any]:
@@ -81,6 +101,7 @@ class KpiQueries:
         neither in its perspective's weighted mean nor in the overall score."""
         visible = visible or _everything
         catalog = self.catalog.catalog
+        today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
@@ -88,12 +109,7 @@ class KpiQueries:
             if not visible(kpi):
                 continue
             value = current.get(kpi.key)
-            assessment = assess(kpi, value.value if value else None)
-            entries.append(
-                ScoreEntry(
-                    kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score
-                )
-            )
+            entries.append(score_entry(kpi, value.value if value else None, today))
         card = scorecard(entries)
         return {
             "overall": card.overall,
@@ -102,9 +118,10 @@ class KpiQueries:
                     "perspective": name,
                     "score": part.score,
                     "weight": part.weight,
-                    "kpis": [*part.kpis, *part.no_data],
+                    "kpis": [*part.kpis, *part.no_data, *part.expired],
                     "scored": list(part.kpis),
                     "no_data": list(part.no_data),
+                    "expired": list(part.expired),
                 }
                 for name, part in card.per_perspective.items()
             ],
@@ -126,33 +143,39 @@ class KpiQueries:
                 for other in catalog
                 if kpi.key in other.leading_indicators and visible(other)
             ]
-            series_cache: dict[str, list[tuple[datetime, float | None]]] = {}
             lead_lag_rows = []
             for leading_key, lagging_key in links:
-                for needed in (leading_key, lagging_key):
-                    if needed not in series_cache:
-                        series_cache[needed] = await self._period_series(
-                            session, catalog[needed], now, periods=24
-                        )
-                result = lead_lag(
-                    series_cache[leading_key],
-                    series_cache[lagging_key],
+                leading, lagging = catalog[leading_key], catalog[lagging_key]
+                period = common_period(leading.review_period, lagging.review_period)
+                start, end = series_span(now, period, self.catalog.tz, LEAD_LAG_PERIODS)
+                start -= timedelta(seconds=1)
+                buckets = {
+                    **await self.buckets.buckets(session, leading_key, start, end),
+                    **await self.buckets.buckets(session, lagging_key, start, end),
+                }
+                analysis = link_lead_lag(
+                    leading,
+                    lagging,
+                    buckets,
+                    tz=self.catalog.tz,
+                    now=now,
+                    periods=LEAD_LAG_PERIODS,
                     max_lag=self.settings.max_lag_periods,
                     min_points=self.settings.min_correlation_points,
                 )
+                result = analysis.result
                 lead_lag_rows.append(
                     {
                         "leading": leading_key,
                         "lagging": lagging_key,
+                        "period": analysis.period,
                         "best_lag": result.best_lag if result else None,
                         "r": result.r if result else None,
                         "points": result.points if result else 0,
                         "enough_points": result is not None,
                     }
                 )
-            own = series_cache.get(kpi.key) or await self._period_series(
-                session, kpi, now, periods=ANALYSED_PERIODS
-            )
+            own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
         definition = redact(kpi.model_dump(mode="json", exclude_none=True))
         definition["leading_indicators"] = views[kpi.key]["leading_indicators"]
@@ -218,14 +241,15 @@ class KpiQueries:
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
     ) -> list[tuple[datetime, float | None]]:
         tz = self.catalog.tz
-        first = period_start(now, kpi.review_period, tz)
-        for _ in range(periods - 1):
-            first = period_start(first - timedelta(seconds=1), kpi.review_period, tz)
-        end = next_period_start(period_start(now, kpi.review_period, tz), kpi.review_period, tz)
+        first, end = series_span(now, kpi.review_period, tz, periods)
         buckets = await self.buckets.buckets(
             session, kpi.key, first - timedelta(seconds=1), end
         )
         return period_series(kpi, buckets, tz, first, now)
+
+    def _today(self) -> date:
+        """The date in the company's time zone (expiry is a calendar date there)."""
+        return datetime.now(self.catalog.tz).date()
 
     def _kpi(self, key: str) -> KpiDefinition:
         catalog = self.catalog.catalog
@@ -239,6 +263,8 @@ def _view(
     current: Any,
     trend: list[tuple[datetime, float | None, str]],
     warnings: list[str],
+    coverage: float,
+    *,
     shown: set[str],
 ) -> dict[str, Any]:
     value = current.value if current else None
@@ -271,5 +297,9 @@ def _view(
         "status": assessment.status,
         "score": assessment.score,
         "as_of": current.as_of.isoformat() if current else None,
+        # The share of the window with data; below 1 the value is partial.
+        "coverage": coverage,
+        "partial": is_partial(coverage),
+        "require_full_window": kpi.require_full_window,
         "trend": [{"at": at.isoformat(), "value": v} for at, v, _ in trend[::step]],
     }

@@ -18,6 +18,9 @@ from sqlalchemy import (
 from shared.db.metadata import metadata
 
 # The catalog as applied: one row per KPI, the definition as JSON, retired KPIs kept.
+# ``version`` grows with every write (the API's ETag); ``managed_by`` is the one owner of
+# the definition: a catalog file's path, or "api". NULL marks rows written before owners
+# were recorded: the first file that names such a KPI adopts it.
 kpi_definitions = Table(
     "kpi_definitions",
     metadata,
@@ -26,6 +29,7 @@ kpi_definitions = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("retired_at", DateTime(timezone=True)),
+    Column("managed_by", String(1000)),
 )
 
 # Every catalog change: what changed, when, and by whom (key name or "cli").

@@ -2,9 +2,9 @@
 
 Summing a whole window on every evaluation made each evaluation cost as much as the
 windows are long: a 7-day window is 168 hourly buckets (times the partitions that wrote
-rows for them), and under load every KPI is re-evaluated every second or so (the example
-catalog with full windows: 78-85 ms a time, ``bench/evaluator_windows.py``). But events
-land almost only in the newest buckets. So a window is read in two parts:
+rows for them), and under load every KPI is re-evaluated every second or so
+(``bench/evaluator_windows.py`` measures both ways). But events land almost only in the
+newest buckets. So a window is read in two parts:
 
 - the *open* part, the buckets from ``OPEN_SPAN`` before now on, read on every
   evaluation (a few buckets);
@@ -28,7 +28,8 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scoring.domain.aggregates import TermAggregate, bucket_start, merge_all
+from services.scoring.domain.aggregates import TermAggregate, merge_all
+from services.scoring.domain.buckets import bucket_start
 from services.scoring.domain.catalog import KpiDefinition
 from services.scoring.repository import BucketRepository
 

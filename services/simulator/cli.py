@@ -13,14 +13,14 @@ import random
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from services.simulator.generator import SCENARIOS, DayGenerator, Event, Scenario
+from services.simulator.generator import SCENARIOS, Event, simulated_days
 from shared.settings import Settings
 
 DEFAULT_KEYS_FILE = Path(".cache/dev/dev-keys.json")
@@ -80,11 +80,10 @@ async def _simulate(args: argparse.Namespace, keys: dict[str, str]) -> int:
     sent = 0
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
-        for day in range(args.days):
-            last = day == args.days - 1
-            scenario: Scenario = args.scenario if last else "steady"
-            generator = DayGenerator(rng, scale=args.scale, scenario=scenario)
-            events = generator.day(now - timedelta(days=args.days - day))
+        days = simulated_days(
+            rng, days=args.days, now=now, scenario=args.scenario, scale=args.scale
+        )
+        for day, events in enumerate(days):
             day_started = time.monotonic()
             sent += await _post_day(client, keys, events)
             _progress(day + 1, args.days, sent, time.monotonic() - started)

@@ -65,6 +65,7 @@ class DayGenerator:
         return event
 
     def day(self, day: datetime) -> list[Event]:
+        """Every event of the simulated ``day`` (its start), in time order."""
         events = [*self._web(day), *self._crm(day), *self._email(day), *self._support(day)]
         events.sort(key=lambda e: e["occurred_at"])
         return events
@@ -158,7 +159,10 @@ class DayGenerator:
             )
         for _ in range(self._n(8)):
             yield self._event(day, "support", "csat_response", satisfied=rng.random() < 0.86)
-        complaints = 12.0 if self._scenario == "complaints_spike" else 0.8
+        # Steady: about 15 a month, below the example catalog's baseline of 18. The spike
+        # alone is well past its minimum of 30 (a 30-day count), so the scenario breaches
+        # whatever the seed and however few steady days precede it.
+        complaints = 40.0 if self._scenario == "complaints_spike" else 0.5
         for _ in range(self._n(complaints)):
             yield self._event(day, "support", "complaint_received")
         for _ in range(self._n(50)):
@@ -168,3 +172,18 @@ class DayGenerator:
                 "call_handled",
                 channel="self_service" if rng.random() < 0.4 else "agent",
             )
+
+
+def simulated_days(
+    rng: random.Random,
+    *,
+    days: int,
+    now: datetime,
+    scenario: Scenario = "steady",
+    scale: float = 1.0,
+) -> Iterator[list[Event]]:
+    """``days`` days of events ending at ``now``; ``scenario`` bends the last one only."""
+    for index in range(days):
+        bent: Scenario = scenario if index == days - 1 else "steady"
+        generator = DayGenerator(rng, scale=scale, scenario=bent)
+        yield generator.day(now - timedelta(days=days - index))

@@ -13,12 +13,12 @@ the waiting, this module only the bookkeeping, so it can be tested exhaustively.
 
 from __future__ import annotations
 
-import zlib
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from shared.bus.partitioner import key_partition, murmur2
 from shared.bus.ports import OutgoingRecord
 
 W = TypeVar("W")
@@ -48,14 +48,12 @@ def record_sizes(records: Sequence[OutgoingRecord]) -> list[int]:
 
 
 def partition_of(record: OutgoingRecord, index: int, partitions: int) -> int:
-    """The partition index for ``record``: a stable hash of its key, so equal keys always
-    share a partition; keyless records are spread by their position in the call.
-
-    crc32 rather than Kafka's murmur2: aiokafka's murmur2 is pure Python and cost more
-    than the rest of a send. (Only this service's producers write these topics.)
+    """The partition index for ``record``: Kafka's default partition of its key
+    (``shared.bus.partitioner``), so every producer of the topic puts a key on the same
+    partition; keyless records are spread by their position in the call.
     """
-    if record.key:
-        return zlib.crc32(record.key) % partitions
+    if record.key is not None:  # an empty key is a key, as for Kafka's clients
+        return key_partition(record.key, partitions)
     return index % partitions
 
 
@@ -64,10 +62,11 @@ def split_by_partition(
 ) -> dict[int, list[OutgoingRecord]]:
     """The records of one publish call grouped by partition index, in their order."""
     groups: dict[int, list[OutgoingRecord]] = {}
-    crc32 = zlib.crc32
     for index, record in enumerate(records):
         key = record.key  # partition_of, inlined: this runs once per published record
-        partition = crc32(key) % partitions if key else index % partitions
+        partition = (
+            (murmur2(key) & 0x7FFFFFFF) % partitions if key is not None else index % partitions
+        )
         group = groups.get(partition)
         if group is None:
             groups[partition] = [record]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.dlq import DeadLetter, DeadLetterQueue
+from shared.bus.loop import next_offsets
 from shared.bus.ports import Message, PartitionId, Rewind
 from shared.db.engine import transaction
 from shared.db.offsets import OffsetRepository
@@ -212,7 +213,7 @@ class TransactionalConsumer(Generic[T]):
                 # Before the commit: a crash after it would lose the letters; a crash
                 # before it sends them again with the batch (the DLQ is at least once).
                 await self._dead_letters.queue.send(letters)
-            await self._offsets.save(session, _next_offsets(batch))
+            await self._offsets.save(session, next_offsets(batch))
         for kind, count in _count_kinds(letters).items():
             self._metrics.dead_lettered(kind, count)
         if applied.after_commit is not None:
@@ -263,14 +264,6 @@ class TransactionalConsumer(Generic[T]):
             self._rewound.update(behind)
             raise Rewind(behind)
         return unapplied
-
-
-def _next_offsets(batch: Sequence[Message]) -> dict[PartitionId, int]:
-    offsets: dict[PartitionId, int] = {}
-    for message in batch:
-        pid = PartitionId(message.topic, message.partition)
-        offsets[pid] = max(offsets.get(pid, 0), message.offset + 1)
-    return offsets
 
 
 def _count_kinds(letters: Sequence[DeadLetter]) -> dict[str, int]:

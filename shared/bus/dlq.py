@@ -58,11 +58,49 @@ class DeadLetterQueue:
         await self._publisher.publish(self._topic, [letter.to_record() for letter in letters])
 
     @staticmethod
-    def rejected_payload(raw: bytes | object) -> bytes:
-        """Bytes for a rejected input, whatever shape it arrived in."""
-        if isinstance(raw, bytes):
-            return raw
+    def rejected_payload(
+        raw: bytes | object, *, max_bytes: int | None = None, fallback: bytes = b""
+    ) -> bytes:
+        """Bytes for a rejected input, whatever shape it arrived in; never raises.
+
+        Bytes are kept as they came. Anything else is encoded as JSON, and when it
+        cannot be (nested past the encoder's depth, keys that are not strings) the
+        letter carries ``fallback`` instead, the raw bytes it was read from: a dead
+        letter that cannot be written would fail the publish it is part of, and with it
+        every valid event beside it. ``max_bytes`` bounds the result (see ``truncated``).
+        """
+        data = encoded(raw)
+        if data is None:
+            data = fallback
+        return data if max_bytes is None else truncated(data, max_bytes)
+
+
+def encoded(raw: bytes | object) -> bytes | None:
+    """``raw`` itself when bytes, else its JSON; None when it cannot be encoded."""
+    if isinstance(raw, bytes):
+        return raw
+    try:
         return orjson.dumps(raw, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
+#: Ends a payload cut to its size bound; the numbers are what was kept and the original.
+TRUNCATION_MARKER = b"...[truncated by kpipulse: %d of %d bytes]"
+
+
+def truncated(data: bytes, max_bytes: int) -> bytes:
+    """``data`` when it fits in ``max_bytes``, else its start and a marker, within the bound.
+
+    Large rejected inputs would otherwise make the dead letter larger than the broker
+    accepts, and the publish carrying it would fail.
+    """
+    if len(data) <= max_bytes:
+        return data
+    keep = max_bytes - len(TRUNCATION_MARKER % (max_bytes, len(data)))
+    if keep <= 0:  # no room for the marker
+        return data[:max_bytes]
+    return data[:keep] + TRUNCATION_MARKER % (keep, len(data))
 
 
 def first_problem(exc: ValidationError) -> str:

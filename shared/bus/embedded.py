@@ -15,10 +15,11 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from shared.bus.loop import BatchLoop, next_offsets
 from shared.bus.ports import (
     BatchHandler,
     Message,
@@ -26,7 +27,6 @@ from shared.bus.ports import (
     OutgoingRecord,
     PartitionId,
     PublishError,
-    Rewind,
 )
 
 _SCHEMA = """
@@ -209,6 +209,8 @@ class EmbeddedPublisher:
 
 
 class EmbeddedSubscriber:
+    """Delivers every partition of its topics to one consumer of the group."""
+
     def __init__(
         self,
         log: EmbeddedLog,
@@ -226,10 +228,9 @@ class EmbeddedSubscriber:
         self._max_batch = max_batch
         self._poll_interval_s = poll_interval_s
         self._positions: dict[str, dict[int, int]] = {}
-        self._stopping = asyncio.Event()
-        self._finished = asyncio.Event()
-        self._running = False
+        self._next_topic = 0
         self._wakeup = asyncio.Event()
+        self._loop = BatchLoop()
 
     async def start(self) -> None:
         parts = range(self._log.partitions)
@@ -246,43 +247,38 @@ class EmbeddedSubscriber:
         self._log.watch(self._wakeup)
 
     async def run(self, handler: BatchHandler) -> None:
-        self._running = True
-        self._finished.clear()  # a restarted loop (after a failed batch) is running again
-        try:
-            while not self._stopping.is_set():
-                delivered = False
-                for topic in self._topics:
-                    positions = self._positions[topic]
-                    batch = await asyncio.to_thread(
-                        self._log.read, topic, dict(positions), self._max_batch
-                    )
-                    if not batch:
-                        continue
-                    try:
-                        await handler(batch)
-                    except Rewind as rewind:
-                        for partition, offset in rewind.offsets.items():
-                            if partition.topic == topic:
-                                positions[partition.partition] = offset
-                        delivered = True  # read again at once, from the stored offsets
-                        continue
-                    for message in batch:
-                        positions[message.partition] = message.offset + 1
-                    self._log.commit(self._group, topic, positions)
-                    delivered = True
-                if not delivered:
-                    self._wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
-        finally:
-            self._finished.set()
+        await self._loop.run(self, handler)
+
+    # The ``BatchSource`` of the loop: one topic's batch at a time, topics in turn.
+    async def fetch(self) -> Sequence[Message]:
+        for _ in self._topics:
+            topic = self._topics[self._next_topic]
+            self._next_topic = (self._next_topic + 1) % len(self._topics)
+            batch = await asyncio.to_thread(
+                self._log.read, topic, dict(self._positions[topic]), self._max_batch
+            )
+            if batch:
+                return batch
+        self._wakeup.clear()
+        if not self._loop.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval_s)
+        return []
+
+    def seek(self, offsets: Mapping[PartitionId, int]) -> None:
+        for pid, offset in offsets.items():
+            if pid.topic in self._positions:
+                self._positions[pid.topic][pid.partition] = offset
+
+    async def commit(self, batch: Sequence[Message]) -> None:
+        self.seek(next_offsets(batch))
+        for topic in {message.topic for message in batch}:
+            self._log.commit(self._group, topic, self._positions[topic])
 
     async def stop(self) -> None:
-        self._stopping.set()
+        self._loop.request_stop()
         self._wakeup.set()
-        if self._running:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finished.wait(), timeout=30)
+        await self._loop.wait_finished(30)
         self._log.unwatch(self._wakeup)
 
     async def lag(self) -> dict[PartitionId, int]:

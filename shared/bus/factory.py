@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.bus.embedded import EmbeddedLog, EmbeddedPublisher, EmbeddedSubscriber
-from shared.bus.kafka import KafkaPublisher, KafkaSubscriber
+from shared.bus.kafka import KafkaPublisher
+from shared.bus.kafka_consumer import KafkaSubscriber
 from shared.bus.ports import OffsetStore, Publisher, Subscriber
 from shared.settings import KafkaSettings
 

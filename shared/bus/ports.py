@@ -28,7 +28,7 @@ class OutgoingRecord:
 
 class Message(NamedTuple):
     """One consumed record. A named tuple rather than a frozen dataclass: one is built
-    per consumed record, and this is about three times cheaper to build."""
+    per consumed record, and this is several times cheaper to build."""
 
     topic: str
     partition: int

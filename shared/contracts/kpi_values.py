@@ -49,6 +49,15 @@ class KpiValueMessage(BaseModel):
     # definition (value None, status no_data); consumers stop watching it. Added within
     # v1 with a default: deploy alerts before scoring (they refuse unknown fields).
     retired: bool = False
+    # Share of the window that has data (the KPI or its data began inside it): below 1
+    # the value is partial. Below-minimum alerts wait for a full window unless the KPI
+    # sets ``require_full_window: false``. Added within v1 with defaults, as above.
+    coverage: float = Field(default=1.0, ge=0, le=1)
+    require_full_window: bool = True
+
+    @property
+    def partial(self) -> bool:
+        return self.coverage < 1.0
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -1,4 +1,8 @@
-"""Repository of consumer offsets kept beside a service's state (see consumer_offsets)."""
+"""Repository of consumer offsets kept beside a service's state (see consumer_offsets).
+
+``offsets_for`` picks the implementation once, for the database the sessions open:
+the portable one (SQLite, and PostgreSQL too), or PostgreSQL's constant statements.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,8 @@ from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.ports import PartitionId
-from shared.db.dialect import is_postgres
 from shared.db.metadata import consumer_offsets
 from shared.db.upsert import upsert
-
-# On Postgres the two statements of every batch are constant (partitions travel as one
-# JSON document): prepared once, not built and compiled per batch, which cost the scorer
-# about 4 ms of CPU per batch (now about 1.3), as much as its bucket statements.
-_LOCK_PG = text(
-    "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets AS o"
-    " JOIN jsonb_to_recordset(CAST(CAST(:partitions AS text) AS jsonb))"
-    " AS p(topic text, partition int) ON o.topic = p.topic AND o.partition = p.partition"
-    " WHERE o.consumer = :consumer ORDER BY o.topic, o.partition FOR UPDATE OF o"
-)
-_SAVE_PG = text(
-    "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
-    " SELECT :consumer, p.topic, p.partition, p.next_offset"
-    " FROM jsonb_to_recordset(CAST(CAST(:offsets AS text) AS jsonb))"
-    " AS p(topic text, partition int, next_offset bigint) ORDER BY p.topic, p.partition"
-    " ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset"
-)
 
 
 class OffsetRepository:
@@ -40,64 +26,37 @@ class OffsetRepository:
         if not partitions:
             return {}
         async with self._sessions() as session:
-            rows = await session.execute(
-                select(
-                    consumer_offsets.c.topic,
-                    consumer_offsets.c.partition,
-                    consumer_offsets.c.next_offset,
-                ).where(
-                    consumer_offsets.c.consumer == self._consumer,
-                    tuple_(consumer_offsets.c.topic, consumer_offsets.c.partition).in_(
-                        [(p.topic, p.partition) for p in partitions]
-                    ),
-                )
-            )
-            return {PartitionId(t, p): o for t, p, o in rows.all()}
+            return await self._read(session, partitions)
 
     async def locked(
         self, session: AsyncSession, partitions: Sequence[PartitionId]
     ) -> dict[PartitionId, int]:
-        """Stored offsets, row-locked until the transaction ends (Postgres).
+        """Stored offsets, locked until the transaction ends.
 
         Two instances briefly holding the same partition during a rebalance serialise
-        here, and the second one skips what the first already applied.
+        here, and the second one skips what the first already applied. (On SQLite the
+        writing transaction holds the whole database.)
         """
         if not partitions:
             return {}
-        if is_postgres(session):
-            doc = orjson.dumps([{"topic": p.topic, "partition": p.partition} for p in partitions])
-            rows = await session.execute(
-                _LOCK_PG, {"partitions": doc.decode(), "consumer": self._consumer}
-            )
-            return {PartitionId(t, p): o for t, p, o in rows.all()}
-        query = (
-            select(
-                consumer_offsets.c.topic,
-                consumer_offsets.c.partition,
-                consumer_offsets.c.next_offset,
-            )
+        return await self._read(session, partitions)
+
+    async def _read(
+        self, session: AsyncSession, partitions: Sequence[PartitionId]
+    ) -> dict[PartitionId, int]:
+        c = consumer_offsets.c
+        rows = await session.execute(
+            select(c.topic, c.partition, c.next_offset)
             .where(
-                consumer_offsets.c.consumer == self._consumer,
-                tuple_(consumer_offsets.c.topic, consumer_offsets.c.partition).in_(
-                    [(p.topic, p.partition) for p in partitions]
-                ),
+                c.consumer == self._consumer,
+                tuple_(c.topic, c.partition).in_([(p.topic, p.partition) for p in partitions]),
             )
-            .order_by(consumer_offsets.c.topic, consumer_offsets.c.partition)
+            .order_by(c.topic, c.partition)
         )
-        rows = await session.execute(query)  # SQLite: the writer holds the database
         return {PartitionId(t, p): o for t, p, o in rows.all()}
 
     async def save(self, session: AsyncSession, offsets: Mapping[PartitionId, int]) -> None:
         if not offsets:
-            return
-        if is_postgres(session):
-            doc = orjson.dumps(
-                [
-                    {"topic": p.topic, "partition": p.partition, "next_offset": offset}
-                    for p, offset in offsets.items()
-                ]
-            )
-            await session.execute(_SAVE_PG, {"offsets": doc.decode(), "consumer": self._consumer})
             return
         await upsert(
             session,
@@ -114,3 +73,52 @@ class OffsetRepository:
             key=("consumer", "topic", "partition"),
             update=("next_offset",),
         )
+
+
+# Every batch's two statements are constant (partitions travel as one JSON document):
+# prepared once, instead of built and compiled per batch.
+_LOCK_PG = text(
+    "SELECT o.topic, o.partition, o.next_offset FROM consumer_offsets AS o"
+    " JOIN jsonb_to_recordset(CAST(CAST(:partitions AS text) AS jsonb))"
+    " AS p(topic text, partition int) ON o.topic = p.topic AND o.partition = p.partition"
+    " WHERE o.consumer = :consumer ORDER BY o.topic, o.partition FOR UPDATE OF o"
+)
+_SAVE_PG = text(
+    "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
+    " SELECT :consumer, p.topic, p.partition, p.next_offset"
+    " FROM jsonb_to_recordset(CAST(CAST(:offsets AS text) AS jsonb))"
+    " AS p(topic text, partition int, next_offset bigint) ORDER BY p.topic, p.partition"
+    " ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset"
+)
+
+
+class PostgresOffsetRepository(OffsetRepository):
+    async def locked(
+        self, session: AsyncSession, partitions: Sequence[PartitionId]
+    ) -> dict[PartitionId, int]:
+        if not partitions:
+            return {}
+        doc = orjson.dumps([{"topic": p.topic, "partition": p.partition} for p in partitions])
+        rows = await session.execute(
+            _LOCK_PG, {"partitions": doc.decode(), "consumer": self._consumer}
+        )
+        return {PartitionId(t, p): o for t, p, o in rows.all()}
+
+    async def save(self, session: AsyncSession, offsets: Mapping[PartitionId, int]) -> None:
+        if not offsets:
+            return
+        doc = orjson.dumps(
+            [
+                {"topic": p.topic, "partition": p.partition, "next_offset": offset}
+                for p, offset in offsets.items()
+            ]
+        )
+        await session.execute(_SAVE_PG, {"offsets": doc.decode(), "consumer": self._consumer})
+
+
+def offsets_for(sessions: async_sessionmaker[AsyncSession], consumer: str) -> OffsetRepository:
+    """The offset repository for the database ``sessions`` open."""
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "postgresql":
+        return PostgresOffsetRepository(sessions, consumer)
+    return OffsetRepository(sessions, consumer)

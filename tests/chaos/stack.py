@@ -62,6 +62,7 @@ def catalog_yaml() -> str:
   indicator: lagging
   tracking_cost: {{amount: 0, currency: USD, per: month}}
   data_collection: The chaos test's client
+  require_full_window: false
 """
         )
     return "".join(entries)

@@ -55,12 +55,19 @@ class WebhookSecrets:
         )
         return base64.b64encode(der).decode()
 
+    def standard_for(self, source: str) -> str:
+        """Standard Webhooks secret of one source (each source has its own)."""
+        if source == "support":
+            return self.standard
+        return "whsec_" + base64.b64encode(f"e2e-standard-{source}-0123".encode()).decode()
+
     def env(self) -> dict[str, str]:
         def listed(value: str) -> str:
             return orjson.dumps([value]).decode()
 
+        standard = {source: [self.standard_for(source)] for source in SOURCES}
         return {
-            "KPIPULSE_INGEST__STANDARD_WEBHOOK_SECRETS": listed(self.standard),
+            "KPIPULSE_INGEST__STANDARD_WEBHOOK_SECRETS": orjson.dumps(standard).decode(),
             "KPIPULSE_INGEST__HUBSPOT_SECRETS": listed(self.hubspot),
             "KPIPULSE_INGEST__MAILCHIMP_SECRETS": listed(self.mailchimp),
             "KPIPULSE_INGEST__ZENDESK_SECRETS": listed(self.zendesk),
@@ -69,7 +76,8 @@ class WebhookSecrets:
 
     def plain_values(self) -> list[str]:
         """Every secret as it could leak (for log checks)."""
-        return [self.standard, self.standard.removeprefix("whsec_"), self.hubspot,
+        standard = [self.standard_for(source) for source in SOURCES]
+        return [*standard, *(s.removeprefix("whsec_") for s in standard), self.hubspot,
                 self.mailchimp, self.zendesk]
 
 
@@ -217,6 +225,9 @@ def running_stack(
         "KPIPULSE_ALERTS__PUBLIC_URL": f"http://127.0.0.1:{ports['alerts']}",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
         "KPIPULSE_METRICS_TOKEN": metrics_token,
+        # Every test shares one client address and many send bad keys on purpose; the
+        # throttle of failed authentications is tested on an app of its own.
+        "KPIPULSE_INGEST__AUTH_FAILURE_BURST": "1000000",
         **secrets.env(),
         **(extra_env or {}),
     }

@@ -147,7 +147,8 @@ def _webhook_headers(
     secrets = stack.secrets
     now = int(time.time())
     if provider == "standard":
-        key = base64.b64decode(secrets.standard.removeprefix("whsec_"))
+        source = url.rstrip("/").rsplit("/", 1)[-1]
+        key = base64.b64decode(secrets.standard_for(source).removeprefix("whsec_"))
         mac = hmac.new(key, f"{msg_id}.{now}.".encode() + body, hashlib.sha256).digest()
         return {
             "webhook-id": msg_id,

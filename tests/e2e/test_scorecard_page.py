@@ -98,6 +98,16 @@ def test_page_shows_every_catalog_kpi_without_errors(
                 "on_target",
                 "no_data",
             }
+        # An expired KPI is shown, flagged, and said to be out of the scorecard.
+        today = datetime.now(UTC).date()
+        for kpi in catalog():
+            card = page.locator(f'[data-kpi="{kpi["key"]}"]')
+            if kpi["expires_on"] < today:
+                expect(card).to_have_attribute("data-expired", "")
+                expect(card.locator(".status-text")).to_contain_text("expired")
+                expect(card.locator(".f-expiry")).to_have_attribute(
+                    "title", "Expired: left out of the scorecard until renewed"
+                )
         for perspective in PERSPECTIVES:
             expect(page.locator(f'section[data-perspective="{perspective}"] h2')).to_be_visible()
         expect(page.locator("#error-banner")).to_be_hidden()
@@ -139,6 +149,12 @@ def test_kpi_below_minimum_turns_red_and_alert_appears(
             }
             for i in range(events_to_breach(kpi))
         ]
+        # One complaint from before the window: the KPI's history reaches back past it (a
+        # backfill), so its window is full and a breach is a verdict that alerts.
+        window = timedelta(days=int(str(kpi["window"]).removesuffix("d")))
+        before = now - window - timedelta(hours=1)
+        events.append({**events[0], "event_id": str(uuid.uuid4()),
+                       "occurred_at": before.isoformat().replace("+00:00", "Z")})
         dev_server.post_events("support", events)
 
         expect(card).to_have_attribute("data-status", "breach", timeout=BREACH_TIMEOUT_MS)

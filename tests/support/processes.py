@@ -40,9 +40,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         # The example catalog has webhook owners: alerts refuses to start without it.
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": settings.alerts.webhook_secret.get_secret_value()
         or "test-alerts-webhook-signing-secret",
+        "KPIPULSE_TIME_ZONE": settings.time_zone,
+        # Empty means no catalog file (not the default file).
+        "KPIPULSE_SCORING__CATALOG_PATH": str(settings.scoring.catalog_path or ""),
     }
-    if settings.scoring.catalog_path is not None:
-        env["KPIPULSE_SCORING__CATALOG_PATH"] = str(settings.scoring.catalog_path)
     return env
 
 

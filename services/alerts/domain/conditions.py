@@ -12,7 +12,20 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from shared.contracts.kpi_values import Direction, KpiStatus
+from shared.contracts.kpi_values import KpiStatus
+from shared.contracts.recovery import has_recovered
+
+__all__ = [
+    "ONE_SHOT",
+    "SEVERITY",
+    "Condition",
+    "dedupe_key",
+    "expiry_condition",
+    "has_recovered",
+    "is_stale",
+    "is_worse",
+    "open_key",
+]
 
 
 class Condition(StrEnum):
@@ -41,18 +54,6 @@ def is_worse(status: KpiStatus) -> bool:
     return status == "breach"
 
 
-def has_recovered(
-    value: float, minimum: float, direction: Direction, *, status: str, margin: float
-) -> bool:
-    """Better than the minimum by ``margin`` (relative to |minimum|): the hysteresis."""
-    slack = abs(minimum) * margin
-    if direction == "higher_is_better":
-        return value >= minimum + slack
-    if direction == "lower_is_better":
-        return value <= minimum - slack
-    return status in ("on_target", "below_target")
-
-
 def expiry_condition(expires_on: date | None, today: date, warning_days: int) -> Condition | None:
     """``expired`` once the date has passed, ``expiring_soon`` within the warning window."""
     if expires_on is None:
@@ -64,11 +65,15 @@ def expiry_condition(expires_on: date | None, today: date, warning_days: int) ->
     return None
 
 
-def is_stale(last_value_at: datetime | None, update_every_s: int, now: datetime) -> bool:
-    """No fresh value for two update periods (one late refresh is not an incident)."""
-    if last_value_at is None:
+def is_stale(fresh_since: datetime | None, update_every_s: int, now: datetime) -> bool:
+    """No fresh value for two update periods (one late refresh is not an incident).
+
+    ``fresh_since`` is the last fresh value's time or, for a KPI that never had one,
+    when the KPI was first heard of: a KPI whose data never came goes stale too.
+    """
+    if fresh_since is None:
         return False
-    return now - last_value_at > timedelta(seconds=2 * update_every_s)
+    return now - fresh_since > timedelta(seconds=2 * update_every_s)
 
 
 def dedupe_key(kpi_key: str, condition: Condition, episode: str) -> str:

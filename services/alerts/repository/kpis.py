@@ -31,6 +31,14 @@ class KpiLatest:
     as_of: datetime
     last_seen_at: datetime
     last_value_at: datetime | None
+    # When alerts first heard of the KPI (None only on rows older than the column).
+    first_seen_at: datetime | None = None
+
+    @property
+    def fresh_since(self) -> datetime | None:
+        """Since when the KPI is expected to have fresh data: its last fresh value, or,
+        when none ever came, when it was first heard of."""
+        return self.last_value_at or self.first_seen_at
 
 
 def _latest(row: Any) -> KpiLatest:
@@ -49,6 +57,7 @@ def _latest(row: Any) -> KpiLatest:
         as_of=utc(row.as_of),
         last_seen_at=utc(row.last_seen_at),
         last_value_at=utc(row.last_value_at),
+        first_seen_at=utc(row.first_seen_at),
     )
 
 
@@ -84,6 +93,7 @@ class KpiRepository:
             "as_of": latest.as_of,
             "last_seen_at": latest.last_seen_at,
             "last_value_at": latest.last_value_at,
+            "first_seen_at": latest.first_seen_at,
         }
         await upsert(
             session,

@@ -7,13 +7,14 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.api.common import ApiError, json_response, unavailable
 from services.ingest.api.context import IngestContext, context
+from services.ingest.domain.origins import normalize_origins
 from services.ingest.keys import create_key, describe
 from shared.contracts.events import Source
 
@@ -56,6 +57,25 @@ class KeyCreate(BaseModel):
             min_length=1, max_length=200, strip_whitespace=True, pattern=r"^[^\x00]+$"
         ),
     ]
+    # Origins a browser may use the key from (e.g. "https://www.example.com",
+    # "https://*.example.com"); empty allows any.
+    allowed_origins: list[str] = []
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return list(normalize_origins(value))
+
+
+class OriginsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_origins: list[str]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return list(normalize_origins(value))
 
 
 def _db_down(ctx: IngestContext, exc: Exception) -> ApiError:
@@ -68,7 +88,11 @@ def _db_down(ctx: IngestContext, exc: Exception) -> ApiError:
 async def create(ctx: Admin, body: KeyCreate) -> Response:
     try:
         record, key = await create_key(
-            ctx.key_repository, source=body.source, name=body.name, now=ctx.now()
+            ctx.key_repository,
+            source=body.source,
+            name=body.name,
+            now=ctx.now(),
+            allowed_origins=tuple(body.allowed_origins),
         )
     except (SQLAlchemyError, OSError) as exc:
         raise _db_down(ctx, exc) from exc
@@ -94,6 +118,24 @@ async def list_keys(ctx: Admin) -> Response:
 async def revoke(ctx: Admin, key_id: str) -> Response:
     try:
         record = await ctx.key_repository.revoke(key_id, now=ctx.now())
+    except (SQLAlchemyError, OSError) as exc:
+        raise _db_down(ctx, exc) from exc
+    if record is None:
+        raise ApiError(404, "not_found", f"no write key with id {key_id!r}")
+    ctx.keys.forget(record.key_hash)
+    return json_response(describe(record))
+
+
+@router.put(
+    "/{key_id}/origins",
+    summary="Set the origins a browser may use a write key from",
+    description="Replaces the list; an empty list allows any origin. Takes effect at once "
+    "on this instance and within the key-cache TTL on the others.",
+    responses={404: {"description": "No such key"}},
+)
+async def set_origins(ctx: Admin, key_id: str, body: OriginsUpdate) -> Response:
+    try:
+        record = await ctx.key_repository.set_origins(key_id, tuple(body.allowed_origins))
     except (SQLAlchemyError, OSError) as exc:
         raise _db_down(ctx, exc) from exc
     if record is None:

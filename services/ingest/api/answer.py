@@ -9,7 +9,7 @@ from starlette.responses import Response
 from services.ingest.api.common import ApiError, json_response, unavailable
 from services.ingest.api.context import IngestContext
 from services.ingest.domain.envelopes import Rejection, Validated
-from services.ingest.handlers import Outcome
+from services.ingest.publishing import Outcome
 from shared.bus.ports import PublishError
 
 
@@ -17,9 +17,23 @@ def rejections(items: list[Rejection]) -> list[dict[str, Any]]:
     return [{"index": r.index, "reason": r.reason} for r in items]
 
 
-async def publish(ctx: IngestContext, source: str, validated: Validated) -> Outcome:
+def nothing_valid(outcome: Outcome) -> ApiError:
+    """422 naming what was wrong with each event (all of them dead-lettered already)."""
+    return ApiError(
+        422,
+        "invalid_events",
+        "no valid event in the request: " + "; ".join(
+            f"[{r.index}] {r.reason}" for r in outcome.rejected[:5]
+        ),
+        extra={"accepted": [], "rejected": rejections(outcome.rejected)},
+    )
+
+
+async def publish(
+    ctx: IngestContext, source: str, validated: Validated, *, body: bytes
+) -> Outcome:
     try:
-        return await ctx.ingestor.publish(source, validated)
+        return await ctx.ingestor.publish(source, validated, body=body)
     except PublishError as exc:
         raise unavailable(
             ctx.settings.ingest.retry_after_s, "Kafka did not acknowledge the events"
@@ -27,22 +41,20 @@ async def publish(ctx: IngestContext, source: str, validated: Validated) -> Outc
 
 
 async def publish_and_answer(
-    ctx: IngestContext, source: str, validated: Validated, *, extra: dict[str, Any] | None = None
+    ctx: IngestContext,
+    source: str,
+    validated: Validated,
+    *,
+    body: bytes,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """200 with accepted ids and rejections, or 422 when no event was valid.
 
     Rejected events are dead-lettered either way, before the answer.
     """
-    outcome = await publish(ctx, source, validated)
+    outcome = await publish(ctx, source, validated, body=body)
     if not outcome.accepted:
-        raise ApiError(
-            422,
-            "invalid_events",
-            "no valid event in the request: " + "; ".join(
-                f"[{r.index}] {r.reason}" for r in outcome.rejected[:5]
-            ),
-            extra={"accepted": [], "rejected": rejections(outcome.rejected)},
-        )
-    body = {**(extra or {}), "accepted": outcome.accepted,
-            "rejected": rejections(outcome.rejected)}
-    return json_response(body)
+        raise nothing_valid(outcome)
+    answer = {**(extra or {}), "accepted": outcome.accepted,
+              "rejected": rejections(outcome.rejected)}
+    return json_response(answer)

@@ -16,6 +16,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+_GZIP_MAGIC = b"\x1f\x8b"
+# orjson's fixed nesting limit; the events' own (a setting) is checked per field.
+_JSON_DEPTH = 1024
+
 
 class ApiError(Exception):
     def __init__(
@@ -87,22 +91,44 @@ async def read_body(request: Request, *, limit: int) -> bytes:
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ApiError(400, "bad_gzip", f"body is not valid gzip: {exc}") from exc
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise too_large("decompressed request body", limit)
-    if not inflater.eof:
-        raise ApiError(400, "bad_gzip", "gzip body is truncated")
-    return data
+    """Every member of a gzip body (RFC 1952 allows several), bounded in total.
+
+    Reading only the first member would drop the events of the others while answering
+    2xx; bytes after the last member that do not start another are refused, not ignored.
+    """
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise ApiError(400, "bad_gzip", f"body is not valid gzip: {exc}") from exc
+        size += len(data)
+        if size > limit or inflater.unconsumed_tail:
+            raise too_large("decompressed request body", limit)
+        if not inflater.eof:
+            raise ApiError(400, "bad_gzip", "gzip body is truncated")
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return b"".join(parts)
+        if not rest.startswith(_GZIP_MAGIC):
+            raise ApiError(
+                400, "bad_gzip", f"{len(rest)} bytes after the gzip stream are not gzip"
+            )
 
 
 def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            # Well-formed but past what the reader nests; events nest far less.
+            raise ApiError(
+                422, "too_deep", f"body: nested deeper than the limit of {_JSON_DEPTH} levels"
+            ) from exc
         raise ApiError(400, "malformed_json", f"malformed JSON: {exc}") from exc
 
 

@@ -8,10 +8,11 @@ from datetime import datetime
 
 from starlette.requests import Request
 
-from services.ingest.domain.ratelimit import RateLimiter
-from services.ingest.handlers import Ingestor
+from services.ingest.domain.bounds import Bounds
+from services.ingest.domain.ratelimit import FailureThrottle, RateLimiter
 from services.ingest.keycache import KeyCache
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.publishing import Ingestor
+from services.ingest.stores import DeliveryLedger, WriteKeyStore
 from services.ingest.webhook_config import WebhookSecrets
 from shared.settings import Settings
 
@@ -21,9 +22,11 @@ class IngestContext:
     settings: Settings
     ingestor: Ingestor
     keys: KeyCache
-    key_repository: WriteKeyRepository
-    deliveries: DeliveryRepository
+    key_repository: WriteKeyStore
+    deliveries: DeliveryLedger
     limiter: RateLimiter
+    failures: FailureThrottle
+    bounds: Bounds
     secrets: WebhookSecrets
     now: Callable[[], datetime]
     new_id: Callable[[], str]

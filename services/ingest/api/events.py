@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.ingest.api.answer import publish_and_answer
-from services.ingest.api.auth import authenticate, check_rate, credentials
+from services.ingest.api.auth import authenticate, check_rate, client_address, credentials
 from services.ingest.api.common import ApiError, parse_json, read_body, too_large
 from services.ingest.api.context import context
+from services.ingest.api.cors import check_origin
 from services.ingest.domain.envelopes import (
     SchemaError,
     SourceMismatch,
@@ -97,7 +98,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def post_events(request: Request) -> Response:
     ctx = context(request)
     limits = ctx.settings.ingest
-    record = await authenticate(ctx, credentials(request), source=None)
+    record = await authenticate(
+        ctx, credentials(request), source=None, client=client_address(request)
+    )
+    check_origin(request, record)
     body = await read_body(request, limit=limits.max_request_bytes)
     try:
         items = unpack_native(parse_json(body))
@@ -119,4 +123,5 @@ async def post_events(request: Request) -> Response:
         prepare_native(items, source=record.source, received_at=ctx.now(), new_id=ctx.new_id)
     except SourceMismatch as exc:
         raise ApiError(403, "wrong_source", str(exc)) from exc
-    return await publish_and_answer(ctx, record.source, validate(items))
+    validated = validate(items, bounds=ctx.bounds)
+    return await publish_and_answer(ctx, record.source, validated, body=body)

@@ -111,6 +111,9 @@ def _type_and_properties(kind: str, message: dict[str, Any]) -> tuple[str, dict[
                 properties.setdefault(name, message[name])
         return _FIXED_TYPES[kind], properties
     if kind == "identify":
+        if message.get("traits") is None:
+            # RudderStack's SDKs send identify traits only in context.traits.
+            return "identify", _object(_object(message, "context"), "traits")
         return "identify", _object(message, "traits")
     if kind == "group":
         traits = dict(_object(message, "traits"))

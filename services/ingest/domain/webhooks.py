@@ -2,7 +2,8 @@
 
 Event ids are derived from the provider's own ids (or the delivery id and position),
 so a provider's retry of the same event carries the same ``event_id`` and scoring
-counts it once even when it was delivered under a fresh delivery id.
+counts it once even when it was delivered under a fresh delivery id. An id longer than
+the envelope allows is refused by validation (422), never cut.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _envelope(
     context: Fields | None = None,
 ) -> Fields:
     return {
-        "event_id": event_id[:128],
+        # Never cut to the envelope's limit: two ids sharing a prefix would become one
+        # event and the second dropped as a duplicate; an over-long id is refused.
+        "event_id": event_id,
         "source": source,
         "type": event_type,
         "occurred_at": occurred_at or received_at,

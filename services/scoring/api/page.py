@@ -51,18 +51,21 @@ def content_security_policy(alerts_api: str) -> str:
     )
 
 
-def render_index(alerts_api: str) -> str:
-    """index.html with the alerts base URL and the asset version filled in."""
+def render_index(alerts_api: str, time_zone: str = "UTC") -> str:
+    """index.html with the alerts base URL, the company's time zone (the page shows
+    times and dates on the company's calendar, not the browser's) and the asset version."""
     template = (WEB_DIR / "index.html").read_text(encoding="utf-8")
-    return template.replace(
-        "{{ALERTS_API}}", html.escape(alerts_api.rstrip("/"), quote=True)
-    ).replace("{{VERSION}}", _asset_version())
+    return (
+        template.replace("{{ALERTS_API}}", html.escape(alerts_api.rstrip("/"), quote=True))
+        .replace("{{TIME_ZONE}}", html.escape(time_zone, quote=True))
+        .replace("{{VERSION}}", _asset_version())
+    )
 
 
-def page_router(alerts_api: str) -> APIRouter:
+def page_router(alerts_api: str, time_zone: str = "UTC") -> APIRouter:
     """``GET /``: the scorecard page (rendered once; the assets do not change at runtime)."""
     router = APIRouter(tags=["page"])
-    body = render_index(alerts_api)
+    body = render_index(alerts_api, time_zone)
     headers = {
         "Cache-Control": "no-cache",
         "Content-Security-Policy": content_security_policy(alerts_api),
@@ -77,7 +80,7 @@ def page_router(alerts_api: str) -> APIRouter:
     return router
 
 
-def mount_page(app: FastAPI, *, alerts_api: str) -> None:
+def mount_page(app: FastAPI, *, alerts_api: str, time_zone: str = "UTC") -> None:
     """Serve the page at ``/`` and its assets under ``/static``."""
-    app.include_router(page_router(alerts_api))
+    app.include_router(page_router(alerts_api, time_zone))
     app.mount(STATIC_PREFIX, StaticFiles(directory=WEB_DIR), name="static")

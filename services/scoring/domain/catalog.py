@@ -33,6 +33,7 @@ A YAML list of KPI definitions (or a mapping with a ``kpis:`` list)::
       tracking_cost: {amount: 50, currency: USD, per: month}   # 9.
       data_collection: Trials from the product backend; subscriptions from the CRM
       retention: 120d                  # optional; see below
+      require_full_window: true        # optional; see below
 
 Durations are ``<integer><unit>``, unit s, m, h, d or w (``m`` = minutes).
 
@@ -47,6 +48,11 @@ Retention: events older than ``retention`` relative to now are refused (and dead
 by the service). Default: window + 2 nominal review periods (day 1d, week 7d, month 31d,
 quarter 92d), so late events can still correct the current and the previous period.
 An explicit retention must be at least the window.
+
+Partial windows: while a KPI's data began less than a window ago (a new KPI, a new data
+source), its value covers only part of the window and is marked partial with its
+``coverage``. Below-minimum alerts wait for a full window (``require_full_window: true``,
+the default); ``false`` alerts on partial windows too.
 
 Validation collects every problem instead of stopping at the first; each names the KPI
 and the field, e.g. ``kpi 'churn_rate': formula.ratio.numerator.sum.field: ...``.
@@ -152,6 +158,7 @@ class KpiDefinition(BaseModel):
     data_collection: Text
     viewers: list[Text] = Field(default_factory=list)
     retention: Duration | None = None
+    require_full_window: bool = True
 
     @property
     def effective_retention(self) -> timedelta:

@@ -7,6 +7,12 @@ sorted union of their period starts; the lagging series shifted by ``lag`` perio
 correlation over the pairs where both values are present is computed; lags with fewer
 than ``min_points`` pairs, or with a constant side (r undefined), are left out.
 
+Both series must be of one period. A link between KPIs with different review periods
+(a weekly leading KPI, a monthly lagging one) is correlated on the coarser of the two:
+both KPIs are evaluated per period of that length (``link_lead_lag``), and the lag counts
+those periods. Pairing a weekly series with a monthly one by position would pair a week
+with whichever month happened to follow it in the merged list of starts.
+
 The best lag maximises ``|r|`` — a leading indicator may move against its lagging KPI
 (first-response time up, satisfaction down) — with ties going to the shorter lag. ``r``
 keeps its sign. The result is None when no lag has enough points.
@@ -17,10 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
-from services.scoring.domain.catalog import Catalog
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
+from services.scoring.domain.catalog import Catalog, KpiDefinition, ReviewPeriod
+from services.scoring.domain.periods import period_series, series_span
 from shared.contracts.kpi_values import KpiStatus
+
+#: Review periods from the finest to the coarsest.
+PERIOD_ORDER: tuple[ReviewPeriod, ...] = ("day", "week", "month", "quarter")
 
 Series = Sequence[tuple[datetime, float | None]]
 
@@ -85,6 +96,40 @@ def lead_lag(
         return None
     best = max(found, key=lambda c: (abs(c.r), -c.lag))
     return LeadLagResult(best.lag, best.r, best.points, tuple(found))
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAnalysis:
+    period: ReviewPeriod  # the period both series were evaluated on; lags count these
+    result: LeadLagResult | None
+
+
+def common_period(a: ReviewPeriod, b: ReviewPeriod) -> ReviewPeriod:
+    """The coarser of two review periods: each KPI can be evaluated on it."""
+    return max(a, b, key=PERIOD_ORDER.index)
+
+
+def link_lead_lag(
+    leading: KpiDefinition,
+    lagging: KpiDefinition,
+    buckets: Mapping[BucketKey, TermAggregate],
+    *,
+    tz: tzinfo,
+    now: datetime,
+    periods: int,
+    max_lag: int = 3,
+    min_points: int = 6,
+) -> LinkAnalysis:
+    """Correlate a declared link over the last ``periods`` periods of its common period.
+
+    ``buckets`` must hold both KPIs' buckets over ``series_span`` of the common period
+    (more does no harm).
+    """
+    period = common_period(leading.review_period, lagging.review_period)
+    first, _ = series_span(now, period, tz, periods)
+    lead = period_series(leading, buckets, tz, first, now, period=period)
+    lag = period_series(lagging, buckets, tz, first, now, period=period)
+    return LinkAnalysis(period, lead_lag(lead, lag, max_lag=max_lag, min_points=min_points))
 
 
 def early_warnings(catalog: Catalog, statuses: Mapping[str, KpiStatus]) -> dict[str, list[str]]:

@@ -73,19 +73,32 @@ def period_bounds(ts: datetime, period: ReviewPeriod, tz: tzinfo) -> tuple[datet
     return start, next_period_start(start, period, tz)
 
 
+def series_span(
+    now: datetime, period: ReviewPeriod, tz: tzinfo, periods: int
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the ``periods`` calendar periods ending with the one of ``now``."""
+    first = period_start(now, period, tz)
+    for _ in range(periods - 1):
+        first = period_start(first - timedelta(seconds=1), period, tz)
+    return first, next_period_start(period_start(now, period, tz), period, tz)
+
+
 def period_series(
     kpi: KpiDefinition,
     buckets: Mapping[BucketKey, TermAggregate],
     tz: tzinfo,
     first: datetime,
     last: datetime,
+    *,
+    period: ReviewPeriod | None = None,
 ) -> list[tuple[datetime, float | None]]:
-    """The KPI's value per review period, for the periods containing ``first``..``last``.
+    """The KPI's value per period, for the periods containing ``first``..``last``.
 
-    A bucket belongs to the period containing its start: exact for 1d buckets (local
+    ``period`` defaults to the KPI's review period (lead/lag asks for another one). A
+    bucket belongs to the period containing its start: exact for 1d buckets (local
     midnights) and for sub-day buckets whenever the zone's offset is a multiple of them.
     """
-    period = kpi.review_period
+    period = period or kpi.review_period
     terms = len(kpi.formula.sides())
     grouped: dict[datetime, list[list[TermAggregate]]] = {}
     for key, aggregate in buckets.items():

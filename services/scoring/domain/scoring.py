@@ -17,7 +17,8 @@ So a value exactly at the minimum scores 0 but is ``below_target``; a breach als
 0 — the status, not the score, tells them apart. ``no_data`` has no score (None).
 
 Scorecard: per perspective and overall, the weight-weighted mean of the scores of the
-KPIs that have data; KPIs in ``no_data`` are skipped (listed apart). A perspective (or
+KPIs that have data; KPIs in ``no_data`` are skipped (listed apart), and so are expired
+KPIs (past ``expires_on``) until they are renewed (listed apart too). A perspective (or
 the whole card) with no scored KPI has score None. The overall score weighs every scored
 KPI by its own weight (it is not a mean of perspective means).
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from services.scoring.domain.catalog import PERSPECTIVES, KpiDefinition, Perspective
 from shared.contracts.kpi_values import KpiStatus
@@ -85,11 +87,35 @@ class ScoreEntry:
     weight: float
     status: KpiStatus
     score: float | None
+    expired: bool = False
 
 
-def score_entry(kpi: KpiDefinition, value: float | None) -> ScoreEntry:
+def is_expired(kpi: KpiDefinition, today: date) -> bool:
+    """Past its expiry date (``today`` in the company's time zone): the KPI was set for a
+    period that is over and must be reviewed or renewed. The date itself still counts."""
+    return today > kpi.expires_on
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """Where a KPI stands against its expiry date on the company's calendar."""
+
+    days_left: int  # negative once expired
+    expired: bool
+    expiring_soon: bool  # within the warning days (alerts' expiring_soon), not expired
+
+
+def expiry(kpi: KpiDefinition, today: date, warning_days: int) -> Expiry:
+    days = (kpi.expires_on - today).days
+    return Expiry(days, days < 0, 0 <= days <= warning_days)
+
+
+def score_entry(kpi: KpiDefinition, value: float | None, today: date | None = None) -> ScoreEntry:
     assessment = assess(kpi, value)
-    return ScoreEntry(kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score)
+    expired = today is not None and is_expired(kpi, today)
+    return ScoreEntry(
+        kpi.key, kpi.perspective, kpi.weight, assessment.status, assessment.score, expired
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +123,8 @@ class PerspectiveScore:
     score: float | None
     weight: float  # total weight of the KPIs that were scored
     kpis: tuple[str, ...]  # scored KPIs
-    no_data: tuple[str, ...]  # skipped KPIs
+    no_data: tuple[str, ...]  # skipped KPIs without data
+    expired: tuple[str, ...] = ()  # skipped KPIs past their expiry date
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +134,19 @@ class Scorecard:
 
 
 def scorecard(entries: Iterable[ScoreEntry]) -> Scorecard:
-    """Weighted mean of scores per perspective and overall, skipping ``no_data``."""
+    """Weighted mean of scores per perspective and overall, skipping ``no_data``.
+
+    An expired KPI is skipped too, until it is renewed (its expiry date moved): its
+    minimum and target were set for a period that is over, so its score no longer says
+    how the strategy is doing. It is still shown, with its value, flagged expired.
+    """
     scored: dict[Perspective, list[ScoreEntry]] = {p: [] for p in PERSPECTIVES}
     skipped: dict[Perspective, list[str]] = {p: [] for p in PERSPECTIVES}
+    expired: dict[Perspective, list[str]] = {p: [] for p in PERSPECTIVES}
     for entry in entries:
-        if entry.score is None or entry.status == "no_data":
+        if entry.expired:
+            expired[entry.perspective].append(entry.key)
+        elif entry.score is None or entry.status == "no_data":
             skipped[entry.perspective].append(entry.key)
         else:
             scored[entry.perspective].append(entry)
@@ -121,6 +156,7 @@ def scorecard(entries: Iterable[ScoreEntry]) -> Scorecard:
             sum(e.weight for e in scored[p]),
             tuple(e.key for e in scored[p]),
             tuple(skipped[p]),
+            tuple(expired[p]),
         )
         for p in PERSPECTIVES
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from services.scoring.repository.buckets import BucketRepository, PartitionBucket
 from services.scoring.repository.buckets_pg import PostgresBucketRepository
-from services.scoring.repository.catalog import CatalogRepository
+from services.scoring.repository.catalog import CatalogRepository, StoredKpi
 from services.scoring.repository.current import Claim, CurrentRepository, CurrentValue
 from services.scoring.repository.current_pg import PostgresCurrentRepository
 from services.scoring.repository.event_ids import EventIdRepository, SeenEvent
@@ -29,6 +29,7 @@ __all__ = [
     "PartitionBucket",
     "ScoringRepositories",
     "SeenEvent",
+    "StoredKpi",
 ]
 
 

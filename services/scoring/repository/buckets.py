@@ -163,6 +163,20 @@ class BucketRepository:
             merged.update(merge_sketches(((t, s) for t, s in rows), kinds, merged))
         return merged
 
+    async def first_bucket_starts(
+        self, session: AsyncSession, kpi_keys: Sequence[str]
+    ) -> dict[str, datetime]:
+        """Per KPI, the start of its first stored bucket: when its data began."""
+        if not kpi_keys:
+            return {}
+        c = kpi_buckets.c
+        rows = await session.execute(
+            select(c.kpi_key, func.min(c.bucket_start))
+            .where(c.kpi_key.in_(list(kpi_keys)))
+            .group_by(c.kpi_key)
+        )
+        return {key: utc(first) for key, first in rows}
+
     async def forget_kpi(self, session: AsyncSession, kpi_key: str) -> None:
         await session.execute(delete(kpi_buckets).where(kpi_buckets.c.kpi_key == kpi_key))
 

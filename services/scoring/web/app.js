@@ -17,6 +17,8 @@
 
   var REFRESH_MS = 5000;
   var FETCH_TIMEOUT_MS = 8000;
+  // Only for an API that does not say (older scoring); the API's expiry facts come from the
+  // company's calendar and alerts' own warning days.
   var EXPIRY_WARNING_DAYS = 14;
   var DAY_MS = 86400000;
 
@@ -63,6 +65,21 @@
   };
 
   // ---------------------------------------------------------------- small helpers
+
+  /* The company's time zone (<meta name="kpipulse-time-zone">): times and dates on the page
+   * are on its calendar, like review periods, expiry and alert notices. */
+  function readTimeZone() {
+    var meta = document.querySelector('meta[name="kpipulse-time-zone"]');
+    var value = meta ? (meta.getAttribute("content") || "").trim() : "";
+    if (!value || value.indexOf("{{") !== -1) return undefined;
+    try {
+      new Intl.DateTimeFormat(undefined, { timeZone: value });
+      return value;
+    } catch (e) {
+      return undefined;
+    }
+  }
+  var TIME_ZONE = readTimeZone();
 
   function readAlertsBase() {
     var meta = document.querySelector('meta[name="kpipulse-alerts-api"]');
@@ -233,7 +250,7 @@
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
     return d.toLocaleString(undefined, {
-      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: TIME_ZONE,
     });
   }
 
@@ -241,7 +258,7 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: TIME_ZONE });
   }
 
   function ago(iso) {
@@ -266,18 +283,32 @@
     return parseInt(m[1], 10) * mult;
   }
 
-  function expiryInfo(isoDate) {
+  /* ``facts``: the API's expired / expiring_soon / expires_in_days, from the company's
+   * calendar; the browser's own date is only a fallback. */
+  function expiryInfo(isoDate, facts) {
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(isoDate || ""));
     if (!m) return { text: "—", cls: "" };
-    var expires = new Date(+m[1], +m[2] - 1, +m[3]);
-    var now = new Date();
-    var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
-    var days = Math.round((expires - today) / DAY_MS);
     var date = m[1] + "-" + m[2] + "-" + m[3];
-    if (days < 0) return { text: date + " · expired", date: date, note: "expired", cls: "expired", days: days };
-    if (days <= EXPIRY_WARNING_DAYS) {
-      var note = days === 0 ? "expires today" : "in " + days + " d";
-      return { text: date + " · " + note, date: date, note: note, cls: "expiring", days: days };
+    var known = facts && typeof facts.expired === "boolean" && isNum(facts.expires_in_days);
+    var days;
+    if (known) {
+      days = facts.expires_in_days;
+    } else {
+      var expires = new Date(+m[1], +m[2] - 1, +m[3]);
+      var now = new Date();
+      var today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+      days = Math.round((expires - today) / DAY_MS);
+    }
+    if (known ? facts.expired : days < 0) {
+      return {
+        text: date + " · expired: not in the scorecard until renewed", date: date,
+        note: "expired", title: "Expired: left out of the scorecard until renewed",
+        cls: "expired", days: days,
+      };
+    }
+    if (known ? facts.expiring_soon : days <= EXPIRY_WARNING_DAYS) {
+      var soon = days === 0 ? "expires today" : "in " + days + " d";
+      return { text: date + " · " + soon, date: date, note: soon, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
   }
@@ -456,6 +487,13 @@
     return frag;
   }
 
+  // A window still filling: its value covers only part of the window (no alerts yet,
+  // unless the KPI asks for them).
+  function partialNote(kpi) {
+    if (!kpi.partial || !isNum(kpi.coverage)) return "";
+    return " · partial (" + Math.floor(kpi.coverage * 100) + " % of window)";
+  }
+
   function updateCard(card, kpi, leadsMap) {
     var status = STATUS[kpi.status] ? kpi.status : "no_data";
     card.setAttribute("data-status", status);
@@ -468,8 +506,11 @@
     link.title = kpi.objective || "";
 
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
+    card.toggleAttribute("data-expired", kpi.expired === true);
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · alert" : "");
+      STATUS[status].label + (alerts.length ? " · alert" : "") + (kpi.expired ? " · expired" : "") +
+      partialNote(kpi);
+    card.toggleAttribute("data-partial", !!kpi.partial);
 
     var value = card.querySelector(".value");
     value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : "No data";
@@ -484,11 +525,12 @@
     card.querySelector(".f-target").textContent = formatThreshold(kpi.target, kpi.unit);
     card.querySelector(".f-score").textContent = formatScore(kpi.score);
 
-    var expiry = expiryInfo(kpi.expires_on);
+    var expiry = expiryInfo(kpi.expires_on, kpi);
     var exp = card.querySelector(".f-expiry");
     exp.textContent = expiry.date || expiry.text;
     if (expiry.note) exp.appendChild(h("span", { className: "expiry-note" }, expiry.note));
     exp.className = "f-expiry " + expiry.cls;
+    exp.title = expiry.title || "";
 
     var owners = card.querySelector(".kpi-owners");
     owners.textContent = "";
@@ -879,7 +921,7 @@
       h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : "No data"),
       h("span", { className: "status-badge" },
         h("span", { className: "status-icon", "aria-hidden": "true" }, STATUS[status].icon),
-        h("span", { className: "status-text" }, STATUS[status].label))));
+        h("span", { className: "status-text" }, STATUS[status].label + partialNote(kpi)))));
     var summaryFacts = h("dl", { className: "kpi-facts" },
       fact(kpi.direction === "target_band" ? "Tolerance" : "Minimum", formatValue(kpi.minimum, unit)),
       fact("Target", formatValue(kpi.target, unit)),
@@ -1015,11 +1057,11 @@
     var start = p.period_start ? new Date(p.period_start) : null;
     var end = p.period_end ? new Date(p.period_end) : null;
     if (!start || isNaN(start.getTime())) return "—";
-    var opts = { month: "short", day: "numeric" };
+    var opts = { month: "short", day: "numeric", timeZone: TIME_ZONE };
     var text = start.toLocaleDateString(undefined, opts);
     if (end && !isNaN(end.getTime())) {
-      var last = new Date(end.getTime() - 1000);
-      if (last.toDateString() !== start.toDateString()) text += " – " + last.toLocaleDateString(undefined, opts);
+      var last = new Date(end.getTime() - 1000).toLocaleDateString(undefined, opts);
+      if (last !== text) text += " – " + last;
     }
     return text;
   }
@@ -1037,7 +1079,8 @@
       tbody.appendChild(h("tr", null,
         h("td", null, linkOrText(r.leading, kpi.key)),
         h("td", null, linkOrText(r.lagging, kpi.key)),
-        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " period" + (r.best_lag === 1 ? "" : "s") : "—"),
+        // Lags count periods of the link's common period (the coarser review period).
+        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " " + (r.period || "period") + (r.best_lag === 1 ? "" : "s") : "—"),
         h("td", null, enough ? numberFormat(2, 2).format(r.r) : "not enough data"),
         h("td", null, isNum(r.points) ? String(r.points) : "—")));
     });
@@ -1067,7 +1110,7 @@
       if (i) ownersEl.appendChild(document.createTextNode(", "));
       ownersEl.appendChild(el);
     });
-    var expiry = expiryInfo(kpi.expires_on || def.expires_on);
+    var expiry = expiryInfo(kpi.expires_on || def.expires_on, kpi);
     var cost = def.tracking_cost;
     var scope = def.scope ? JSON.stringify(def.scope) : null;
     var direction = { higher_is_better: "Higher is better", lower_is_better: "Lower is better", target_band: "Within a band" }[kpi.direction || def.direction];
@@ -1226,7 +1269,7 @@
         if (okKpis) {
           state.lastUpdate = new Date();
           document.getElementById("updated").textContent =
-            "Updated " + state.lastUpdate.toLocaleTimeString() + " · refreshes every " + REFRESH_MS / 1000 + " s";
+            "Updated " + state.lastUpdate.toLocaleTimeString(undefined, { timeZone: TIME_ZONE }) + " · refreshes every " + REFRESH_MS / 1000 + " s";
         }
         if (state.detail) return loadDetail();
         return undefined;

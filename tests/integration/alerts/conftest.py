@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -12,16 +13,14 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.__main__ import build_senders
-from services.alerts.app import create_app
+from services.alerts import bootstrap
 from services.alerts.repository import KpiRepository
 from services.alerts.scheduler import Scheduler
 from services.alerts.worker import DeliveryWorker
-from shared.bus.factory import create_subscriber
+from shared.bootstrap import Adapters
 from shared.bus.kafka import KafkaPublisher
 from shared.bus.ports import OutgoingRecord
 from shared.contracts.kpi_values import KpiValueMessage
-from shared.db.offsets import OffsetRepository
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.alerts.factories import Clock
@@ -112,23 +111,24 @@ async def service(
     alerts_settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[Harness]:
     """The alerts app with its real consumer, scheduler and worker running."""
-    settings = alerts_settings
+    async with running_service(alerts_settings, sessions) as harness:
+        yield harness
+
+
+@asynccontextmanager
+async def running_service(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Harness]:
+    """One run of the alerts app with ``settings``."""
     clock = Clock()
-    subscriber = create_subscriber(
-        settings.kafka,
-        topics=[settings.kafka.topics().kpi_values],
-        group_id=settings.alerts.group_id,
-        offset_store=OffsetRepository(sessions, consumer=settings.alerts.group_id),
-    )
-    app = create_app(
-        settings,
+    adapters = Adapters(
+        kafka=settings.kafka,
+        engine=sessions.kw["bind"],
         sessions=sessions,
-        subscriber=subscriber,
         publisher=KafkaPublisher(settings.kafka, client_id="alerts-under-test"),
         registry=CollectorRegistry(),
-        senders=build_senders(settings),
-        clock=clock,
     )
+    app = bootstrap.build(settings, adapters, clock=clock)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

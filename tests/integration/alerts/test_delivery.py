@@ -144,6 +144,36 @@ async def test_stale_kpi_alerts_and_a_fresh_value_resolves(
     assert mails[1].subject.startswith("[RESOLVED]")
 
 
+async def test_kpi_whose_data_never_came_goes_stale(
+    service: Harness,
+    publisher: KafkaPublisher,
+    smtp: SmtpServer,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A new KPI announced with no data is stale two update periods after it appeared."""
+    kpi = unique("never")
+    mail = f"{kpi}@example.com"
+    owner = Owner(name="A", email=mail)
+    await produce(
+        publisher, service.settings, [kpi_value(kpi, None, owners=[owner], update_every_s=60)]
+    )
+    await eventually(lambda: kpi_known(sessions, kpi))
+    service.clock.advance(90)
+    await service.scheduler.run_once()
+    await asyncio.sleep(0.3)
+    assert smtp.mails_to(mail) == []  # within two update periods of its creation
+    service.clock.advance(39)
+    await service.scheduler.run_once()
+    (stale,) = await smtp.wait_for(mail, 1)
+    assert "has no fresh value" in stale.subject
+    # Its first value ends the episode.
+    await produce(
+        publisher, service.settings, [kpi_value(kpi, 0.16, owners=[owner], update_every_s=60)]
+    )
+    mails = await smtp.wait_for(mail, 2)
+    assert mails[1].subject.startswith("[RESOLVED]")
+
+
 async def test_leading_indicator_in_breach_is_an_early_warning(
     service: Harness, publisher: KafkaPublisher, smtp: SmtpServer
 ) -> None:

@@ -53,8 +53,13 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
-    # Down the alerts branch (two revisions so far): only our tables go.
-    downgrade(url, "alerts@-2")
+    # alerts_acked_by, then alerts_0002 down: the tables stay, without the columns added.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES
+    # alerts_0001 down: only our tables go.
+    downgrade(url, "alerts@-1")
     remaining = asyncio.run(_tables(url))
     assert not ALERT_TABLES & remaining
     assert "consumer_offsets" in remaining  # the foundation is untouched
@@ -176,3 +181,44 @@ async def test_redelivered_batches_are_applied_once(
     assert headers[SOURCE_OFFSET] == b"1"
     await asyncio.sleep(0.3)
     assert len(smtp.mails_to(mail)) == 1
+
+
+async def test_a_partial_window_raises_no_below_minimum_alert_unless_asked(
+    db: async_sessionmaker[AsyncSession], alerts_settings: Settings, collected: CollectorRegistry
+) -> None:
+    """A window still filling looks below its minimum: no alert until it is full, unless
+    the KPI sets ``require_full_window: false``."""
+    cfg = alerts_settings.alerts
+    writer = AlertWriter(cfg, AlertMetrics(collected))
+    handler = kpi_value_consumer(
+        sessions=db,
+        offsets=OffsetRepository(db, consumer=unique("consumer")),
+        writer=writer,
+        dlq=DeadLetterQueue(_Recording(), "dlq"),  # type: ignore[arg-type]
+        consumer_metrics=ConsumerMetrics(collected, "alerts"),
+        clock=Clock(),
+        trend_points=cfg.trend_points,
+    )
+    filling, eager = unique("filling"), unique("eager")
+    topic = unique("topic")
+    breach = kpi_value(filling, 0.05)
+    assert breach.status == "breach"
+    await handler(
+        [
+            _message(0, breach.model_copy(update={"coverage": 0.4}).to_bytes(), topic),
+            _message(
+                1,
+                kpi_value(eager, 0.05)
+                .model_copy(update={"coverage": 0.4, "require_full_window": False})
+                .to_bytes(),
+                topic,
+            ),
+        ]
+    )
+    async with db() as session:
+        assert "below_minimum" not in await writer.alerts.open_for(session, filling)
+        assert "below_minimum" in await writer.alerts.open_for(session, eager)
+    # The window is full now, and still below the minimum: the alert is raised.
+    await handler([_message(2, breach.to_bytes(), topic)])
+    async with db() as session:
+        assert "below_minimum" in await writer.alerts.open_for(session, filling)

@@ -15,12 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.domain.conditions import Condition
 from services.alerts.repository.alerts import AlertRepository
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
-from services.ingest.repository import DeliveryRepository, WriteKeyRepository
+from services.ingest.repository import WriteKey, WriteKeyRepository
+from services.ingest.stores import DeliveryLedger
 from services.scoring.domain.aggregates import HLL_LG_K, BucketKey, TermAggregate
 from services.scoring.repository import Claim, CurrentValue, PartitionBucket, SeenEvent
 from shared.bus.ports import PartitionId
 from shared.db.engine import transaction
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 from tests.integration.contracts.conftest import scoring_repositories
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -28,7 +29,7 @@ T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
 async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
-    repo = OffsetRepository(sessions, consumer="c1")
+    repo = offsets_for(sessions, consumer="c1")
     p0, p1 = PartitionId("t", 0), PartitionId("t", 1)
     async with transaction(sessions) as session:
         await repo.save(session, {p0: 10, p1: 3})
@@ -36,7 +37,7 @@ async def test_offsets_round_trip_and_overwrite(sessions: Sessions) -> None:
         assert await repo.locked(session, [p0, p1]) == {p0: 10, p1: 3}
         await repo.save(session, {p0: 25})
     assert await repo.load([p0, p1, PartitionId("t", 2)]) == {p0: 25, p1: 3}
-    assert await OffsetRepository(sessions, consumer="other").load([p0]) == {}
+    assert await offsets_for(sessions, consumer="other").load([p0]) == {}
 
 
 async def test_event_ids_are_claimed_once(sessions: Sessions) -> None:
@@ -209,17 +210,28 @@ async def test_catalog_definitions_history_and_stamp(sessions: Sessions) -> None
     repo = scoring_repositories(sessions).catalog
     async with transaction(sessions) as session:
         before = await repo.stamp(session)
-        await repo.upsert_definition(session, "kpi_a", {"key": "kpi_a", "n": 1}, T0)
+        assert await repo.insert(session, "kpi_a", {"key": "kpi_a", "n": 1}, managed_by="f", at=T0)
+        assert not await repo.insert(session, "kpi_a", {"key": "kpi_a"}, managed_by="f", at=T0)
         await repo.record_change(
             session, kpi_key="kpi_a", action="created", changes=[], actor="cli", at=T0
         )
     async with transaction(sessions) as session:
         assert await repo.active(session) == [{"key": "kpi_a", "n": 1}]
         assert await repo.stamp(session) != before
-        assert await repo.retire(session, "kpi_a", T0 + timedelta(minutes=1))
-        assert not await repo.retire(session, "kpi_a", T0 + timedelta(minutes=2))
+        assert await repo.managed_keys(session, "f") == ["kpi_a"]
+        [row] = (await repo.lock(session, ["kpi_a", "absent"])).values()
+        assert (row.version, row.managed_by, row.retired) == (1, "f", False)
+        version = await repo.write(session, row, {"key": "kpi_a", "n": 2}, managed_by="api", at=T0)
+        assert version == 2
+    async with transaction(sessions) as session:
+        row = (await repo.lock(session, [], shared=["kpi_a"]))["kpi_a"]
+        assert (row.definition, row.managed_by) == ({"key": "kpi_a", "n": 2}, "api")
+        assert await repo.retire(session, row, T0 + timedelta(minutes=1), managed_by="api") == 3
     async with sessions() as session:
         assert await repo.active(session) == []
+        assert await repo.active_rows(session) == {}
+        stored = await repo.stored(session, "kpi_a")
+        assert stored is not None and stored.retired and stored.version == 3
         [change] = await repo.history(session, "kpi_a")
     assert change["action"] == "created" and change["at"] == T0
 
@@ -295,28 +307,42 @@ async def test_one_claim_call_decides_each_kpi_on_its_own(sessions: Sessions) ->
 
 
 async def test_write_keys_by_hash_and_revocation(sessions: Sessions) -> None:
-    repo = WriteKeyRepository(sessions)
-    record = await repo.create(source="web", name="site", key_hash="h1", now=T0)
-    found = await repo.by_hash("h1")
-    assert found is not None and found.id == record.id and found.active
-    assert await repo.by_hash("nope") is None
-    revoked = await repo.revoke(record.id, now=T0)
-    assert revoked is not None and not revoked.active
-    assert await repo.revoke("missing", now=T0) is None
+    repo = WriteKeyRepository()
+    record = WriteKey("k1", "web", "site", T0, None, "h1")
+    async with transaction(sessions) as session:
+        await repo.add(session, record)
+        found = await repo.by_hash(session, "h1")
+        assert found is not None and found.id == record.id and found.active
+        assert await repo.by_hash(session, "nope") is None
+        await repo.revoke(session, record.id, now=T0)
+        revoked = await repo.by_id(session, record.id)
+        assert revoked is not None and not revoked.active
+        assert await repo.by_id(session, "missing") is None
 
 
 async def test_webhook_delivery_claim_rolls_back_with_the_block(sessions: Sessions) -> None:
-    repo = DeliveryRepository(sessions)
+    ledger = DeliveryLedger(sessions)
     with pytest.raises(RuntimeError):
-        async with repo.claim("hubspot", "d1", now=T0) as fresh:
+        async with ledger.claim("hubspot", "d1", now=T0) as fresh:
             assert fresh
             raise RuntimeError("publish failed")
-    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+    async with ledger.claim("hubspot", "d1", now=T0) as fresh:
         assert fresh  # the failed attempt left no claim behind
-    async with repo.claim("hubspot", "d1", now=T0) as fresh:
+    async with ledger.claim("hubspot", "d1", now=T0) as fresh:
         assert not fresh
-    async with repo.claim("zendesk", "d1", now=T0) as fresh:
+    async with ledger.claim("zendesk", "d1", now=T0) as fresh:
         assert fresh
+
+
+async def test_long_delivery_ids_with_one_prefix_stay_apart(sessions: Sessions) -> None:
+    ledger = DeliveryLedger(sessions)
+    first, second = "x" * 300 + "a", "x" * 300 + "b"
+    async with ledger.claim("standard:web", first, now=T0) as fresh:
+        assert fresh
+    async with ledger.claim("standard:web", second, now=T0) as fresh:
+        assert fresh  # not mistaken for a replay of the first
+    async with ledger.claim("standard:web", second, now=T0) as fresh:
+        assert not fresh
 
 
 async def test_outbox_claims_leases_and_counts_uncertain_resends(sessions: Sessions) -> None:

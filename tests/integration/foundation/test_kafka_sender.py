@@ -1,16 +1,20 @@
-"""KafkaPublisher's merging sender against the real broker: acks, shared failure, recovery."""
+"""KafkaPublisher and its merging sender against the real broker: acks, Kafka's
+partitions, shared failure and recovery, limits."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-import zlib
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
+from aiokafka.structs import TopicPartition
 
 from shared.bus.kafka import KafkaPublisher, ensure_topics
+from shared.bus.kafka_sender import RecordTooLarge
 from shared.bus.ports import Message, OutgoingRecord, PublishError
 from shared.settings import Settings
 from tests.support.kafka import consume_matching
@@ -36,9 +40,28 @@ async def _read(settings: Settings, topic: str, count: int) -> list[Message]:
     return await consume_matching(settings, topic, b"", count=count, timeout=30)
 
 
+async def _records_in(settings: Settings, topic: str) -> int:
+    """How many records the topic holds, over all its partitions."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        begins = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - begins[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+def _java_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition of a keyed record (the Java client's
+    ``toPositive(murmur2(key)) % partitions``)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 @pytest.fixture
 async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
-    publisher = KafkaPublisher(settings.kafka, client_id="sender-test")
+    publisher = KafkaPublisher(settings.kafka, client_id="publisher-test")
     await publisher.start()
     try:
         yield publisher
@@ -46,7 +69,7 @@ async def publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
         await publisher.stop()
 
 
-async def test_concurrent_publishes_are_all_acknowledged_and_keys_keep_partitions(
+async def test_concurrent_publishes_are_all_acknowledged_on_the_keys_kafka_partitions(
     settings: Settings, publisher: KafkaPublisher
 ) -> None:
     topic = await _topic(settings)
@@ -64,12 +87,11 @@ async def test_concurrent_publishes_are_all_acknowledged_and_keys_keep_partition
     sent = [record for records in calls for record in records]
     received = await _read(settings, topic, len(sent))
     assert sorted(m.value for m in received) == sorted(r.value for r in sent)
-    partitions: dict[bytes | None, set[int]] = {m.key: set() for m in received}
+    assert len({m.partition for m in received}) > 1  # the keys do spread
     for message in received:
-        partitions[message.key].add(message.partition)
-    assert all(len(found) == 1 for found in partitions.values())  # one partition per key
-    for message in received:
-        assert message.partition == zlib.crc32(message.key or b"") % settings.kafka.partitions
+        # The partition any Kafka producer of the topic would choose for the key.
+        assert message.key is not None
+        assert message.partition == _java_partition(message.key, settings.kafka.partitions)
         call = int(message.value.split(b":")[0])
         assert message.timestamp_ms == 1_700_000_000_000 + call
     # Records of one call on one partition keep their order.
@@ -80,6 +102,18 @@ async def test_concurrent_publishes_are_all_acknowledged_and_keys_keep_partition
             in_log = [m.value for m in by_partition
                       if m.partition == partition and m.value.startswith(f"{call}:".encode())]
             assert in_log == [v for v in values if v in in_log]
+
+
+async def test_event_ids_land_on_the_partition_of_murmur2_of_the_key(
+    settings: Settings, publisher: KafkaPublisher
+) -> None:
+    topic = await _topic(settings)
+    records = [OutgoingRecord(key=str(uuid.uuid4()).encode(), value=b"%d" % i) for i in range(60)]
+    await publisher.publish(topic, records)
+    received = await _read(settings, topic, len(records))
+    assert {(m.key, m.partition) for m in received} == {
+        (r.key, _java_partition(r.key or b"", settings.kafka.partitions)) for r in records
+    }
 
 
 async def test_a_refused_batch_fails_every_publish_in_it_then_the_publisher_recovers(
@@ -93,6 +127,7 @@ async def test_a_refused_batch_fails_every_publish_in_it_then_the_publisher_reco
         *(publisher.publish(strict, r) for r in records), return_exceptions=True
     )
     assert results and all(isinstance(r, PublishError) for r in results), results
+    assert not any(isinstance(r, RecordTooLarge) for r in results)  # the broker's refusal
     assert not publisher.is_healthy()
 
     # A new producer takes over; publishing works again without any restart.
@@ -104,7 +139,7 @@ async def test_a_refused_batch_fails_every_publish_in_it_then_the_publisher_reco
 
 async def test_stop_waits_for_the_publishes_in_flight(settings: Settings) -> None:
     topic = await _topic(settings)
-    publisher = KafkaPublisher(settings.kafka, client_id="sender-stop-test")
+    publisher = KafkaPublisher(settings.kafka, client_id="publisher-stop-test")
     await publisher.start()
     await publisher.publish(topic, [OutgoingRecord(key=None, value=b"first")])  # metadata
     pending = [
@@ -117,15 +152,20 @@ async def test_stop_waits_for_the_publishes_in_flight(settings: Settings) -> Non
     assert len(await _read(settings, topic, 21)) == 21
 
 
-async def test_an_oversized_record_is_refused_without_failing_the_others(
+async def test_an_oversized_record_is_refused_without_sending_or_failing_anything(
     settings: Settings, publisher: KafkaPublisher
 ) -> None:
     topic = await _topic(settings)
-    with pytest.raises(PublishError, match="exceeds the limit"):
-        await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 3_000_000)])
-    # Over the batch budget but within the broker's limit: a batch of its own.
+    oversized = [OutgoingRecord(key=None, value=b"before"),
+                 OutgoingRecord(key=None, value=b"x" * 3_000_000)]
+    with pytest.raises(RecordTooLarge, match="exceeds the limit"):
+        await publisher.publish(topic, oversized)
+    assert publisher.is_healthy()  # the record's fault, not the producer's
+    # Over the batch size but within the request limit: a batch of its own.
     await publisher.publish(topic, [OutgoingRecord(key=None, value=b"x" * 600_000),
                                     OutgoingRecord(key=None, value=b"y")])
     await publisher.publish(topic, [OutgoingRecord(key=None, value=b"fine")])
     assert publisher.is_healthy()
-    assert len(await _read(settings, topic, 3)) == 3
+    received = await _read(settings, topic, 3)
+    assert sorted(len(m.value) for m in received) == [1, 4, 600_000]
+    assert await _records_in(settings, topic) == 3  # nothing of the refused call

@@ -32,7 +32,7 @@ class Secrets:
     sendgrid: tuple[ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey]
     mailchimp: tuple[str, str]
     zendesk: tuple[str, str]
-    standard: tuple[str, str]
+    standard: dict[str, tuple[str, str]]  # per source: a secret serves one source
 
 
 def bearer(key: str) -> dict[str, str]:

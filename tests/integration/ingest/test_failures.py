@@ -57,7 +57,7 @@ async def test_webhook_with_kafka_down_is_not_marked_delivered(
 
     import orjson
 
-    secret = ingest_settings.ingest.standard_webhook_secrets[0].get_secret_value()
+    secret = ingest_settings.ingest.standard_webhook_secrets["crm"][0].get_secret_value()
     key = base64.b64decode(secret.removeprefix("whsec_"))
     msg_id, ts = unique("msg"), str(int(time.time()))
     body = orjson.dumps({"type": "payment.failed", "data": {}})

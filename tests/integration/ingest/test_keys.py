@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest import cli
 from services.ingest.keycache import KeyCache
-from services.ingest.repository import WriteKeyRepository
+from services.ingest.stores import WriteKeyStore
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.ingest.helpers import bearer
@@ -108,7 +108,7 @@ async def test_key_cache_ttl(sessions: async_sessionmaker[AsyncSession]) -> None
     from services.ingest.keys import create_key
 
     now = [0.0]
-    repository = WriteKeyRepository(sessions)
+    repository = WriteKeyStore(sessions)
     cache = KeyCache(repository, ttl_s=10, clock=lambda: now[0])
     record, key = await create_key(repository, source="web", name="ttl", now=datetime.now(UTC))
     assert (await cache.lookup(key)) == record

@@ -27,10 +27,29 @@ def tables(url: str) -> set[str]:
     return asyncio.run(names())
 
 
+def key_columns(url: str) -> set[str]:
+    async def names() -> set[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as conn:
+                columns = await conn.run_sync(
+                    lambda c: inspect(c).get_columns("ingest_write_keys")
+                )
+                return {column["name"] for column in columns}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(names())
+
+
 def round_trip(url: str) -> None:
     upgrade(url)
     assert tables(url) >= TABLES
+    assert "allowed_origins" in key_columns(url)
     downgrade(url, "ingest@-1")  # only the ingest branch, one step
+    assert "allowed_origins" not in key_columns(url)
+    assert tables(url) >= TABLES
+    downgrade(url, "ingest@-1")  # and the write-key tables
     assert not TABLES & tables(url)
     assert "consumer_offsets" in tables(url)  # the foundation stays
     upgrade(url)

@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from segment.analytics.client import Client
 from segment.analytics.request import APIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.settings import Settings
-from tests.integration.ingest.conftest import build_app
 from tests.integration.ingest.helpers import Keys, basic, consume, unique, value
-
-
-@pytest.fixture(scope="module")
-async def server_url(
-    ingest_settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        build_app(ingest_settings, sessions), log_config=None, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    # The server runs in this event loop; the (blocking) Segment client runs in threads.
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 @pytest.mark.parametrize("use_gzip", [False, True])

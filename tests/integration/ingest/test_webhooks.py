@@ -184,7 +184,7 @@ async def test_standard_webhooks_and_replay(
     body = orjson.dumps({"type": "invoice.paid", "timestamp": "2026-03-01T08:00:00Z",
                          "data": {"subject_id": "cust-1", "value": 99}})
     url = f"/v1/webhooks/standard/{source}"
-    headers = standard_headers(secrets.standard[1], body, msg_id)
+    headers = standard_headers(secrets.standard[source][1], body, msg_id)
     ok = await client.post(url, content=body, headers=headers)
     assert ok.status_code == 200, ok.text
     assert ok.json()["accepted"] == [msg_id]
@@ -194,12 +194,14 @@ async def test_standard_webhooks_and_replay(
     assert replay.json()["accepted"] == []
 
     invalid = await client.post(
-        url, content=body, headers=standard_headers(secrets.standard[0], body + b" ", msg_id)
+        url,
+        content=body,
+        headers=standard_headers(secrets.standard[source][0], body + b" ", msg_id),
     )
     assert invalid.status_code == 401
     stale = await client.post(
         url, content=body,
-        headers=standard_headers(secrets.standard[0], body, unique("msg"), age=STALE),
+        headers=standard_headers(secrets.standard[source][0], body, unique("msg"), age=STALE),
     )
     assert stale.status_code == 401
     unknown = await client.post("/v1/webhooks/standard/sales", content=body, headers=headers)

@@ -14,12 +14,11 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.scoring.app import create_app
-from shared.bus.factory import create_publisher, create_subscriber
+from services.scoring import bootstrap
+from shared.bootstrap import Adapters
+from shared.bus.factory import create_publisher
 from shared.bus.kafka import ensure_topics
-from shared.bus.ports import Subscriber
 from shared.db.engine import create_engine, create_session_factory
-from shared.db.offsets import OffsetRepository
 from shared.settings import Settings
 from tests.conftest import create_database, drop_database
 
@@ -110,22 +109,14 @@ async def scoring_settings(settings: Settings, tmp_path: Path) -> AsyncIterator[
 def build_app(
     settings: Settings, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> FastAPI:
-    def subscriber(offsets: OffsetRepository) -> Subscriber:
-        return create_subscriber(
-            settings.kafka,
-            topics=[settings.kafka.topics().events],
-            group_id=settings.scoring.group_id,
-            offset_store=offsets,
-        )
-
-    return create_app(
-        settings,
+    adapters = Adapters(
+        kafka=settings.kafka,
         engine=engine,
         sessions=sessions,
         publisher=create_publisher(settings.kafka, client_id="test-scoring"),
-        subscriber_factory=subscriber,
         registry=CollectorRegistry(),
     )
+    return bootstrap.build(settings, adapters)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.consumer import FoldEvents
-from services.scoring.domain.aggregates import bucket_start
+from services.scoring.domain.buckets import bucket_start
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.repository import ScoringRepositories
@@ -25,7 +25,7 @@ from shared.bus.dlq import DeadLetterQueue
 from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind
 from shared.contracts.event_reader import ReadEvent
 from shared.contracts.events import EventEnvelope
-from shared.db.offsets import OffsetRepository
+from shared.db.offsets import offsets_for
 
 from .conftest import CATALOG
 
@@ -71,7 +71,7 @@ def _handler(
             on_folded=touched.append,
         ),
         sessions=sessions,
-        offsets=OffsetRepository(sessions, consumer="fold-test"),
+        offsets=offsets_for(sessions, consumer="fold-test"),
         dead_letters=DeadLetterPolicy(DeadLetterQueue(dead, "dlq"), stage="scoring"),  # type: ignore[arg-type]
         metrics=metrics.consumer,
         wait_for_flush=wait_for_flush,
@@ -186,3 +186,29 @@ async def test_two_instances_folding_at_once_keep_every_sketch_update(
     assert totals[0].sketch is not None
     estimate = hll_sketch.deserialize(totals[0].sketch).get_estimate()
     assert estimate == pytest.approx(400, rel=0.02)  # HLL at lg_k 12: exact to ~0.5 % here
+
+
+async def test_an_event_the_fold_cannot_apply_is_dead_lettered_and_the_rest_counted(
+    scoring_db: tuple[AsyncEngine, async_sessionmaker[AsyncSession]],
+) -> None:
+    """An event time at the very end of the calendar passed validation once (ingest now
+    bounds it), and the fold failed on it for ever, stopping scoring for every KPI. It
+    goes to the DLQ with the reason; the partition moves on."""
+    _, sessions = scoring_db
+    dead = _DeadLetters()
+    handler = _handler(sessions, dead, [])
+    poison = (
+        b'{"event_id":"p","source":"support","type":"complaint_received",'
+        b'"occurred_at":"9999-12-31T23:59:59-14:00","received_at":"'
+        + NOW.isoformat().encode()
+        + b'"}'
+    )
+    batch = [_message(0, "a"), Message("events", 0, 1, b"p", poison, 0), _message(2, "c")]
+    await handler(batch)
+    assert await _complaints(sessions) == 2
+    (letter,) = dead.records
+    assert letter.value == poison
+    reason = dict(letter.headers)["kpipulse-dlq-reason"]
+    assert reason.startswith(b"cannot be applied: ")
+    await handler([_message(3, "d")])  # and the next batch is folded as usual
+    assert await _complaints(sessions) == 3

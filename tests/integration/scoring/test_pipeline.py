@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.scoring.tables import kpi_current
 from shared.bus.dlq import describe
 from shared.bus.factory import create_publisher
-from shared.bus.kafka import KafkaSubscriber
+from shared.bus.kafka_consumer import KafkaSubscriber
 from shared.bus.ports import Message, OutgoingRecord
 from shared.contracts.events import EventEnvelope
 from shared.contracts.kpi_values import KpiValueMessage
@@ -149,7 +149,9 @@ async def test_events_become_exact_kpi_values_with_dedupe_and_dlq(
 
     # Retiring a KPI announces it once, so that alerts stops watching it.
     retired = await scoring_app.delete(
-        "/v1/kpis/complaints", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/v1/kpis/complaints",
+        params={"take_over": "true"},  # the catalog file manages it
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert retired.status_code == 204, retired.text
 
@@ -173,7 +175,9 @@ async def test_admin_changes_need_the_token(scoring_app: httpx.AsyncClient) -> N
     wrong = await scoring_app.delete("/v1/kpis/revenue", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     ok = await scoring_app.delete(
-        "/v1/kpis/active_users", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        "/v1/kpis/active_users",
+        params={"take_over": "true"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     # revenue lists active_users as its leading indicator: retiring it is refused.
     assert ok.status_code == 422
@@ -182,3 +186,45 @@ async def test_admin_changes_need_the_token(scoring_app: httpx.AsyncClient) -> N
         await scoring_app.get("/v1/kpis/revenue/changes", headers=ADMIN)
     ).json()["changes"]
     assert changes[0]["action"] == "created" and changes[0]["actor"] == "startup"
+
+
+async def test_a_window_still_filling_is_partial_until_history_covers_it(
+    scoring_settings: Settings, scoring_app: httpx.AsyncClient
+) -> None:
+    """Complaints began an hour ago: the 7-day window is partial, in the API and on the
+    message alerts reads. A backfill from before the window makes it full."""
+    await publish(
+        scoring_settings,
+        [as_record(event("support", "complaint_received", age=timedelta(hours=1)))],
+    )
+
+    async def complaints(partial: bool) -> dict[str, object] | None:
+        listing = (await scoring_app.get("/v1/kpis")).json()["kpis"]
+        view: dict[str, object] = next(k for k in listing if k["key"] == "complaints")
+        return view if view["value"] is not None and view["partial"] is partial else None
+
+    filling = await eventually(lambda: complaints(True), timeout=45)
+    coverage = filling["coverage"]
+    assert isinstance(coverage, float) and 0 < coverage < 0.02  # about an hour of 7 days
+    assert filling["require_full_window"] is True
+    values_topic = scoring_settings.kafka.topics().kpi_values
+
+    async def complaints_message(partial: bool) -> KpiValueMessage | None:
+        messages = await read_topic(scoring_settings, values_topic, 1)
+        parsed = [KpiValueMessage.from_bytes(m.value) for m in messages]
+        wanted = [p for p in parsed if p.kpi_key == "complaints" and p.value is not None]
+        return next((p for p in wanted if p.partial is partial), None)
+
+    first = await eventually(lambda: complaints_message(True), timeout=45)
+    assert first.coverage < 0.02
+
+    await publish(
+        scoring_settings,
+        [as_record(event("support", "complaint_received", age=timedelta(days=8)))],
+    )
+    full = await eventually(lambda: complaints(False), timeout=45)
+    assert full["coverage"] == 1.0
+    assert full["value"] == 1.0  # the backfilled event lies before the window
+
+    full_message = await eventually(lambda: complaints_message(False), timeout=45)
+    assert full_message.coverage == 1.0

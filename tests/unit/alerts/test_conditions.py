@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from services.alerts.domain.conditions import (
@@ -12,6 +13,7 @@ from services.alerts.domain.conditions import (
     open_key,
 )
 from services.alerts.domain.routing import Route, routes_for
+from services.alerts.repository import KpiLatest
 from shared.contracts.kpi_values import Owner
 
 TODAY = date(2026, 3, 10)
@@ -56,3 +58,19 @@ def test_routes_cover_every_owner_channel_and_fall_back_to_default() -> None:
         Route("email", "ops@example.com")
     ]
     assert routes_for([], None) == []
+
+
+def test_a_kpi_without_any_value_is_stale_from_when_it_was_first_seen() -> None:
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    first_seen = now - timedelta(seconds=121)
+    never_had_data = KpiLatest(
+        kpi_key="k", name="K", value=None, status="no_data", minimum=1, target=2,
+        direction="higher_is_better", owners=[], expires_on=None, update_every_s=60,
+        leading_in_breach=[], as_of=first_seen, last_seen_at=now, last_value_at=None,
+        first_seen_at=first_seen,
+    )
+    assert never_had_data.fresh_since == first_seen
+    assert is_stale(never_had_data.fresh_since, 60, now)
+    with_value = replace(never_had_data, last_value_at=now - timedelta(seconds=30))
+    assert with_value.fresh_since == now - timedelta(seconds=30)
+    assert not is_stale(with_value.fresh_since, 60, now)

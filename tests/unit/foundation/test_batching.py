@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
-
 import pytest
 
 from shared.bus.batching import (
@@ -13,6 +11,7 @@ from shared.bus.batching import (
     record_size,
     split_by_partition,
 )
+from shared.bus.partitioner import key_partition
 from shared.bus.ports import OutgoingRecord
 
 
@@ -32,7 +31,7 @@ def test_record_size_bounds_what_a_record_adds() -> None:
 def test_equal_keys_share_a_partition_and_keyless_records_spread() -> None:
     a = OutgoingRecord(key=b"same", value=b"1")
     b = OutgoingRecord(key=b"same", value=b"2")
-    assert partition_of(a, 0, 6) == partition_of(b, 5, 6) == zlib.crc32(b"same") % 6
+    assert partition_of(a, 0, 6) == partition_of(b, 5, 6) == key_partition(b"same", 6)
     keyless = [OutgoingRecord(key=None, value=b"x") for _ in range(6)]
     assert {partition_of(r, i, 6) for i, r in enumerate(keyless)} == set(range(6))
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.envelopes import (
     SchemaError,
     SourceMismatch,
@@ -19,7 +20,7 @@ from services.ingest.domain.envelopes import (
 from shared.contracts.event_reader import ReadEvent, convert_events
 from shared.contracts.events import EventEnvelope
 
-NOW = datetime(2026, 3, 1, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def prepared(items: list[Any]) -> list[Any]:
@@ -43,7 +44,7 @@ def test_server_fills_ids_source_and_times() -> None:
         {"type": "signup", "received_at": "1999-01-01T00:00:00Z"},
         {"type": "signup", "event_id": "e-2", "occurred_at": "2026-02-28T00:00:00Z"},
     ])
-    result = validate(items)
+    result = validate(items, bounds=Bounds())
     assert not result.rejected
     first, second = (env for _, env in result.accepted)
     assert first.event_id == "generated"
@@ -69,7 +70,7 @@ def test_partial_validation_names_fields_and_keeps_indexes() -> None:
         {"type": "ok_three", "unknown": 1},
         {"type": "ok_four", "value": 2.5},
     ])
-    result = validate(items)
+    result = validate(items, bounds=Bounds())
     assert [i for i, _ in result.accepted] == [0, 5]
     reasons = {r.index: r.reason for r in result.rejected}
     assert reasons[1].startswith("type:")
@@ -80,7 +81,7 @@ def test_partial_validation_names_fields_and_keeps_indexes() -> None:
 
 def test_encode_rejects_oversized_events() -> None:
     items = prepared([{"type": "small"}, {"type": "big", "properties": {"x": "y" * 5000}}])
-    encoded = encode(validate(items), max_event_bytes=2048)
+    encoded = encode(validate(items, bounds=Bounds()), max_event_bytes=2048)
     assert encoded.ids == ["generated"]
     assert [orjson.loads(v)["type"] for v in encoded.values] == ["small"]
     assert encoded.rejected[0].index == 1
@@ -95,7 +96,7 @@ def test_encode_keeps_ids_and_values_in_order_and_rejections_by_index() -> None:
         {"type": "last", "event_id": "d"},
     ])
     for limit in (2048, 65536):
-        encoded = encode(validate(items), max_event_bytes=limit)
+        encoded = encode(validate(items, bounds=Bounds()), max_event_bytes=limit)
         kept = ["a", "d"] if limit == 2048 else ["a", "c", "d"]
         assert encoded.ids == kept
         assert [orjson.loads(v)["event_id"] for v in encoded.values] == kept
@@ -119,9 +120,9 @@ def test_published_json_is_the_contract_serialisation(
         "context": {"z": 0.000001, "big": 12345678901234567890.0},
     }
     contract = EventEnvelope.model_validate(item)
-    ((_, event),) = validate([item]).accepted
+    ((_, event),) = validate([item], bounds=Bounds()).accepted
     assert event == ReadEvent.of(contract)
-    (published,) = encode(validate([item]), max_event_bytes=65536).values
+    (published,) = encode(validate([item], bounds=Bounds()), max_event_bytes=65536).values
     assert EventEnvelope.from_bytes(published) == contract
     ours, theirs = orjson.loads(published), orjson.loads(contract.to_bytes())
     assert ours == theirs
@@ -131,6 +132,6 @@ def test_published_json_is_the_contract_serialisation(
 def test_one_event_the_fast_path_declines_sends_the_batch_to_the_contract() -> None:
     items = prepared([{"type": "a"}, {"type": " b "}])
     assert convert_events(items) is None  # the contract strips the type's spaces
-    result = validate(items)
+    result = validate(items, bounds=Bounds())
     assert [event.type for _, event in result.accepted] == ["a", "b"]
     assert convert_events(prepared([{"type": "a"}, {"type": "b"}])) is not None

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.ingest.domain import segment
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.envelopes import SchemaError, validate
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -77,6 +78,18 @@ def test_batch_level_sent_at_is_used() -> None:
     [
         ({"type": "screen", "userId": "u", "name": "Main"}, "screen_view", {"name": "Main"}),
         ({"type": "identify", "userId": "u", "traits": {"plan": "x"}}, "identify", {"plan": "x"}),
+        # RudderStack sends identify traits only in context.traits.
+        (
+            {"type": "identify", "userId": "u", "context": {"traits": {"plan": "y"}}},
+            "identify",
+            {"plan": "y"},
+        ),
+        (
+            {"type": "identify", "userId": "u", "traits": {"plan": "x"},
+             "context": {"traits": {"plan": "y"}}},
+            "identify",
+            {"plan": "x"},
+        ),
         (
             {"type": "group", "userId": "u", "groupId": 7, "traits": {"n": 1}},
             "group",
@@ -142,7 +155,7 @@ def test_map_request_keeps_request_indexes() -> None:
     assert indexes == [1, 2]
     assert [r.index for r in refused] == [0]
     assert mapped_items[0]["context"] == {"a": 1, "b": 2}
-    checked = validate(mapped_items, indexes=indexes)
+    checked = validate(mapped_items, bounds=Bounds(), indexes=indexes)
     assert [i for i, _ in checked.accepted] == [1]
     assert [r.index for r in checked.rejected] == [2]
     assert checked.rejected[0].reason.startswith("subject_id:")

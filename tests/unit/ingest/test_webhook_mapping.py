@@ -9,13 +9,14 @@ import msgspec
 import pytest
 
 from services.ingest.domain import webhooks as mapping
+from services.ingest.domain.bounds import Bounds
 from services.ingest.domain.envelopes import SchemaError, validate
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def valid(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    result = validate(events)
+    result = validate(events, bounds=Bounds())
     assert not result.rejected, result.rejected
     return [msgspec.structs.asdict(env) for _, env in result.accepted]
 

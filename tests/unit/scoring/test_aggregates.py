@@ -6,18 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scoring.domain.aggregates import (
-    BucketKey,
-    Folder,
-    TermAggregate,
-    bucket_start,
-    bucket_width,
-    fold,
-    merge,
-    merge_all,
-)
+from services.scoring.domain.aggregates import BucketKey, TermAggregate, merge, merge_all
+from services.scoring.domain.buckets import bucket_start, bucket_width
 from services.scoring.domain.catalog import Catalog
 from services.scoring.domain.evaluate import side_value
+from services.scoring.domain.fold import Folder, fold
 from shared.contracts.events import EventEnvelope
 
 from .factories import T0, event, make_catalog, make_kpi

@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 from typing import Any
 
-from services.scoring.domain.aggregates import BucketKey, TermAggregate, fold
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
 from services.scoring.domain.evaluate import Evaluation, evaluate, value_as_of, window_terms
+from services.scoring.domain.fold import fold
 
 from .factories import T0, event, make_catalog, make_kpi
 

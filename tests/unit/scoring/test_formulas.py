@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scoring.domain.aggregates import fold
 from services.scoring.domain.catalog import parse_catalog
 from services.scoring.domain.evaluate import value_as_of
+from services.scoring.domain.fold import fold
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, numeric
 
 from .factories import T0, event

@@ -4,10 +4,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.scoring.domain.aggregates import BucketKey, TermAggregate
 from services.scoring.domain.catalog import Catalog
-from services.scoring.domain.leadlag import early_warnings, lead_lag, pearson
+from services.scoring.domain.leadlag import (
+    common_period,
+    early_warnings,
+    lead_lag,
+    link_lead_lag,
+    pearson,
+)
 
-from .factories import kpi_dict
+from .factories import kpi_dict, make_kpi
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 LEADING = [3.0, 7.0, 2.0, 9.0, 4.0, 8.0, 1.0, 6.0, 5.0, 10.0, 2.0, 7.0]
@@ -67,3 +74,51 @@ def test_early_warnings_list_leading_kpis_in_breach() -> None:
     statuses = {"leads": "breach", "sqls": "breach", "deals": "below_target"}
     assert early_warnings(catalog, statuses) == {"deals": ["sqls", "leads"]}  # type: ignore[arg-type]
     assert early_warnings(catalog, {"deals": "breach"}) == {"revenue": ["deals"]}
+
+
+# --- links between KPIs with different review periods -----------------------------
+
+MONTHLY_SIGNAL = [3, 7, 2, 9, 4, 8, 1, 6, 5, 10, 2, 7, 4, 9, 3, 8, 6, 1, 7, 5, 2, 9, 6, 3]
+
+
+def month_start(index: int) -> datetime:
+    """The first of the ``index``-th month from January 2025."""
+    return datetime(2025 + index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("known_lag", [0, 1, 2])
+def test_weekly_leading_and_monthly_lagging_correlate_per_month(known_lag: int) -> None:
+    """Each month's leads show up in paid customers ``known_lag`` months later."""
+    leading = make_kpi(key="leads", window="30d", review_period="week")
+    lagging = make_kpi(
+        key="paid", window="30d", review_period="month", indicator="lagging",
+        formula={"count": {"source": "crm", "type": "paid"}},
+    )
+    buckets: dict[BucketKey, TermAggregate] = {}
+    for index, signal in enumerate(MONTHLY_SIGNAL):
+        first = month_start(index)
+        # Leads arrive in two weeks of the month; their monthly total is 3 * signal.
+        buckets[BucketKey("leads", 0, first + timedelta(days=2))] = TermAggregate(count=signal)
+        buckets[BucketKey("leads", 0, first + timedelta(days=16))] = TermAggregate(
+            count=2 * signal
+        )
+        if index >= known_lag:
+            paid = 10 * MONTHLY_SIGNAL[index - known_lag] + 3
+            buckets[BucketKey("paid", 0, first + timedelta(days=4))] = TermAggregate(count=paid)
+    now = datetime(2026, 12, 20, tzinfo=UTC)
+
+    analysis = link_lead_lag(
+        leading, lagging, buckets, tz=UTC, now=now, periods=24, max_lag=3, min_points=6
+    )
+
+    assert analysis.period == "month"
+    assert analysis.result is not None
+    assert analysis.result.best_lag == known_lag
+    assert analysis.result.r == pytest.approx(1.0)
+    assert analysis.result.points == 24 - known_lag
+
+
+def test_common_period_is_the_coarser() -> None:
+    assert common_period("week", "month") == "month"
+    assert common_period("quarter", "day") == "quarter"
+    assert common_period("week", "week") == "week"

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.scoring.domain.aggregates import fold
 from services.scoring.domain.catalog import ReviewPeriod
+from services.scoring.domain.fold import fold
 from services.scoring.domain.periods import (
     PeriodRow,
     next_period_start,

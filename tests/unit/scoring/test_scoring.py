@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from services.scoring.domain.scoring import (
     Assessment,
+    Expiry,
     ScoreEntry,
     assess,
+    expiry,
+    is_expired,
     score_entry,
     scorecard,
 )
@@ -109,3 +114,28 @@ def test_scorecard_with_nothing_scored_is_none() -> None:
 
 def test_score_entry_from_kpi() -> None:
     assert score_entry(HIGHER, 75) == ScoreEntry("signups", "customer", 1.0, "below_target", 50.0)
+
+
+def test_expired_kpis_are_left_out_of_the_scorecard_until_renewed() -> None:
+    today = date(2026, 4, 1)
+    expired = make_kpi(key="old", expires_on="2026-03-31", weight=5)
+    due_today = make_kpi(key="due", expires_on="2026-04-01")
+    assert is_expired(expired, today) and not is_expired(due_today, today)
+    entries = [score_entry(expired, 50, today), score_entry(due_today, 100, today)]
+    assert [e.expired for e in entries] == [True, False]
+    customer = scorecard(entries).per_perspective["customer"]
+    assert customer.kpis == ("due",)
+    assert customer.expired == ("old",)
+    assert customer.score == 100.0  # the expired KPI's 0 would have pulled it to 16.7
+    renewed = make_kpi(key="old", expires_on="2026-12-31", weight=5)
+    assert scorecard([score_entry(renewed, 50, today)]).per_perspective["customer"].kpis == (
+        "old",
+    )
+
+
+def test_expiry_on_the_company_calendar() -> None:
+    kpi = make_kpi(expires_on="2026-04-14")
+    assert expiry(kpi, date(2026, 3, 30), 14) == Expiry(15, False, False)
+    assert expiry(kpi, date(2026, 3, 31), 14) == Expiry(14, False, True)
+    assert expiry(kpi, date(2026, 4, 14), 14) == Expiry(0, False, True)
+    assert expiry(kpi, date(2026, 4, 15), 14) == Expiry(-1, True, False)

@@ -1,14 +1,14 @@
 """Alerts: who acknowledged an alert.
 
 Revision ID: alerts_acked_by
-Revises: alerts_0001
+Revises: alerts_0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "alerts_acked_by"
-down_revision = "alerts_0001"
+down_revision = "alerts_0002"
 branch_labels = None
 depends_on = None
 
