@@ -199,7 +199,7 @@ async def test_a_window_still_filling_is_partial_until_history_covers_it(
     )
 
     async def complaints(partial: bool) -> dict[str, object] | None:
-        listing = (await scoring_app.get("/v1/kpis")).json()["kpis"]
+        listing = (await scoring_app.get("/v1/kpis", headers=ADMIN)).json()["kpis"]
         view: dict[str, object] = next(k for k in listing if k["key"] == "complaints")
         return view if view["value"] is not None and view["partial"] is partial else None
 
