@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -80,7 +81,18 @@ def world(stack: Stack) -> Iterator[World]:
               department="finance")
     put_probe(stack, sales_probe, viewers=["sales"], owner="nobody@example.com",
               department="sales")
-    events = [{"source": "support", "type": key} for key in (finance_probe, sales_probe)]
+    # With one event from before the window too: the history covers the window, so a
+    # breach is a verdict that alerts (a window still filling does not).
+    template_window = timedelta(days=30)  # the `complaints` template's window
+    before = (datetime.now(UTC) - template_window - timedelta(hours=1)).isoformat()
+    events = [
+        event
+        for key in (finance_probe, sales_probe)
+        for event in (
+            {"source": "support", "type": key},
+            {"source": "support", "type": key, "occurred_at": before},
+        )
+    ]
     accepted = httpx.post(f"{stack.ingest}/v1/events", json={"batch": events},
                           headers=stack.key_headers("support"), timeout=10)
     assert accepted.status_code == 200, accepted.text
@@ -248,9 +260,19 @@ def test_kpi_gauges_on_metrics_need_the_metrics_token(world: World) -> None:
 
 def test_owner_urls_are_write_only(stack: Stack) -> None:
     headers = stack.admin_headers()
-    url = f"{stack.scoring}/v1/kpis/leads_total"
+    # The catalog file's KPIs are read with their URLs redacted too.
+    example = get(f"{stack.scoring}/v1/kpis/leads_total", headers).json()
+    assert "hooks.slack.example.com/services" not in str(example)
+    assert example["definition"]["owners"][0]["slack_webhook_url"].startswith("[redacted ")
+    # A KPI managed through the API, with a Slack owner.
+    key = f"url_probe_{uuid.uuid4().hex[:8]}"
+    slack = f"https://hooks.slack.example.com/services/T000/B000/{uuid.uuid4().hex}"
+    put_probe(stack, key, viewers=["marketing"], owner="url@example.com", department="sales")
+    url = f"{stack.scoring}/v1/kpis/{key}"
+    plain = get(url, headers).json()["definition"]
+    plain["owners"] = [{**plain["owners"][0], "slack_webhook_url": slack}]
+    assert httpx.put(url, json=plain, headers=headers, timeout=10).status_code == 200
     before = get(url, headers).json()
-    slack = "https://hooks.slack.example.com/services/T000/B000/marketing"
     assert slack not in str(before)
     shown = before["definition"]["owners"][0]["slack_webhook_url"]
     assert shown.startswith("[redacted ")
@@ -271,8 +293,7 @@ def test_owner_urls_are_write_only(stack: Stack) -> None:
         after = get(url, headers).json()["definition"]["owners"][0]["slack_webhook_url"]
         assert after != shown and after.startswith("[redacted ")
     finally:
-        owners = [{**before["definition"]["owners"][0], "slack_webhook_url": slack}]
-        httpx.put(url, json={**before["definition"], "owners": owners}, headers=headers)
+        httpx.delete(url, headers=headers, timeout=10)
 
 
 def test_sign_in_takes_only_json_and_answers_wrong_passwords_with_401(stack: Stack) -> None:

@@ -193,6 +193,10 @@ def test_an_owner_acks_from_the_page_and_others_do_not_see_it(
         {"source": "support", "type": "complaint_received",
          "occurred_at": (now - timedelta(minutes=i)).isoformat()}
         for i in range(40)
+    ] + [
+        # One from before the window: the history covers it, so the breach alerts.
+        {"source": "support", "type": "complaint_received",
+         "occurred_at": (now - timedelta(days=30, hours=1)).isoformat()},
     ])
     page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
     try:
