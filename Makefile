@@ -72,5 +72,7 @@ chaos: install ## fault injection, longer run: kill -9 each service, stop Kafka,
 	KPIPULSE_CHAOS_SCALE=$${KPIPULSE_CHAOS_SCALE:-5} deploy/local/test.sh chaos
 
 .PHONY: fuzz
-fuzz: infra-up ## longer schemathesis run on the three services (KPIPULSE_FUZZ_EXAMPLES, default 200)
-	KPIPULSE_FUZZ_EXAMPLES=$${KPIPULSE_FUZZ_EXAMPLES:-200} $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py
+fuzz: infra-up ## longer schemathesis and hostile-input runs (KPIPULSE_FUZZ_EXAMPLES, default 200; KPIPULSE_HOSTILE_EXAMPLES, default 400)
+	KPIPULSE_FUZZ_EXAMPLES=$${KPIPULSE_FUZZ_EXAMPLES:-200} \
+	KPIPULSE_HOSTILE_EXAMPLES=$${KPIPULSE_HOSTILE_EXAMPLES:-400} \
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_fuzz.py tests/e2e/test_hostile.py

@@ -37,7 +37,7 @@ PROBE_TEMPLATE = """
   perspective: internal_process
   stage: engage
   department: engineering
-  owners: [{{name: Bench probe {i}, email: probe-{i}@bench.invalid}}]
+  owners: [{{name: Bench probe {i}, email: probe-{i}@bench.example.com}}]
   formula: {{sum: {{source: web, type: bench_probe, field: value, properties: {{probe: p{i}}}}}}}
   window: 1h
   update_every: 1m
@@ -147,7 +147,7 @@ async def run_probes(ingest_url: str, key: str, sink: SmtpSink, probes: int,
         return sent, time.time()
 
     async def loop(client: httpx.AsyncClient, probe: int) -> None:
-        queue = sink.queue(f"probe-{probe}@bench.invalid")
+        queue = sink.queue(f"probe-{probe}@bench.example.com")
         try:
             await post(client, probe, 1000)  # start healthy: sum = +1000
             await asyncio.sleep(1.0)

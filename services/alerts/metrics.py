@@ -35,6 +35,12 @@ class AlertMetrics:
             ["channel"],
             registry=registry,
         )
+        self.undeliverable = Counter(
+            "kpipulse_notifications_undeliverable_total",
+            "Notifications nobody could receive: an owner without any address and no "
+            "default address configured (listed with status undeliverable).",
+            registry=registry,
+        )
         self.uncertain = Counter(
             "kpipulse_notifications_uncertain_total",
             "Re-sends of notifications whose earlier send may have succeeded "

@@ -116,7 +116,8 @@ outbox = Table(
     Column("target", String(1000), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("payload", JSON, nullable=False),
-    # pending → sending → sent | failed; suppressed when a silence covered it.
+    # pending → sending → sent | failed; suppressed when a silence covered it;
+    # undeliverable when nobody could receive it (last_error says why).
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Ts, nullable=False),

@@ -7,10 +7,13 @@ together: there is no moment where one exists without the other.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerts.domain.acklinks import sign as sign_ack
@@ -29,8 +32,11 @@ from services.alerts.repository import (
     SilenceRepository,
 )
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
-from shared.contracts.kpi_values import Owner
+from shared.contracts.kpi_values import MAX_OWNER_NAME, Owner
+from shared.contracts.text import fold_line
 from shared.settings import AlertsSettings
+
+log = logging.getLogger(__name__)
 
 # Conditions that have their own delay built in (two update periods, a calendar date).
 _NO_HOLD_DOWN = frozenset({Condition.STALE, Condition.EXPIRING_SOON, Condition.EXPIRED})
@@ -151,7 +157,7 @@ class AlertWriter:
         now: datetime,
         ended: datetime | None = None,
     ) -> int:
-        owners = [Owner.model_validate(owner) for owner in latest.owners]
+        owners, refused = _stored_owners(latest.owners)
         trend = await self.kpis.trend(session, latest.kpi_key, self._settings.trend_points)
         facts = AlertFacts(
             alert_id=alert.id,
@@ -176,7 +182,7 @@ class AlertWriter:
             ),
             leading_in_breach=tuple(latest.leading_in_breach),
         )
-        routes = routes_for(owners, self._settings.default_email)
+        routes = routes_for(owners, self._settings.default_email, refused)
         silenced = bool(await self.silences.silenced_kpis(session, {latest.kpi_key}, now))
         items = [
             NewNotification(
@@ -186,6 +192,7 @@ class AlertWriter:
                 kind=kind,
                 payload=self._with_ack_link(payload_for(facts, route), alert.id, route, kind, now),
                 suppressed=silenced,
+                undeliverable=route.reason,
             )
             for route in routes
         ]
@@ -194,4 +201,33 @@ class AlertWriter:
             for item in items:
                 self._metrics.suppressed.labels(item.channel).inc()
             return 0
-        return len(items)
+        for item in items:
+            if item.undeliverable is not None:
+                self._metrics.undeliverable.inc()
+                log.warning(
+                    "a notification has nobody to go to",
+                    extra={"kpi": latest.kpi_key, "error": item.undeliverable},
+                )
+        return sum(1 for route in routes if route.deliverable)
+
+
+def _stored_owners(
+    stored: Sequence[Mapping[str, Any]],
+) -> tuple[list[Owner], list[tuple[str, str]]]:
+    """The owners of a stored KPI that still validate, and (name, problem) of the rest.
+
+    Rows written before owner addresses were validated may hold a list of addresses:
+    their owner is routed as unreachable, instead of the error stopping every notice of
+    the KPI (and the scheduler's round) for ever.
+    """
+    owners: list[Owner] = []
+    refused: list[tuple[str, str]] = []
+    for raw in stored:
+        try:
+            owners.append(Owner.model_validate(raw))
+        except ValidationError as exc:
+            name = fold_line(str(raw.get("name") or "?"))[:MAX_OWNER_NAME]
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            refused.append((name, f"{where}: {first['msg']}"))
+    return owners, refused

@@ -11,6 +11,7 @@ for each other row by row and never write a catalog assembled from a stale read.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from services.scoring.domain.catalog import (
     KpiDefinition,
     diff_catalog,
 )
+from services.scoring.domain.stored import usable_definitions
 from services.scoring.repository import BucketRepository, CatalogRepository, StoredKpi
 from shared.db.engine import transaction
 from shared.identity.domain import redact
@@ -41,6 +43,8 @@ _RESETTING_FIELDS = ("formula", "scope", "window")
 _ATTEMPTS = 3
 
 Conflicts = Literal["refuse", "skip", "adopt"]
+
+log = logging.getLogger(__name__)
 
 
 class ManagedElsewhere(Exception):
@@ -117,7 +121,12 @@ class CatalogService:
 
     async def load(self) -> Catalog:
         async with self._sessions() as session:
-            return Catalog.from_definitions(await self._repository.active(session))
+            stored = await self._repository.active(session)
+        kpis, problems = usable_definitions(stored)
+        for problem in problems:
+            log.warning("a stored KPI definition no longer validates: left out until "
+                        "replaced or retired", extra={"problem": problem})
+        return Catalog.from_definitions(kpis)
 
     async def stamp(self) -> tuple[int, datetime | None]:
         async with self._sessions() as session:
@@ -244,7 +253,10 @@ class CatalogService:
     ) -> None:
         """The catalog this write leaves behind, as stored now, must be valid as a whole."""
         active = await self._repository.active_rows(session)
-        others = [row.definition for key, row in active.items() if key not in remove]
+        # Links as stored: a write that would leave a link dangling is refused.
+        others, _ = usable_definitions(
+            (row.definition for key, row in active.items() if key not in remove), whole=False
+        )
         Catalog.from_definitions([*others, *add])
 
     async def _write(
@@ -339,8 +351,9 @@ def _owner(managed_by: str) -> str:
 
 
 def _unchecked(definitions: Iterable[dict[str, Any]]) -> Catalog:
-    """Stored definitions as a catalog, without the cross-KPI rules (a part of the whole)."""
-    return Catalog(tuple(KpiDefinition.model_validate(d) for d in definitions))
+    """Stored definitions as a catalog, without the cross-KPI rules (a part of the whole);
+    one that no longer validates is left out (see ``domain.stored``)."""
+    return Catalog(tuple(usable_definitions(definitions, whole=False)[0]))
 
 
 def _resets(stored: dict[str, Any], kpi: KpiDefinition) -> bool:

@@ -89,12 +89,15 @@ class FoldEvents:
             if oldest is None or key.bucket_start < oldest:
                 touched[key.kpi_key] = key.bucket_start
         await self._buckets.add(session, deltas)
+        # A refused event's letter is its message as consumed (raw bytes, topic, partition
+        # and offset), like every other letter of the consumer: the fold refers to the
+        # decoded event, the very object of its item.
+        message_of = {id(item.value): item.message for item in items}
         letters = [
-            DeadLetter(
+            DeadLetter.of(
+                message_of[id(refusal.event)],
                 reason=refusal.reason,
-                payload=refusal.event.to_bytes(),
                 stage=self.stage,
-                key=refusal.event.event_id.encode(),
                 kind="older_than_retention",
             )
             for refusal in result.refused

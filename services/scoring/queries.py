@@ -45,8 +45,33 @@ def _everything(_kpi: KpiDefinition) -> bool:
     return True
 
 
+# The instants a history may ask about. Event times start at the epoch (Kafka
+# timestamps count from it), and the far end leaves room for the window subtracted
+# from ``from`` and the step added past ``to``, which overflow Python's datetime near
+# year 1 and year 9999.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class QueryError(ValueError):
     """A read request that cannot be answered as asked (the message says why)."""
+
+
+class OutOfRange(QueryError):
+    """A parameter outside the range the read can answer for (the message names both)."""
+
+
+def check_instant(name: str, value: datetime | None) -> None:
+    """Refuse an aware instant outside ``EARLIEST``..``LATEST``, naming the parameter.
+
+    Compares before converting: converting year 1 or 9999 with an offset to UTC is
+    itself what overflows.
+    """
+    if value is not None and not EARLIEST <= value <= LATEST:
+        raise OutOfRange(
+            f"'{name}' must be between {EARLIEST.isoformat().replace('+00:00', 'Z')} and "
+            f"{LATEST.isoformat().replace('+00:00', 'Z')}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +228,8 @@ class KpiQueries:
         self, key: str, start: datetime | None, end: datetime | None, step_s: int | None
     ) -> dict[str, Any]:
         kpi = self._kpi(key)
+        check_instant("from", start)
+        check_instant("to", end)
         end = (end or datetime.now(UTC)).astimezone(UTC)
         start = (start or end - kpi.window).astimezone(UTC)
         if start >= end:

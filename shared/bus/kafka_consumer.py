@@ -66,14 +66,19 @@ class _KafkaBatches:
         self._poll_timeout_ms = poll_timeout_ms
         self._informational = offsets_stored_elsewhere
         self._commit: asyncio.Future[None] | None = None
+        #: Per partition, the first offset of the batch in the handler's hands: fetching
+        #: moved the consumer's position past it, but nothing of it is applied yet.
+        self.in_hand: dict[TopicPartition, int] = {}
 
     async def fetch(self) -> Sequence[Message]:
         batches = await self._consumer.getmany(
             timeout_ms=self._poll_timeout_ms, max_records=self._max_batch
         )
+        self.in_hand = {tp: records[0].offset for tp, records in batches.items() if records}
         return _to_messages(batches)
 
     def seek(self, offsets: Mapping[PartitionId, int]) -> None:
+        self.in_hand = {}  # the positions go back to what is not applied
         assigned = self._consumer.assignment()
         for pid, offset in offsets.items():
             tp = TopicPartition(pid.topic, pid.partition)
@@ -81,6 +86,7 @@ class _KafkaBatches:
                 self._consumer.seek(tp, offset)
 
     async def commit(self, batch: Sequence[Message]) -> None:
+        self.in_hand = {}
         offsets = {
             TopicPartition(pid.topic, pid.partition): offset
             for pid, offset in next_offsets(batch).items()
@@ -120,6 +126,7 @@ class KafkaSubscriber:
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._loop = BatchLoop()
+        self._batches: _KafkaBatches | None = None
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -154,6 +161,7 @@ class KafkaSubscriber:
             poll_timeout_ms=self._poll_timeout_ms,
             offsets_stored_elsewhere=self._offset_store is not None,
         )
+        self._batches = source
         try:
             await self._loop.run(source, handler)
         finally:
@@ -169,14 +177,20 @@ class KafkaSubscriber:
         await quietly(consumer.stop())
 
     async def lag(self) -> dict[PartitionId, int]:
+        """Per assigned partition, the records not applied yet: from the batch in hand
+        when there is one (a handler retrying it for ever must show as lag, growing),
+        else from the consumer's position."""
         consumer = self._consumer
         if consumer is None:
             return {}
+        in_hand = self._batches.in_hand if self._batches is not None else {}
         result: dict[PartitionId, int] = {}
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             try:
-                position = await consumer.position(tp)
+                position = in_hand.get(tp)
+                if position is None:
+                    position = await consumer.position(tp)
             except (KafkaError, AssertionError):
                 continue
             if highwater is not None:

@@ -14,9 +14,6 @@ so that the provider mappings behind the signature check are fuzzed too.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import time
 from typing import Any
@@ -25,8 +22,6 @@ import httpx
 import orjson
 import pytest
 import schemathesis
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -36,6 +31,7 @@ from schemathesis.core.result import Ok
 
 from shared.contracts.events import SOURCES
 from tests.e2e.conftest import SERVICES, Stack
+from tests.e2e.signing import SIGNED_WEBHOOKS, signed_headers
 
 EXAMPLES = int(os.environ.get("KPIPULSE_FUZZ_EXAMPLES", "20"))
 Operation = APIOperation[Any, Any, Any, Any]
@@ -125,7 +121,6 @@ MESSAGE_ID_LENGTHS = st.sampled_from((0, 0, 0, 300))
 # The credential an example is sent with; "valid" is weighted so the code behind the
 # checks gets most of the examples.
 AUTH = st.sampled_from(("valid", "valid", "valid", "none", "wrong"))
-SIGNED_WEBHOOKS = ("hubspot", "sendgrid", "zendesk", "standard")
 
 
 def _needs_admin(service: str, path: str) -> bool:
@@ -138,45 +133,6 @@ def _credential(stack: Stack, service: str, case: AnyCase, source: str) -> str:
     if case.path in {"/v1/events"}:
         return stack.write_keys[source]
     return stack.write_keys["web"]  # the Segment-compatible routes take web keys
-
-
-def _webhook_headers(
-    stack: Stack, provider: str, url: str, body: bytes, msg_id: str
-) -> dict[str, str]:
-    """Valid signature headers for one delivery of ``body`` to ``url``."""
-    secrets = stack.secrets
-    now = int(time.time())
-    if provider == "standard":
-        source = url.rstrip("/").rsplit("/", 1)[-1]
-        key = base64.b64decode(secrets.standard_for(source).removeprefix("whsec_"))
-        mac = hmac.new(key, f"{msg_id}.{now}.".encode() + body, hashlib.sha256).digest()
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(now),
-            "webhook-signature": "v1," + base64.b64encode(mac).decode(),
-        }
-    if provider == "hubspot":
-        millis = str(now * 1000)
-        message = b"POST" + url.encode() + body + millis.encode()
-        mac = hmac.new(secrets.hubspot.encode(), message, hashlib.sha256).digest()
-        return {
-            "x-hubspot-request-timestamp": millis,
-            "x-hubspot-signature-v3": base64.b64encode(mac).decode(),
-        }
-    if provider == "zendesk":
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        mac = hmac.new(secrets.zendesk.encode(), stamp.encode() + body, hashlib.sha256).digest()
-        return {
-            "x-zendesk-webhook-signature-timestamp": stamp,
-            "x-zendesk-webhook-signature": base64.b64encode(mac).decode(),
-            "x-zendesk-webhook-invocation-id": msg_id,
-        }
-    assert provider == "sendgrid", provider
-    signature = secrets.sendgrid_private.sign(str(now).encode() + body, ec.ECDSA(hashes.SHA256()))
-    return {
-        "x-twilio-email-event-webhook-timestamp": str(now),
-        "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
-    }
 
 
 def _send_raw_json(
@@ -194,9 +150,9 @@ def _send_raw_json(
     url = f"{base}{path}"
     if path.startswith("/v1/webhooks/") and provider in SIGNED_WEBHOOKS:
         if auth == "valid":
-            headers.update(_webhook_headers(stack, provider, url, content, msg_id))
+            headers.update(signed_headers(stack.secrets, provider, url, content, msg_id))
         elif auth == "wrong":
-            headers.update(_webhook_headers(stack, provider, url, content + b" ", msg_id))
+            headers.update(signed_headers(stack.secrets, provider, url, content + b" ", msg_id))
     elif not path.startswith("/v1/webhooks/") and auth != "none":
         key = _credential(stack, service, case, source) if auth == "valid" else "kp_web_wrong"
         headers["Authorization"] = f"Bearer {key}"

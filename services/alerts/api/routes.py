@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerts.api.schemas import (
+    MAX_SILENCE_S,
     NO_NUL,
     AckIn,
     AlertOut,
@@ -25,7 +26,7 @@ from shared.identity.domain import Principal, can_edit
 from shared.settings import Settings
 
 StateParam = Literal["pending", "firing", "resolved"]
-DeliveryStatus = Literal["pending", "sending", "sent", "failed", "suppressed"]
+DeliveryStatus = Literal["pending", "sending", "sent", "failed", "suppressed", "undeliverable"]
 # Ids are BIGINT: a larger number is refused (422) rather than failing in the driver (500).
 DbId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 KpiKeyParam = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
@@ -108,6 +109,14 @@ def build_router(
         if ends_at <= now:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, "ends_at must be in the future"
+            )
+        # Compared before anything converts it: a far-off ends_at with an offset cannot
+        # be converted to UTC nor stored (a 500), and a silence as long as duration_s
+        # allows is long enough.
+        if ends_at > now + timedelta(seconds=MAX_SILENCE_S):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"ends_at must be at most {MAX_SILENCE_S // 86400} days from now",
             )
         async with transaction(sessions) as session:
             row = await silences.add(

@@ -12,6 +12,7 @@ from shared.identity.domain import mask_target
 
 # PostgreSQL text cannot hold NUL: refuse it (422) instead of failing the insert (500).
 NO_NUL = r"^[^\x00]*$"
+MAX_SILENCE_S = 366 * 86400
 
 
 class AckIn(BaseModel):
@@ -24,7 +25,7 @@ class SilenceIn(BaseModel):
 
     kpi_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     ends_at: AwareDatetime | None = None
-    duration_s: int | None = Field(default=None, gt=0, le=366 * 86400)
+    duration_s: int | None = Field(default=None, gt=0, le=MAX_SILENCE_S)
     reason: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
     created_by: str = Field(default="admin", min_length=1, max_length=200, pattern=NO_NUL)
 

@@ -10,14 +10,25 @@ import aiosmtplib
 
 from services.alerts.channels.base import DeliveryError
 from services.alerts.domain.retry import smtp_code_retryable
+from shared.contracts.text import fold_line, one_address
 from shared.settings import SmtpSettings
 
 
 def build_message(sender: str, target: str, payload: dict[str, Any]) -> EmailMessage:
+    """The mail to ``target``; DeliveryError (final) when it is not exactly one address.
+
+    Rows written before owner addresses were validated may hold anything: a list of
+    addresses would mail every one of them, a line break in the subject makes the
+    header unencodable. The address is refused, the subject folded onto one line.
+    """
+    try:
+        recipient = one_address(target)
+    except ValueError as exc:
+        raise DeliveryError(f"bad recipient {target[:100]!r}: {exc}", retryable=False) from None
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = target
-    message["Subject"] = str(payload["subject"])
+    message["To"] = recipient
+    message["Subject"] = fold_line(str(payload["subject"]))
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "kpipulse")
     # Lets a receiver (or a test) tie the mail to its outbox row / episode.
     message["X-KPIPulse-Dedupe-Key"] = str(payload.get("dedupe_key", ""))
@@ -36,6 +47,8 @@ class SmtpSender:
         try:
             await aiosmtplib.send(
                 message,
+                # Never the recipients parsed out of the headers: only the one checked.
+                recipients=[str(message["To"])],
                 hostname=cfg.host,
                 port=cfg.port,
                 username=cfg.username,

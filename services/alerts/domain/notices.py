@@ -11,11 +11,12 @@ from typing import Any
 from services.alerts.domain.facts import AlertFacts
 from services.alerts.domain.payloads import slack_body, webhook_body
 from services.alerts.domain.render import render_email
-from services.alerts.domain.routing import Route
+from services.alerts.domain.routing import UNDELIVERABLE, Route
 
 
 def payload_for(facts: AlertFacts, route: Route) -> dict[str, Any]:
-    if route.channel == "email":
+    # An undeliverable notice keeps what it would have said, for the history.
+    if route.channel in ("email", UNDELIVERABLE):
         email = render_email(facts)
         return {
             "subject": email.subject,

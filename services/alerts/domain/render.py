@@ -7,6 +7,7 @@ from html import escape
 
 from services.alerts.domain.conditions import Condition
 from services.alerts.domain.facts import AlertFacts
+from shared.contracts.text import fold_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,10 @@ def summary(facts: AlertFacts) -> str:
     what = _WHAT[facts.condition]
     if facts.kind == "resolved":
         what = f"is back to normal ({facts.condition.value} cleared)"
-    return f"{prefix.get(facts.kind, '[ALERT]')} {facts.kpi_name} {what}"
+    # The name is validated as one line where KPIs are defined, but a subject with a
+    # line break is refused by every mail library: fold it here too, whatever the name's
+    # origin, so that one bad name never stops a KPI's notices.
+    return f"{prefix.get(facts.kind, '[ALERT]')} {fold_line(facts.kpi_name)} {what}"
 
 
 def fact_lines(facts: AlertFacts) -> list[tuple[str, str]]:

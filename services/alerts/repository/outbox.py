@@ -2,8 +2,10 @@
 
 A row is ``pending`` until a worker claims it (``sending`` with a lease and a claim
 token), then ``sent``, ``failed`` (final error or attempts exhausted) or ``suppressed``
-(a silence covered the KPI). A ``sending`` row whose lease ran out belonged to a worker
-that died mid-send: it goes back to ``pending`` and is counted as an uncertain resend.
+(a silence covered the KPI). A row nobody can receive (an owner without any address and
+no default one) is written ``undeliverable`` with the reason, and never claimed. A
+``sending`` row whose lease ran out belonged to a worker that died mid-send: it goes
+back to ``pending`` and is counted as an uncertain resend.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class NewNotification:
     kind: str
     payload: dict[str, Any]
     suppressed: bool = False
+    # Why nobody can receive it: written as ``undeliverable`` with this as its error.
+    undeliverable: str | None = None
 
 
 _COLUMNS = (*outbox.c, alerts.c.kpi_key)
@@ -74,6 +78,12 @@ def _joined() -> Any:
     return select(*_COLUMNS).select_from(outbox.join(alerts, outbox.c.alert_id == alerts.c.id))
 
 
+def _initial_status(item: NewNotification) -> str:
+    if item.suppressed:
+        return "suppressed"
+    return "pending" if item.undeliverable is None else "undeliverable"
+
+
 class OutboxRepository:
     async def enqueue(
         self, session: AsyncSession, items: Sequence[NewNotification], now: datetime
@@ -89,7 +99,8 @@ class OutboxRepository:
                     "target": item.target,
                     "kind": item.kind,
                     "payload": item.payload,
-                    "status": "suppressed" if item.suppressed else "pending",
+                    "status": _initial_status(item),
+                    "last_error": item.undeliverable,
                     "attempts": 0,
                     "uncertain_resends": 0,
                     "next_attempt_at": now,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
 
 from services.scoring.api.access import require_edit, with_stored_secrets
+from services.scoring.api.params import Key
 from services.scoring.catalog_service import (
     API,
     CatalogService,
@@ -98,7 +99,7 @@ def kpi_admin_router(catalog: CatalogService) -> APIRouter:
         },
     )
     async def put_kpi(
-        key: str,
+        key: Key,
         *,
         kpi: Annotated[KpiDefinition, Body()],
         response: Response,
@@ -125,7 +126,7 @@ def kpi_admin_router(catalog: CatalogService) -> APIRouter:
         },
     )
     async def delete_kpi(
-        key: str,
+        key: Key,
         *,
         caller: Caller,
         if_match: Annotated[str | None, Header()] = None,

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from services.scoring.api.access import readable, require_read
 from services.scoring.api.admin import etag
+from services.scoring.api.params import Key
 from services.scoring.catalog_service import CatalogService
 from services.scoring.domain.catalog import KpiDefinition
-from services.scoring.queries import KpiQueries, QueryError
+from services.scoring.queries import KpiQueries, OutOfRange, QueryError
 from shared.identity.access import Caller
 from shared.identity.domain import Principal
 
@@ -52,7 +53,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
         "back in `If-Match` to change or retire the KPI only if nobody changed it meanwhile.",
         responses={404: {"description": "Unknown KPI"}},
     )
-    async def get_kpi(key: str, response: Response, caller: Caller) -> dict[str, Any]:
+    async def get_kpi(key: Key, response: Response, caller: Caller) -> dict[str, Any]:
         readable_kpi(key, caller)
         try:
             detail = await queries.detail(key, readable(caller))
@@ -67,10 +68,14 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
     @router.get(
         "/kpis/{key}/history",
         summary="The KPI's rolling value at each step between from and to (from buckets)",
-        responses={404: {"description": "Unknown KPI"}, 422: {"description": "Bad range"}},
+        responses={
+            400: {"description": "'from' or 'to' outside the range history can answer for"},
+            404: {"description": "Unknown KPI"},
+            422: {"description": "Bad range"},
+        },
     )
     async def get_history(
-        key: str,
+        key: Key,
         caller: Caller,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -84,11 +89,13 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
             return await queries.history(key, start, end, step)
         except KeyError:
             raise not_found(key) from None
+        except OutOfRange as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         except QueryError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @router.get("/kpis/{key}/changes", summary="What changed in the definition, when, by whom")
-    async def get_changes(key: str, caller: Caller) -> dict[str, Any]:
+    async def get_changes(key: Key, caller: Caller) -> dict[str, Any]:
         if key in queries.catalog.catalog:
             require_read(caller, queries.catalog.catalog[key])
         elif not caller.is_admin:

@@ -54,6 +54,9 @@ source), its value covers only part of the window and is marked partial with its
 ``coverage``. Below-minimum alerts wait for a full window (``require_full_window: true``,
 the default); ``false`` alerts on partial windows too.
 
+Every string and list is bounded (see ``bounds.py`` and the value message contract) and
+one-line texts refuse control characters; an owner email is exactly one address.
+
 Validation collects every problem instead of stopping at the first; each names the KPI
 and the field, e.g. ``kpi 'churn_rate': formula.ratio.numerator.sum.field: ...``.
 """
@@ -76,9 +79,24 @@ from pydantic import (
     ValidationError,
 )
 
+from services.scoring.domain.bounds import (
+    MAX_VIEWERS,
+    DataCollection,
+    Department,
+    Objective,
+    Role,
+    Unit,
+)
 from services.scoring.domain.durations import format_duration, parse_duration
 from services.scoring.domain.formulas import Formula, Scope, Term, compile_terms, scope_conflicts
-from shared.contracts.kpi_values import Direction, Owner
+from shared.contracts.kpi_values import (
+    MAX_LINKED_KPIS,
+    MAX_OWNERS,
+    Direction,
+    KpiKey,
+    KpiName,
+    Owner,
+)
 
 Perspective = Literal["financial", "customer", "internal_process", "learning_growth"]
 PERSPECTIVES: Final[tuple[Perspective, ...]] = (
@@ -102,13 +120,11 @@ MIN_WINDOW: Final = timedelta(minutes=1)
 MAX_WINDOW: Final = timedelta(days=365)
 MIN_UPDATE: Final = timedelta(seconds=1)
 
-KpiKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -133,17 +149,17 @@ class KpiDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: KpiKey
-    name: Text
-    objective: Text
+    name: KpiName
+    objective: Objective
     perspective: Perspective
     stage: Stage
-    department: Text
-    owners: Annotated[list[Owner], Field(min_length=1)]
+    department: Department
+    owners: Annotated[list[Owner], Field(min_length=1, max_length=MAX_OWNERS)]
     formula: Formula
     window: Duration
     update_every: Duration
     review_period: ReviewPeriod
-    unit: Text
+    unit: Unit
     direction: Direction
     band: Band | None = None
     baseline: Number | None = None
@@ -152,11 +168,11 @@ class KpiDefinition(BaseModel):
     weight: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     expires_on: date
     indicator: Indicator
-    leading_indicators: list[KpiKey] = Field(default_factory=list)
+    leading_indicators: list[KpiKey] = Field(default_factory=list, max_length=MAX_LINKED_KPIS)
     scope: Scope = Field(default_factory=Scope)
     tracking_cost: TrackingCost
-    data_collection: Text
-    viewers: list[Text] = Field(default_factory=list)
+    data_collection: DataCollection
+    viewers: list[Role] = Field(default_factory=list, max_length=MAX_VIEWERS)
     retention: Duration | None = None
     require_full_window: bool = True
 

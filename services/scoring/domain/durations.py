@@ -12,6 +12,9 @@ from typing import Final
 
 _UNITS: Final[dict[str, int]] = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN: Final = re.compile(r"^\s*(\d{1,9})\s*([smhdw])\s*$")
+# Far beyond any window or retention the catalog allows (those are checked with their
+# own messages); only keeps the arithmetic finite.
+_MAX_SECONDS: Final = 100 * 365 * 86400
 
 
 def parse_duration(value: object) -> timedelta:
@@ -25,7 +28,12 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(
             f"invalid duration {value!r}: expected <integer><unit> with unit s, m, h, d or w"
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > _MAX_SECONDS:
+        # timedelta itself overflows past 999,999,999 days, as an OverflowError that a
+        # validator would let through as a crash instead of a named problem.
+        raise ValueError(f"invalid duration {value!r}: longer than {_MAX_SECONDS // 86400}d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

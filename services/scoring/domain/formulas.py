@@ -25,6 +25,7 @@ The KPI's ``scope`` (``{source?, properties}``) is AND-ed into every term's filt
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -59,16 +60,39 @@ def _one_or_many(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+# A filter is compared with every event the scorer folds, and copied into every stored
+# definition and read of it: bounded like everything else in a definition. A property
+# name is as long as a field path's ``properties.<name>`` may name; any printable
+# characters, since they must match what senders put in their events.
+MAX_PROPERTIES: Final = 20
+MAX_PROPERTY_NAME: Final = 128
+MAX_PROPERTY_VALUE: Final = 1000
+MAX_EVENT_TYPES: Final = 50
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _scalar_values(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_PROPERTIES:
+        raise ValueError(f"at most {MAX_PROPERTIES} properties")
     for name, item in value.items():
+        if not 0 < len(name) <= MAX_PROPERTY_NAME or _CONTROL.search(name):
+            raise ValueError(
+                f"property name {name[:40]!r}: 1 to {MAX_PROPERTY_NAME} printable characters"
+            )
         if not isinstance(item, str | int | float | bool):
             raise ValueError(f"property {name!r} must be a string, number or boolean")
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"property {name!r} must be finite")
+        if isinstance(item, str) and len(item) > MAX_PROPERTY_VALUE:
+            raise ValueError(f"property {name!r}: at most {MAX_PROPERTY_VALUE} characters")
     return value
 
 
-EventTypes = Annotated[tuple[EventType, ...], BeforeValidator(_one_or_many), Field(min_length=1)]
+EventTypes = Annotated[
+    tuple[EventType, ...],
+    BeforeValidator(_one_or_many),
+    Field(min_length=1, max_length=MAX_EVENT_TYPES),
+]
 PropertyMatch = Annotated[dict[str, Any], AfterValidator(_scalar_values)]
 
 

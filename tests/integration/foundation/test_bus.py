@@ -245,3 +245,35 @@ async def test_a_rewind_moves_the_partition_back_to_the_offset_given(
     # Read once up to the rewind, then again from 7 records before it, to the end.
     expected = [*range(rewound_at), *range(rewound_at - 7, len(records))]
     assert [m.value for m in handled] == [records[i].value for i in expected]
+
+
+async def test_lag_counts_the_batch_in_hand_until_it_is_applied(bus_settings: Settings) -> None:
+    """A handler stuck on a batch (retrying a failure) shows as lag from the batch's first
+    record, not from where fetching got to: a stalled consumer must not look caught up."""
+    records, subscriber = await _one_partition_of_30(bus_settings)
+    stuck = asyncio.Event()
+    release = asyncio.Event()
+    batches = 0
+
+    async def handler(batch: Sequence[Message]) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:  # records 10-19: held, as a batch retried for ever would be
+            stuck.set()
+            await release.wait()
+
+    await subscriber.start()
+    task = asyncio.create_task(subscriber.run(handler))
+    try:
+        await asyncio.wait_for(stuck.wait(), 30)
+        lag: dict[PartitionId, int] = {}
+        for _ in range(50):  # until the partition's end is known (a fetch response)
+            lag = await subscriber.lag()
+            if lag:
+                break
+            await asyncio.sleep(0.1)
+        assert sum(lag.values()) == len(records) - 10  # the topic's other partitions: 0
+    finally:
+        release.set()
+        await subscriber.stop()
+        await task

@@ -57,7 +57,9 @@ def test_routes_cover_every_owner_channel_and_fall_back_to_default() -> None:
     assert routes_for([Owner(name="nobody")], "ops@example.com") == [
         Route("email", "ops@example.com")
     ]
-    assert routes_for([], None) == []
+    # Nobody to reach and no default address: an undeliverable route, never nothing.
+    (nobody,) = routes_for([], None)
+    assert not nobody.deliverable and "no owner" in str(nobody.reason)
 
 
 def test_a_kpi_without_any_value_is_stale_from_when_it_was_first_seen() -> None:

@@ -21,6 +21,7 @@ from services.scoring.repository import (
     SeenEvent,
 )
 from shared.bus.consumer import Item
+from shared.bus.dlq import describe
 from shared.bus.ports import Message
 from shared.contracts.event_reader import ReadEvent
 from tests.unit.scoring.factories import T0, event, make_catalog, make_kpi
@@ -104,6 +105,22 @@ async def test_an_event_older_than_the_retention_is_refused_by_name() -> None:
     reasons = await harness.apply(_signup("old", at=T0 - timedelta(days=30)), _signup("new"))
     assert reasons == ["older than the retention of KPIs: signups (7d)"]
     assert harness.buckets.count() == 1
+
+
+async def test_a_refused_event_is_dead_lettered_as_consumed_with_its_origin() -> None:
+    harness = _Harness()
+    old = ReadEvent.of(_signup("old", at=T0 - timedelta(days=30)))
+    raw = b'{"as": "consumed"}'  # the letter carries these bytes, not a re-encoding
+    message = Message("events", 4, 17, b"old", raw, 0)
+    applied = await harness.fold.apply(SESSION, [Item(message, old)])
+    [letter] = applied.letters
+    assert (letter.source, letter.payload, letter.key, letter.stage) == (
+        message, raw, b"old", "scoring"
+    )
+    assert describe(Message("dlq", 0, 0, None, b"", 0, letter.to_record().headers)) == {
+        "reason": "older than the retention of KPIs: signups (7d)", "stage": "scoring",
+        "source_topic": "events", "source_partition": 4, "source_offset": 17,
+    }
 
 
 async def test_once_committed_it_reports_the_oldest_bucket_per_kpi() -> None:
