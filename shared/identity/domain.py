@@ -22,6 +22,10 @@ SESSION_PREFIX: Final = "kps_"
 #: Owner fields that are write-only secrets: never returned, never logged.
 SECRET_FIELDS: Final = frozenset({"webhook_url", "slack_webhook_url"})
 REDACTED: Final = "[redacted]"
+# What a read shows for an owner URL: itself a valid https URL (so a definition read can
+# be written back as it is) on a reserved name that never resolves, ending in a short
+# fingerprint that changes when the URL does.
+REDACTED_URL: Final = "https://redacted.invalid/"
 _GROUP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
@@ -115,7 +119,7 @@ def new_password() -> str:
 
 def fingerprint(value: str) -> str:
     """Shows that a secret changed without showing it."""
-    return f"{REDACTED[:-1]} {hashlib.sha256(value.encode()).hexdigest()[:8]}]"
+    return REDACTED_URL + hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 def redact(value: Any) -> Any:
@@ -131,7 +135,7 @@ def redact(value: Any) -> Any:
 
 
 def is_redacted(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(REDACTED[:-1])
+    return isinstance(value, str) and value.startswith(REDACTED_URL)
 
 
 def keep_secrets(

@@ -99,11 +99,13 @@ def kpi_admin_router(catalog: CatalogService) -> APIRouter:
         },
     )
     async def put_kpi(
+        # The caller first: no identity is a 401 whatever the key (dependencies run in
+        # the order they are declared).
+        caller: Caller,
         key: Key,
         *,
         kpi: Annotated[KpiDefinition, Body()],
         response: Response,
-        caller: Caller,
         if_match: Annotated[str | None, Header()] = None,
         if_none_match: Annotated[str | None, Header()] = None,
         take_over: TakeOver = False,
@@ -126,9 +128,9 @@ def kpi_admin_router(catalog: CatalogService) -> APIRouter:
         },
     )
     async def delete_kpi(
+        caller: Caller,
         key: Key,
         *,
-        caller: Caller,
         if_match: Annotated[str | None, Header()] = None,
         take_over: TakeOver = False,
     ) -> Response:

@@ -53,7 +53,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
         "back in `If-Match` to change or retire the KPI only if nobody changed it meanwhile.",
         responses={404: {"description": "Unknown KPI"}},
     )
-    async def get_kpi(key: Key, response: Response, caller: Caller) -> dict[str, Any]:
+    async def get_kpi(caller: Caller, key: Key, response: Response) -> dict[str, Any]:
         readable_kpi(key, caller)
         try:
             detail = await queries.detail(key, readable(caller))
@@ -75,8 +75,8 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
         },
     )
     async def get_history(
-        key: Key,
         caller: Caller,
+        key: Key,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
         step: Annotated[int | None, Query(ge=1, le=365 * 86400, description="seconds")] = None,
@@ -95,7 +95,7 @@ def kpi_router(queries: KpiQueries, catalog: CatalogService) -> APIRouter:
             raise HTTPException(422, str(exc)) from None
 
     @router.get("/kpis/{key}/changes", summary="What changed in the definition, when, by whom")
-    async def get_changes(key: Key, caller: Caller) -> dict[str, Any]:
+    async def get_changes(caller: Caller, key: Key) -> dict[str, Any]:
         if key in queries.catalog.catalog:
             require_read(caller, queries.catalog.catalog[key])
         elif not caller.is_admin:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.identity.domain import (
     ADMIN_TOKEN_PRINCIPAL,
-    REDACTED,
+    REDACTED_URL,
     IdentityError,
     KpiAccess,
     Principal,
@@ -67,7 +67,7 @@ def test_owner_urls_are_redacted_wherever_they_nest() -> None:
     shown = redact(change)
     assert url not in str(shown)
     assert shown["old"][0]["slack_webhook_url"] == fingerprint(url)
-    assert fingerprint(url).startswith(REDACTED[:-1])
+    assert fingerprint(url).startswith(REDACTED_URL)
     assert fingerprint(url) != fingerprint(url + "x")  # a change stays visible
 
 
