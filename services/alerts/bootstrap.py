@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.alerts.app import SERVICE, AlertsParts, create_app
+from services.alerts.app import SERVICE, AlertsParts, ack_link_key, create_app
 from services.alerts.channels.base import Sender
-from services.alerts.channels.http import SlackSender, WebhookSender, http_client
+from services.alerts.channels.http import SlackSender, WebhookSender, http_poster
 from services.alerts.channels.smtp import SmtpSender
 from services.alerts.consumer import kpi_value_consumer
 from services.alerts.digest import DigestService
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
+from services.alerts.signing import webhook_sender
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
@@ -37,10 +38,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
     cfg = settings.alerts
     return {
         "email": SmtpSender(cfg.smtp),
-        "webhook": WebhookSender(
-            http_client(cfg.webhook_timeout_s), cfg.webhook_secret.get_secret_value()
+        "webhook": webhook_sender(
+            cfg.webhook_secret.get_secret_value(),
+            lambda secret: WebhookSender(http_poster(cfg), secret),
         ),
-        "slack": SlackSender(http_client(cfg.webhook_timeout_s)),
+        "slack": SlackSender(http_poster(cfg)),
     }
 
 
@@ -57,7 +59,9 @@ def build(
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
     locales = LocalePolicy(settings.company.locale, settings.time_zone)
-    writer = AlertWriter(cfg, metrics, tz=settings.tz, locales=locales)
+    writer = AlertWriter(
+        cfg, metrics, tz=settings.tz, locales=locales, ack_key=ack_link_key(settings)
+    )
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(

@@ -43,6 +43,8 @@ alerts = Table(
     Column("resolved_at", Ts, nullable=True),
     Column("acked_at", Ts, nullable=True),
     Column("ack_note", Text, nullable=True),
+    # Who acknowledged: the user's email, or "admin-token" for automation.
+    Column("acked_by", String(320), nullable=True),
     Column("last_notified_at", Ts, nullable=True),
     Index("ix_alerts_state", "state"),
     Index("ix_alerts_kpi_key", "kpi_key"),

@@ -6,6 +6,7 @@ values; history is recomputed from buckets (exact), not sampled from publishes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scoring.catalog_state import CatalogState
 from services.scoring.domain.catalog import NOMINAL_PERIOD, KpiDefinition
-from services.scoring.domain.coverage import is_partial, kpi_coverage
+from services.scoring.domain.coverage import kpi_coverage
 from services.scoring.domain.derived import Expression, evaluate_expression
 from services.scoring.domain.evaluate import value_as_of
 from services.scoring.domain.leadlag import (
@@ -40,13 +41,23 @@ from services.scoring.repository import (
     CurrentRepository,
     ReportedRepository,
 )
+from services.scoring.views import kpi_view
 from shared.contracts.kpi_values import KpiStatus
+from shared.identity.domain import redact
 from shared.settings import ScoringSettings
 
 MAX_HISTORY_POINTS = 1000
 TREND_POINTS = 40
 ANALYSED_PERIODS = 6
 LEAD_LAG_PERIODS = 24
+
+
+#: Which KPIs the caller may read; ``None`` in a call means every KPI.
+Visible = Callable[[KpiDefinition], bool]
+
+
+def _everything(_kpi: KpiDefinition) -> bool:
+    return True
 
 
 # The instants a history may ask about. Event times start at the epoch (Kafka
@@ -90,9 +101,12 @@ class KpiQueries:
     # Alerts' "expiring soon" notice comes this many days ahead; the page says the same.
     expiry_warning_days: int = 14
 
-    async def list_kpis(self) -> list[dict[str, Any]]:
+    async def list_kpis(self, visible: Visible | None = None) -> list[dict[str, Any]]:
+        """The KPIs the caller may read; links to hidden KPIs are left out."""
+        visible = visible or _everything
         now = datetime.now(UTC)
         catalog = self.catalog.catalog
+        shown = {kpi.key for kpi in catalog if visible(kpi)}
         async with self.sessions() as session:
             current = await self.current.all(session)
             statuses: dict[str, KpiStatus] = {
@@ -103,13 +117,19 @@ class KpiQueries:
             views = []
             today = self._today()
             for kpi in catalog:
+                if kpi.key not in shown:
+                    continue
                 trend = await self.current.recent(session, kpi.key, now - kpi.window)
                 value = current.get(kpi.key)
                 coverage = kpi_coverage(
                     kpi, catalog, data_since, value.as_of if value else now
                 )
                 judged = in_force(kpi, now, self.catalog.tz)
-                view = _view(judged, value, trend, warnings.get(kpi.key, []), coverage)
+                warned = [k for k in warnings.get(kpi.key, []) if k in shown]
+                view = kpi_view(
+                    judged, value, trend, warned, coverage,
+                    shown=shown, trend_points=TREND_POINTS,
+                )
                 state = expiry(kpi, today, self.expiry_warning_days)
                 views.append(
                     view
@@ -121,13 +141,18 @@ class KpiQueries:
                 )
         return views
 
-    async def scorecard(self) -> dict[str, Any]:
+    async def scorecard(self, visible: Visible | None = None) -> dict[str, Any]:
+        """Computed over the KPIs the caller may read only: a hidden KPI counts nowhere,
+        neither in its perspective's weighted mean nor in the overall score."""
+        visible = visible or _everything
         catalog = self.catalog.catalog
         today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
+            if not visible(kpi):
+                continue
             value = current.get(kpi.key)
             judged = in_force(kpi, datetime.now(UTC), self.catalog.tz)
             entries.append(score_entry(judged, value.value if value else None, today))
@@ -148,15 +173,21 @@ class KpiQueries:
             ],
         }
 
-    async def detail(self, key: str) -> dict[str, Any]:
+    async def detail(self, key: str, visible: Visible | None = None) -> dict[str, Any]:
+        visible = visible or _everything
         kpi = self._kpi(key)
         catalog = self.catalog.catalog
         now = datetime.now(UTC)
-        views = {v["key"]: v for v in await self.list_kpis()}
+        views = {v["key"]: v for v in await self.list_kpis(visible)}
         async with self.sessions() as session:
-            # Links where this KPI lags (its leading indicators) and where it leads.
-            links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
-                (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
+            # Links where this KPI lags (its leading indicators) and where it leads, among
+            # the KPIs the caller may read.
+            links = [
+                (lead, kpi.key) for lead in kpi.leading_indicators if visible(catalog[lead])
+            ] + [
+                (kpi.key, other.key)
+                for other in catalog
+                if kpi.key in other.leading_indicators and visible(other)
             ]
             lead_lag_rows = []
             for leading_key, lagging_key in links:
@@ -213,9 +244,11 @@ class KpiQueries:
                 )
             own = await self._period_series(session, kpi, now, periods=ANALYSED_PERIODS)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, self.catalog.tz)
+        definition = redact(kpi.model_dump(mode="json", exclude_none=True))
+        definition["leading_indicators"] = views[kpi.key]["leading_indicators"]
         return {
             "kpi": views[kpi.key],
-            "definition": kpi.model_dump(mode="json", exclude_none=True),
+            "definition": definition,
             "lead_lag": lead_lag_rows,
             "periods": [
                 {
@@ -290,7 +323,8 @@ class KpiQueries:
         """What changed in a KPI's definition, when and by whom (retired KPIs too)."""
         async with self.sessions() as session:
             rows = await self.changes.history(session, key)
-        return [{**row, "at": row["at"].isoformat()} for row in rows]
+        # Owner URLs are write-only: a change shows that one changed, never its value.
+        return [{**redact(row), "at": row["at"].isoformat()} for row in rows]
 
     async def _period_series(
         self, session: AsyncSession, kpi: KpiDefinition, now: datetime, *, periods: int
@@ -351,49 +385,3 @@ class KpiQueries:
 def _not_folded(kpi: KpiDefinition) -> bool:
     """Reported and derived KPIs have no buckets of their own."""
     return kpi.formula.is_reported or kpi.formula.derived is not None
-
-
-def _view(
-    kpi: KpiDefinition,
-    current: Any,
-    trend: list[tuple[datetime, float | None, str]],
-    warnings: list[str],
-    coverage: float,
-) -> dict[str, Any]:
-    value = current.value if current else None
-    assessment = assess(kpi, value)
-    step = max(1, len(trend) // TREND_POINTS)
-    return {
-        "key": kpi.key,
-        "name": kpi.name,
-        "objective": kpi.objective,
-        "perspective": kpi.perspective,
-        "stage": kpi.stage,
-        "department": kpi.department,
-        "unit": kpi.unit,
-        "currency": kpi.currency,
-        "direction": kpi.direction,
-        "minimum": kpi.minimum,
-        "target": kpi.target,
-        "baseline": kpi.baseline,
-        "weight": kpi.weight,
-        "window": kpi.model_dump(mode="json")["window"],
-        "update_every": kpi.model_dump(mode="json")["update_every"],
-        "review_period": kpi.review_period,
-        "expires_on": kpi.expires_on.isoformat(),
-        "owners": [o.model_dump(exclude_none=True) for o in kpi.owners],
-        "indicator": kpi.indicator,
-        "leading_indicators": list(kpi.leading_indicators),
-        "early_warning": warnings,
-        "value": value,
-        "numerator": current.numerator if current else None,
-        "denominator": current.denominator if current else None,
-        "status": assessment.status,
-        "score": assessment.score,
-        "as_of": current.as_of.isoformat() if current else None,
-        # The share of the window with data; below 1 the value is partial.
-        "coverage": coverage,
-        "partial": is_partial(coverage),
-        "require_full_window": kpi.require_full_window,
-        "trend": [{"at": at.isoformat(), "value": v} for at, v, _ in trend[::step]],
-    }

@@ -16,6 +16,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.browser import (
+    FIRST_ADMIN,
     REPO,
     DevServer,
     PageProblems,
@@ -23,6 +24,7 @@ from tests.e2e.browser import (
     launch_chromium,
     run_dev_server,
     screenshot,
+    sign_in,
 )
 from tests.unit.i18n.test_catalogs import english_leftovers
 
@@ -67,12 +69,15 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def open_page(browser: Browser, url: str) -> tuple[Page, PageProblems]:
+def open_page(browser: Browser, server: DevServer, url: str) -> tuple[Page, PageProblems]:
+    """A new browser context on ``url``, signed in as the first admin."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
     problems = PageProblems()
     problems.attach(page)
     page.goto(url, wait_until="load")
+    assert server.admin_password is not None
+    sign_in(page, FIRST_ADMIN, server.admin_password)
     return page, problems
 
 
@@ -99,7 +104,7 @@ def breach_complaints(server: DevServer) -> None:
 
 def test_vietnamese_page_has_no_english_left(browser: Browser, dev_server: DevServer) -> None:
     items = catalog()
-    page, problems = open_page(browser, f"{dev_server.base_url}/?lang=vi")
+    page, problems = open_page(browser, dev_server, f"{dev_server.base_url}/?lang=vi")
     try:
         expect(page.locator("[data-kpi]")).to_have_count(len(items), timeout=15_000)
         expect(page.locator("#updated")).to_contain_text("Cập nhật lúc")
@@ -131,7 +136,7 @@ def test_department_and_owner_views_are_kept_in_the_link(
 ) -> None:
     items = catalog()
     in_department = {k["key"] for k in items if k.get("department") == DEPARTMENT}
-    page, problems = open_page(browser, f"{dev_server.base_url}/")
+    page, problems = open_page(browser, dev_server, f"{dev_server.base_url}/")
     try:
         expect(page.locator("[data-kpi]")).to_have_count(len(items), timeout=15_000)
         page.select_option("#filter-department", DEPARTMENT)
@@ -144,7 +149,7 @@ def test_department_and_owner_views_are_kept_in_the_link(
         link = page.url
 
         # The link alone (a new tab, another manager) opens the same view.
-        other, other_problems = open_page(browser, link)
+        other, other_problems = open_page(browser, dev_server, link)
         shown = other.locator("[data-kpi]:visible")
         expect(shown).to_have_count(len(in_department), timeout=15_000)
         assert other.locator("#filter-department").input_value() == DEPARTMENT
@@ -173,7 +178,7 @@ def test_department_and_owner_views_are_kept_in_the_link(
 
 def test_history_csv_and_vietnamese_headers(dev_server: DevServer, browser: Browser) -> None:
     key = catalog()[0]["key"]
-    page, _ = open_page(browser, f"{dev_server.base_url}/?lang=vi")
+    page, _ = open_page(browser, dev_server, f"{dev_server.base_url}/?lang=vi")
     try:
         response = page.request.get(
             f"{dev_server.base_url}/v1/kpis/{key}/history.csv?lang=vi&step=3600"
@@ -194,7 +199,9 @@ def test_history_csv_and_vietnamese_headers(dev_server: DevServer, browser: Brow
 
 def test_printed_report_is_a4_without_controls(browser: Browser, dev_server: DevServer) -> None:
     items = catalog()
-    page, problems = open_page(browser, f"{dev_server.base_url}/?lang=vi&department=marketing")
+    page, problems = open_page(
+        browser, dev_server, f"{dev_server.base_url}/?lang=vi&department=marketing"
+    )
     try:
         expect(page.locator("[data-kpi]:visible")).to_have_count(
             sum(1 for k in items if k.get("department") == "marketing"), timeout=15_000
@@ -240,7 +247,7 @@ def test_vnd_reads_as_whole_dong_in_each_language(browser: Browser, dev_server: 
         "tracking_cost": {"amount": 500_000, "currency": "VND", "per": "month"},
     }
     admin = {"Authorization": f"Bearer {dev_server.admin_token}"}
-    page, problems = open_page(browser, f"{dev_server.base_url}/?lang=vi")
+    page, problems = open_page(browser, dev_server, f"{dev_server.base_url}/?lang=vi")
     try:
         created = page.request.post(f"{dev_server.base_url}/v1/kpis", data=kpi, headers=admin)
         assert created.status == 201, created.text()
@@ -254,7 +261,7 @@ def test_vnd_reads_as_whole_dong_in_each_language(browser: Browser, dev_server: 
         expect(page.locator(f'[data-kpi="{key}"] .f-minimum')).to_have_text("1.000.000\xa0₫")
         page.locator(f'[data-kpi="{key}"] .kpi-link').click()
         expect(page.locator("#detail-body")).to_contain_text("500.000\xa0₫ / tháng", timeout=15_000)
-        english, _ = open_page(browser, f"{dev_server.base_url}/?lang=en")
+        english, _ = open_page(browser, dev_server, f"{dev_server.base_url}/?lang=en")
         expect(english.locator(f'[data-kpi="{key}"] .value')).to_have_text(
             "₫1,234,567", timeout=15_000
         )

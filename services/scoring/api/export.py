@@ -12,9 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from services.scoring.api.access import readable, require_read
+from services.scoring.api.params import Key
 from services.scoring.domain.export import content_disposition, history_csv, kpis_csv, matches
 from services.scoring.queries import KpiQueries, QueryError
 from shared.i18n import LocalePolicy
+from shared.identity.access import Caller
 
 CSV_TYPE = "text/csv; charset=utf-8"
 Lang = Annotated[str | None, Query(description="en or vi; default: the company's language")]
@@ -42,6 +45,7 @@ def export_router(queries: KpiQueries, locales: LocalePolicy) -> APIRouter:
         responses={200: {"content": {"text/csv": {}}}},
     )
     async def export_kpis(
+        caller: Caller,
         department: Annotated[str | None, Query(max_length=200)] = None,
         owner: Annotated[str | None, Query(max_length=320, description="name or email")] = None,
         lang: Lang = None,
@@ -49,7 +53,7 @@ def export_router(queries: KpiQueries, locales: LocalePolicy) -> APIRouter:
         tr = locales.for_request(lang)
         views = [
             v
-            for v in await queries.list_kpis()
+            for v in await queries.list_kpis(readable(caller))
             if matches(v, department=department, owner=owner)
         ]
         stem = "-".join(filter(None, ("kpis", department, owner)))
@@ -66,7 +70,9 @@ def export_router(queries: KpiQueries, locales: LocalePolicy) -> APIRouter:
         },
     )
     async def export_history(
-        key: str,
+        key: Key,
+        caller: Caller,
+        *,
         start: Annotated[datetime | None, Query(alias="from")] = None,
         end: Annotated[datetime | None, Query(alias="to")] = None,
         step: Annotated[int | None, Query(ge=1, le=365 * 86400, description="seconds")] = None,
@@ -75,6 +81,9 @@ def export_router(queries: KpiQueries, locales: LocalePolicy) -> APIRouter:
         for name, value in (("from", start), ("to", end)):
             if value is not None and value.tzinfo is None:
                 raise HTTPException(422, f"'{name}' needs a time zone, e.g. 2026-01-01T00:00Z")
+        if key not in queries.catalog.catalog:
+            raise HTTPException(404, f"unknown KPI '{key}'")
+        require_read(caller, queries.catalog.catalog[key])
         try:
             history = await queries.history(key, start, end, step)
         except KeyError:

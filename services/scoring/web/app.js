@@ -7,6 +7,10 @@
  *
  * Hooks the browser tests rely on: every KPI card has data-kpi and data-status, every
  * alert item has data-alert-kpi (and data-alert-condition).
+ *
+ * Every read needs a signed-in user: the page asks GET /v1/session who it is, shows the
+ * sign-in form when nobody is, and sends the session's CSRF token (X-CSRF-Token) with
+ * every request that changes something. The session cookie itself is HttpOnly.
  */
 (function () {
   "use strict";
@@ -133,16 +137,45 @@
     return typeof v === "number" && isFinite(v);
   }
 
-  function fetchJson(url) {
+  var session = { csrf: null, email: null };
+
+  function SignedOut(message) {
+    this.name = "SignedOut";
+    this.message = message || "signed out";
+  }
+  SignedOut.prototype = Object.create(Error.prototype);
+
+  function fetchJson(url, options) {
+    options = options || {};
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = controller ? setTimeout(function () { controller.abort(); }, FETCH_TIMEOUT_MS) : null;
+    var headers = { Accept: "application/json" };
+    if (options.body !== undefined) headers["Content-Type"] = "application/json";
+    var method = options.method || "GET";
+    if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
     return fetch(url, {
-      headers: { Accept: "application/json" },
+      method: method,
+      headers: headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
       cache: "no-store",
+      // The alerts API may live on another port: the session cookie goes there too.
+      credentials: "include",
       signal: controller ? controller.signal : undefined,
     })
       .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
+        if (response.status === 401 && !options.quiet401) {
+          showSignIn(t("Your session ended: sign in again."));
+          throw new SignedOut();
+        }
+        if (!response.ok) {
+          return response.json().catch(function () { return {}; }).then(function (payload) {
+            var detail = payload && typeof payload.detail === "string" ? payload.detail : "";
+            var err = new Error(detail || "HTTP " + response.status);
+            err.status = response.status;
+            throw err;
+          });
+        }
+        if (response.status === 204) return null;
         return response.json();
       })
       .catch(function (err) {
@@ -881,7 +914,46 @@
     li.appendChild(h("span", { className: "alert-meta" },
       isNum(a.value) ? t("value {value}", { value: formatValue(a.value, kpi ? kpi.unit : "") }) + " " : "",
       sinceEl,
-      a.acked_at ? " · " + t("acknowledged") : ""));
+      a.acked_at ? " · " + t("acknowledged") + (a.acked_by ? " " + t("by {who}", { who: a.acked_by }) : "") : ""));
+    // Owners and editors of the KPI may act; the API refuses others with a message.
+    var actions = h("span", { className: "alert-actions" });
+    if (!a.acked_at) {
+      actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "ack" }, t("Acknowledge")));
+    }
+    actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "silence" }, t("Silence 1 h")));
+    li.appendChild(actions);
+  }
+
+  function onAlertAction(event) {
+    var button = event.target.closest ? event.target.closest("button[data-action]") : null;
+    if (!button) return;
+    var li = button.closest("li");
+    var id = li.getAttribute("data-alert-id");
+    var kpi = li.getAttribute("data-alert-kpi");
+    var request;
+    if (button.getAttribute("data-action") === "ack") {
+      var note = window.prompt(t("Acknowledge this alert. Note (optional):"), "");
+      if (note === null) return;
+      request = fetchJson(alertsBase + "/v1/alerts/" + encodeURIComponent(id) + "/ack", {
+        method: "POST", body: { note: note },
+      });
+    } else {
+      var reason = window.prompt(t("Silence {kpi} for 1 hour. Why?", { kpi: kpi }), "");
+      if (!reason) return;
+      request = fetchJson(alertsBase + "/v1/silences", {
+        method: "POST", body: { kpi_key: kpi, duration_s: 3600, reason: reason },
+      });
+    }
+    button.disabled = true;
+    request
+      .then(function () {
+        setError(t("alert action"), null);
+        return refresh();
+      })
+      .catch(function (err) {
+        if (!(err instanceof SignedOut)) setError(t("alert action"), err && err.message ? err.message : String(err));
+      })
+      .finally(function () { button.disabled = false; });
   }
 
   // ---------------------------------------------------------------- detail view
@@ -1287,8 +1359,98 @@
     return false;
   }
 
+  // ---------------------------------------------------------------- sign-in
+
+  function show(id, visible) {
+    document.getElementById(id).hidden = !visible;
+  }
+
+  function showSignIn(message) {
+    clearTimeout(state.timer);
+    session.csrf = null;
+    show("main", false);
+    show("whoami", false);
+    show("password-change", false);
+    show("signin", true);
+    document.getElementById("updated").textContent = t("Signed out");
+    document.getElementById("signin-error").textContent = message || "";
+    document.getElementById("signin-email").focus();
+  }
+
+  function signedIn(me) {
+    session.csrf = me.csrf_token;
+    session.email = me.email;
+    show("signin", false);
+    document.getElementById("whoami-text").textContent = me.email + " · " + me.role;
+    show("whoami", true);
+    if (me.must_change_password) {
+      show("main", false);
+      show("password-change", true);
+      document.getElementById("password-current").focus();
+      return Promise.resolve();
+    }
+    show("password-change", false);
+    show("main", true);
+    return refresh().then(route);
+  }
+
+  function start() {
+    return fetchJson("/v1/session", { quiet401: true })
+      .then(function (me) {
+        if (!me || !me.signed_in) {
+          showSignIn("");
+          return undefined;
+        }
+        return signedIn(me);
+      })
+      .catch(function (err) {
+        if (err && err.status === 401) showSignIn("");
+        else if (!(err instanceof SignedOut)) setError(t("page"), err && err.message ? err.message : String(err));
+      });
+  }
+
+  function onSignIn(event) {
+    event.preventDefault();
+    var email = document.getElementById("signin-email").value;
+    var password = document.getElementById("signin-password").value;
+    var error = document.getElementById("signin-error");
+    error.textContent = "";
+    fetchJson("/v1/session", { method: "POST", body: { email: email, password: password }, quiet401: true })
+      .then(function (me) {
+        document.getElementById("signin-password").value = "";
+        return signedIn(me);
+      })
+      .catch(function (err) {
+        error.textContent = err && err.message ? err.message : String(err);
+      });
+  }
+
+  function onPasswordChange(event) {
+    event.preventDefault();
+    var error = document.getElementById("password-error");
+    error.textContent = "";
+    fetchJson("/v1/session/password", {
+      method: "POST",
+      body: {
+        current_password: document.getElementById("password-current").value,
+        new_password: document.getElementById("password-new").value,
+      },
+    })
+      .then(start)
+      .catch(function (err) {
+        if (!(err instanceof SignedOut)) error.textContent = err && err.message ? err.message : String(err);
+      });
+  }
+
+  function onSignOut() {
+    fetchJson("/v1/session", { method: "DELETE", quiet401: true })
+      .catch(function () { return null; })
+      .then(function () { location.reload(); });
+  }
+
   function refresh() {
     if (state.inFlight) return Promise.resolve();
+    if (!session.csrf) return Promise.resolve();
     if (document.hidden && state.lastUpdate) {
       // A background tab does not poll; it refreshes as soon as it is shown again.
       clearTimeout(state.timer);
@@ -1324,11 +1486,11 @@
         return undefined;
       })
       .catch(function (err) {
-        setError(t("page"), err && err.message ? err.message : String(err));
+        if (!(err instanceof SignedOut)) setError(t("page"), err && err.message ? err.message : String(err));
       })
       .finally(function () {
         state.inFlight = false;
-        state.timer = setTimeout(refresh, REFRESH_MS);
+        if (session.csrf) state.timer = setTimeout(refresh, REFRESH_MS);
       });
   }
 
@@ -1376,10 +1538,15 @@
       // Last line of defence: report on the banner rather than in the console.
       event.preventDefault();
       var reason = event.reason;
+      if (reason instanceof SignedOut) return;
       setError(t("page"), reason && reason.message ? reason.message : String(reason));
     });
+    document.getElementById("signin-form").addEventListener("submit", onSignIn);
+    document.getElementById("password-form").addEventListener("submit", onPasswordChange);
+    document.getElementById("signout").addEventListener("click", onSignOut);
+    document.getElementById("alert-list").addEventListener("click", onAlertAction);
 
-    refresh().then(route);
+    start();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

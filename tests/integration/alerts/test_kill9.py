@@ -60,6 +60,7 @@ class AlertsProcess:
             "KPIPULSE_ALERTS__DELIVERY_BASE_BACKOFF_S": "0.3",
             "KPIPULSE_ALERTS__DELIVERY_MAX_BACKOFF_S": "1",
             "KPIPULSE_ALERTS__DELIVERY_MAX_ATTEMPTS": "100",
+            "KPIPULSE_ALERTS__WEBHOOK_SECRET": settings.alerts.webhook_secret.get_secret_value(),
         }
         self._proc: subprocess.Popen[bytes] | None = None
 

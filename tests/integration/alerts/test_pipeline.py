@@ -30,7 +30,7 @@ from tests.support.kafka import consume_matching
 
 
 async def _alerts(harness: Harness, kpi: str) -> list[dict[str, object]]:
-    response = await harness.client.get("/v1/alerts", params={"kpi_key": kpi})
+    response = await harness.client.get("/v1/alerts", params={"kpi_key": kpi}, headers=ADMIN)
     assert response.status_code == 200
     rows: list[dict[str, object]] = response.json()
     return rows
@@ -89,7 +89,7 @@ async def test_breach_notifies_once_and_recovery_sends_a_resolve(
     ]
     assert steps[1].value == 0.083 and steps[2].value == 0.13
     history = await service.client.get(
-        "/v1/notifications", params={"alert_id": int(str(alert["id"]))}
+        "/v1/notifications", params={"alert_id": int(str(alert["id"]))}, headers=ADMIN
     )
     assert sorted((n["channel"], n["kind"], n["status"]) for n in history.json()) == [
         ("email", "firing", "sent"),
@@ -164,7 +164,7 @@ async def test_a_silence_suppresses_and_records_the_notice(
     created = await service.client.post("/v1/silences", json=body, headers=ADMIN)
     assert created.status_code == 201, created.text
     silence = created.json()
-    listed = (await service.client.get("/v1/silences")).json()
+    listed = (await service.client.get("/v1/silences", headers=ADMIN)).json()
     assert silence["id"] in [s["id"] for s in listed]
 
     owner = Owner(name="Hoa", email=mail)
@@ -178,12 +178,15 @@ async def test_a_silence_suppresses_and_records_the_notice(
     assert await eventually(suppressed) == ["suppressed"]
     await asyncio.sleep(0.5)
     assert smtp.mails_to(mail) == []
-    history = await service.client.get("/v1/notifications", params={"status": "suppressed"})
+    history = await service.client.get(
+        "/v1/notifications", params={"status": "suppressed"}, headers=ADMIN
+    )
     assert mail in [n["target"] for n in history.json()]
 
     ended = await service.client.delete(f"/v1/silences/{silence['id']}", headers=ADMIN)
     assert ended.status_code == 204
-    assert silence["id"] not in [s["id"] for s in (await service.client.get("/v1/silences")).json()]
+    remaining = (await service.client.get("/v1/silences", headers=ADMIN)).json()
+    assert silence["id"] not in [s["id"] for s in remaining]
     assert (await service.client.delete("/v1/silences/999999999", headers=ADMIN)).status_code == 404
 
 

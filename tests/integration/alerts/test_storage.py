@@ -56,6 +56,9 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
+    # alerts_acked_by down: the tables stay, without the column it added.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES
     # alerts_0003 down: the digest's tables go, the alert tables stay.
     downgrade(url, "alerts@-1")
     assert asyncio.run(_tables(url)) >= ALERT_TABLES - DIGEST_TABLES
