@@ -205,6 +205,7 @@ def start_stack(stack: BenchStack, sink: SmtpSink, probes: int) -> dict[str, Ser
         "KPIPULSE_ALERTS__SMTP__HOST": "127.0.0.1",
         "KPIPULSE_ALERTS__SMTP__PORT": str(sink.port),
         "KPIPULSE_ALERTS__HOLD_DOWN_S": "0",
+        "KPIPULSE_ALERTS__DIGEST__ENABLED": "false",  # only alert mails reach the sink
     }
     services = {
         "ingest": stack.service("ingest", port_setting="KPIPULSE_INGEST__HTTP__PORT", env=env),

@@ -247,6 +247,8 @@ class BenchStack:
             "KPIPULSE_SCORING__GROUP_ID": self.scoring_group,
             "KPIPULSE_SCORING__CATALOG_PATH": str(REPO / "catalog" / "example.yaml"),
             "KPIPULSE_ALERTS__GROUP_ID": self.alerts_group,
+            # The example catalog has webhook owners: alerts refuses to start without it.
+            "KPIPULSE_ALERTS__WEBHOOK_SECRET": uuid.uuid4().hex,
             # The per-key limit counts events; a benchmark must never hit it.
             "KPIPULSE_INGEST__RATE_LIMIT_PER_SECOND": "1e9",
             "KPIPULSE_INGEST__RATE_LIMIT_BURST": "1000000000",

@@ -21,6 +21,7 @@ _SERVICE_CLIS: tuple[str, ...] = (
     "services.alerts.cli",
     "services.simulator.cli",
     "services.dev",
+    "shared.identity.cli",
 )
 
 Command = Callable[[argparse.Namespace, Settings], int]

@@ -39,11 +39,14 @@ from shared.bootstrap import Adapters
 from shared.contracts.events import SOURCES
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import upgrade
+from shared.identity.domain import new_password
+from shared.identity.service import IdentityService
 from shared.logging import configure_logging
 from shared.serve import serve
 from shared.settings import Settings
 
 DEFAULT_DATA_DIR = Path(".cache/dev")
+FIRST_ADMIN = "admin@kpipulse.local"
 
 
 def register(sub: Any) -> None:
@@ -57,6 +60,11 @@ def register(sub: Any) -> None:
 def dev_settings(settings: Settings, data_dir: Path, host: str, port: int, token: str) -> Settings:
     data_dir = data_dir.resolve()
     url = f"http://{host}:{port}"
+    # The example catalog has webhook owners: sign their alerts with a secret of this
+    # data folder's own (unless one is configured).
+    webhook_secret = settings.alerts.webhook_secret.get_secret_value() or _stored_secret(
+        data_dir / "alerts-webhook-secret"
+    )
     changes: dict[str, Any] = {
         "environment": "dev",
         "admin_token": SecretStr(token),
@@ -67,7 +75,13 @@ def dev_settings(settings: Settings, data_dir: Path, host: str, port: int, token
             update={"bootstrap_servers": f"embedded:{data_dir / 'bus.db'}", "topic_prefix": ""}
         ),
         "scoring": settings.scoring.model_copy(update={"alerts_api": ""}),
-        "alerts": settings.alerts.model_copy(update={"scorecard_url": f"{url}/"}),
+        "alerts": settings.alerts.model_copy(
+            update={
+                "scorecard_url": f"{url}/",
+                "public_url": url,
+                "webhook_secret": SecretStr(webhook_secret),
+            }
+        ),
     }
     return settings.model_copy(update=changes)
 
@@ -146,14 +160,30 @@ async def _dev_keys(settings: Settings, known: dict[str, str]) -> dict[str, str]
     return keys
 
 
-def _admin_token(settings: Settings, path: Path) -> str:
-    configured = settings.admin_token.get_secret_value()
-    if configured:
-        return configured
+def _stored_secret(path: Path, make: Any = lambda: secrets.token_urlsafe(24)) -> str:
+    """A secret kept in the dev data folder (owner-only), made on first use."""
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def _admin_token(settings: Settings, path: Path) -> str:
+    configured = settings.admin_token.get_secret_value()
+    return configured or _stored_secret(path)
+
+
+async def _first_admin(settings: Settings, password: str) -> bool:
+    """Create the first admin when there is no admin yet; whether it was created now."""
+    engine = create_engine(settings.database)
+    try:
+        made = await IdentityService(create_session_factory(engine)).ensure_admin(
+            FIRST_ADMIN, password
+        )
+    finally:
+        await engine.dispose()
+    return made is not None
 
 
 def build_app(settings: Settings) -> ServiceDispatcher:
@@ -179,6 +209,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     keys = asyncio.run(_dev_keys(settings, known))
     keys_file.write_bytes(orjson.dumps(keys, option=orjson.OPT_INDENT_2))
     keys_file.chmod(0o600)
+    # Dev only: the first admin's password is kept in the data folder, so the page's
+    # sign-in works after a restart without a forced change.
+    password_file = data_dir / "admin-password"
+    admin_password = _stored_secret(password_file, new_password)
+    asyncio.run(_first_admin(settings, admin_password))
     smtp_port = _free_port()
     controller = Controller(MailSink(data_dir / "mail"), hostname="127.0.0.1", port=smtp_port)
     controller.start()
@@ -195,6 +230,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
         _banner(args.host, args.port, data_dir, keys, token)
+        print(
+            f"  sign in:        {FIRST_ADMIN} with the password in {password_file}\n"
+            f"  admin password: {admin_password}\n"
+            "  more people:    .venv/bin/kpipulse users create --email E --role "
+            "admin|editor|viewer --groups sales,leadership  (with KPIPULSE_DATABASE__URL="
+            f"{settings.database.url})\n",
+            flush=True,
+        )
         http = settings.scoring.http.model_copy(update={"host": args.host, "port": args.port})
         serve(build_app(settings), http)
     finally:

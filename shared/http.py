@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import orjson
 from fastapi import FastAPI
@@ -63,6 +63,7 @@ def install_common(
     http_metrics: HttpMetrics,
     readiness: Mapping[str, ReadinessCheck],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    metrics_tokens: Sequence[str] = (),
 ) -> None:
     """Add health, readiness and metrics endpoints plus request metrics to ``app``."""
     app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes)
@@ -92,4 +93,4 @@ def install_common(
             orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
         )
 
-    app.add_route("/metrics", metrics_endpoint(registry), include_in_schema=False)
+    app.add_route("/metrics", metrics_endpoint(registry, metrics_tokens), include_in_schema=False)

@@ -72,5 +72,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # uvicorn's access log would repeat what the metrics already count.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO: owner webhook and Slack URLs are
+    # secrets, and no log may carry them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     # On the handler: a logger's own filters do not see its children's records.
     handler.addFilter(OncePerInterval("aiokafka"))

@@ -7,8 +7,10 @@ on the global default registry.
 
 from __future__ import annotations
 
+import hmac
 import time
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, TypeVar
 from weakref import WeakKeyDictionary
 
 from prometheus_client import (
@@ -19,6 +21,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -120,8 +124,39 @@ class HttpMetricsMiddleware:
         return found
 
 
-def metrics_endpoint(registry: CollectorRegistry):  # type: ignore[no-untyped-def]
-    async def metrics(_request: Request) -> Response:
+#: KPI values are business data: only scrapers with a token see these families.
+PRIVATE_PREFIX: Final = "kpipulse_kpi_"
+
+
+class _PublicMetrics(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self._registry.collect() if not m.name.startswith(PRIVATE_PREFIX))
+
+
+def metrics_endpoint(  # type: ignore[no-untyped-def]
+    registry: CollectorRegistry, tokens: Sequence[str] = ()
+):
+    """/metrics: everything with ``Authorization: Bearer <token>``, else no KPI values."""
+    public = _PublicMetrics(registry)
+    expected = [t.encode() for t in tokens if t]
+
+    async def metrics(request: Request) -> Response:
+        header = request.headers.get("authorization")
+        if header is None:
+            return Response(generate_latest(public), media_type=CONTENT_TYPE_LATEST)
+        scheme, _, given = header.partition(" ")
+        sent = given.strip().encode()
+        # Every token compared, in constant time: no timing tells which one nearly matched.
+        matched = [hmac.compare_digest(sent, token) for token in expected]
+        if scheme.lower() != "bearer" or not any(matched):
+            return Response(
+                "metrics token invalid: send Authorization: Bearer <KPIPULSE_METRICS_TOKEN>\n",
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -191,6 +191,17 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class DigestSettings(BaseModel):
+    # The weekly digest covers Monday to Monday in the company's time zone
+    # (``time_zone``) and is sent from this hour on Monday, once per week.
+    enabled: bool = True
+    send_hour: int = Field(default=8, ge=0, le=23)
+    # Who reads each department's digest (emails); a department without readers here
+    # goes to ``alerts.default_email``. Owners get their own digest on their own routes.
+    department_emails: dict[str, list[str]] = {}
+    interval_s: float = Field(default=60.0, gt=0)
+
+
 class AlertsSettings(BaseModel):
     http: HttpSettings = HttpSettings(port=8002)
     group_id: str = "kpipulse-alerts"
@@ -201,7 +212,19 @@ class AlertsSettings(BaseModel):
     scheduler_interval_s: float = Field(default=30.0, gt=0)
     delivery_max_attempts: int = Field(default=8, ge=1)
     delivery_base_backoff_s: float = Field(default=1.0, gt=0)
-    webhook_secret: SecretStr = SecretStr("change-me")
+    # No default: alerts refuses to start without one while any KPI has a webhook owner.
+    webhook_secret: SecretStr = SecretStr("")
+    # Owner webhooks must be https unless this allows http (local receivers, tests).
+    allow_http_webhooks: bool = False
+    # Hosts (names or IP addresses) owner webhooks may reach although they resolve to
+    # loopback, private or link-local addresses.
+    webhook_allowed_hosts: list[str] = []
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Where recipients reach this service (the acknowledgement links in alert emails).
+    public_url: str = "http://127.0.0.1:8002"
+    # Signs those links; empty: derived from the admin token; both empty: no links.
+    ack_link_secret: SecretStr = SecretStr("")
+    ack_link_ttl_s: int = Field(default=7 * 86400, ge=60)
     default_email: str | None = None
     scorecard_url: str = "http://127.0.0.1:8001/"
     # Origins of the scorecard page allowed to read the alerts API from a browser.
@@ -218,7 +241,14 @@ class AlertsSettings(BaseModel):
     outbox_batch: int = Field(default=50, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     trend_points: int = Field(default=6, ge=1, le=100)
+    digest: DigestSettings = DigestSettings()
     max_batch: int = Field(default=1000, ge=1)
+
+
+class CompanySettings(BaseModel):
+    # The language of the page, emails and notifications unless a person chose their own
+    # (shared/i18n); the digest's week runs in ``time_zone``, the company's zone.
+    locale: Literal["en", "vi"] = "en"
 
 
 class Settings(BaseSettings):
@@ -235,6 +265,11 @@ class Settings(BaseSettings):
     # times in alert notices all use it.
     time_zone: str = "UTC"
     admin_token: SecretStr = SecretStr("")
+    company: CompanySettings = CompanySettings()
+    # Scrapers send it (or the admin token) to see the KPI value gauges on /metrics.
+    metrics_token: SecretStr = SecretStr("")
+    # Mark the page's session cookie Secure even when TLS ends at a proxy in front.
+    session_cookie_secure: bool = False
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()

@@ -10,6 +10,16 @@ up() {
   cd "$REPO_ROOT"
   [[ -x "$KPIPULSE" ]] || die "the virtual environment is missing; run 'make install' first"
   export KPIPULSE_ADMIN_TOKEN="${KPIPULSE_ADMIN_TOKEN:-dev-admin-token}"
+  # Secrets of this machine's stack, made once and kept (owner-only) under .cache: the
+  # alert webhook's signing secret (alerts refuses to start without one while a KPI has
+  # a webhook owner) and the token that shows the KPI gauges on /metrics.
+  local secret_dir="$REPO_ROOT/.cache/secrets"
+  mkdir -p "$secret_dir" && chmod 700 "$secret_dir"
+  for name in alerts-webhook-secret metrics-token; do
+    [[ -s "$secret_dir/$name" ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$secret_dir/$name")
+  done
+  export KPIPULSE_ALERTS__WEBHOOK_SECRET="${KPIPULSE_ALERTS__WEBHOOK_SECRET:-$(cat "$secret_dir/alerts-webhook-secret")}"
+  export KPIPULSE_METRICS_TOKEN="${KPIPULSE_METRICS_TOKEN:-$(cat "$secret_dir/metrics-token")}"
   for svc in ingest scoring alerts; do
     local pidfile="$RUN_DIR/$svc.pid" port="${PORTS[$svc]}"
     if pid_alive "$pidfile"; then info "$svc already running (pid $(cat "$pidfile"))"; continue; fi
@@ -23,6 +33,8 @@ up() {
       || { tail -n 20 "$LOG_DIR/$svc.log" >&2; die "$svc did not become healthy (log: $LOG_DIR/$svc.log)"; }
   done
   echo "admin token: $KPIPULSE_ADMIN_TOKEN"
+  echo "metrics token (Prometheus' authorization): $secret_dir/metrics-token"
+  echo "people: .venv/bin/kpipulse users create --email E --role admin|editor|viewer --groups g1,g2"
 }
 
 down() {

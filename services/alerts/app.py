@@ -19,15 +19,22 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerts.api.acklinks import ack_link_router
 from services.alerts.api.routes import build_router
 from services.alerts.channels.base import Sender
+from services.alerts.digest import DigestService
+from services.alerts.domain.acklinks import link_key
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
+from services.alerts.signing import require_signing_secret
 from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
 from shared.bus.ports import BatchHandler, Subscriber
 from shared.http import install_common
+from shared.identity.access import Authenticator, install
+from shared.identity.service import IdentityService
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 
@@ -47,6 +54,8 @@ class AlertsParts:
     worker: DeliveryWorker
     senders: Mapping[str, Sender]
     clock: Callable[[], datetime]
+    # The weekly digest (services/alerts/digest.py); None when disabled.
+    digest: DigestService | None = None
 
 
 def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
@@ -71,6 +80,7 @@ def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await require_signing_secret(sessions, cfg.webhook_secret.get_secret_value())
         # For dead letters only; it starts even with Kafka down (so does the consumer).
         await publisher.start()
         stop = asyncio.Event()
@@ -79,6 +89,8 @@ def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
             "scheduler": asyncio.create_task(scheduler.run(stop), name="alerts-scheduler"),
             "worker": asyncio.create_task(worker.run(stop), name="alerts-worker"),
         }
+        if parts.digest is not None:
+            tasks["digest"] = asyncio.create_task(parts.digest.run(stop), name="alerts-digest")
         try:
             yield
         finally:
@@ -108,17 +120,50 @@ def create_app(settings: Settings, parts: AlertsParts) -> FastAPI:
         service=SERVICE,
         registry=parts.adapters.registry,
         http_metrics=HttpMetrics(parts.adapters.registry),
+        metrics_tokens=[
+            settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
+        ],
         readiness={"database": database_ready, "kafka": subscriber.ping},
     )
-    app.include_router(build_router(settings, sessions=sessions, clock=parts.clock))
-    if cfg.cors_origins:
-        # The scorecard page (served by scoring on another port) reads active alerts.
-        app.add_middleware(
-            CORSMiddleware, allow_origins=cfg.cors_origins, allow_methods=["GET"]
-        )
+    _serve_api(app, settings, sessions, parts.clock, ack_link_key(settings))
     # Exposed for tests and the dev mode, which drive the loops step by step.
     app.state.worker = worker
     app.state.scheduler = scheduler
     app.state.handler = handler
     app.state.metrics = metrics
     return app
+
+
+def _serve_api(
+    app: FastAPI,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Callable[[], datetime],
+    ack_key: bytes | None,
+) -> None:
+    auth = Authenticator(IdentityService(sessions), settings.admin_token)
+    install(app, auth)
+    app.include_router(build_router(settings, sessions=sessions, clock=clock, auth=auth))
+    if ack_key is not None:
+        app.include_router(ack_link_router(ack_key, sessions, clock))
+    # The scorecard page (served by scoring on another port) reads active alerts with the
+    # signed-in user's session cookie, and acks them with its CSRF token.
+    origins = settings.alerts.cors_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-CSRF-Token"],
+            allow_credentials=True,
+        )
+
+
+def ack_link_key(settings: Settings) -> bytes | None:
+    """The key of the emails' acknowledgement links: their own secret, else derived from
+    the admin token (whoever holds that may acknowledge anything anyway); else none."""
+    secret = (
+        settings.alerts.ack_link_secret.get_secret_value()
+        or settings.admin_token.get_secret_value()
+    )
+    return link_key(secret) if secret else None

@@ -11,18 +11,21 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.alerts.app import SERVICE, AlertsParts, create_app
+from services.alerts.app import SERVICE, AlertsParts, ack_link_key, create_app
 from services.alerts.channels.base import Sender
-from services.alerts.channels.http import SlackSender, WebhookSender, http_client
+from services.alerts.channels.http import SlackSender, WebhookSender, http_poster
 from services.alerts.channels.smtp import SmtpSender
 from services.alerts.consumer import kpi_value_consumer
+from services.alerts.digest import DigestService
 from services.alerts.metrics import AlertMetrics
 from services.alerts.scheduler import Scheduler
+from services.alerts.signing import webhook_sender
 from services.alerts.transitions import AlertWriter
 from services.alerts.worker import DeliveryWorker
 from shared.bootstrap import Adapters
 from shared.bus.dlq import DeadLetterQueue
 from shared.db.offsets import offsets_for
+from shared.i18n import LocalePolicy
 from shared.metrics import ConsumerMetrics
 from shared.settings import Settings
 
@@ -35,10 +38,11 @@ def build_senders(settings: Settings) -> dict[str, Sender]:
     cfg = settings.alerts
     return {
         "email": SmtpSender(cfg.smtp),
-        "webhook": WebhookSender(
-            http_client(cfg.webhook_timeout_s), cfg.webhook_secret.get_secret_value()
+        "webhook": webhook_sender(
+            cfg.webhook_secret.get_secret_value(),
+            lambda secret: WebhookSender(http_poster(cfg), secret),
         ),
-        "slack": SlackSender(http_client(cfg.webhook_timeout_s)),
+        "slack": SlackSender(http_poster(cfg)),
     }
 
 
@@ -54,7 +58,10 @@ def build(
     senders = senders if senders is not None else build_senders(settings)
     metrics = AlertMetrics(adapters.registry)
     consumer_metrics = ConsumerMetrics(adapters.registry, SERVICE)
-    writer = AlertWriter(cfg, metrics, tz=settings.tz)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
+    writer = AlertWriter(
+        cfg, metrics, tz=settings.tz, locales=locales, ack_key=ack_link_key(settings)
+    )
     offsets = offsets_for(sessions, consumer=cfg.group_id)
     # Offsets live beside the alert state (same transaction); the subscriber seeks to them.
     subscriber = adapters.subscriber(
@@ -87,6 +94,18 @@ def build(
         subscriber=subscriber,
         consumer_metrics=consumer_metrics,
     )
+    digest = (
+        DigestService(
+            sessions=sessions,
+            senders=senders,
+            settings=cfg,
+            locales=locales,
+            time_zone=settings.time_zone,
+            clock=clock,
+        )
+        if cfg.digest.enabled
+        else None
+    )
     parts = AlertsParts(
         adapters=adapters,
         metrics=metrics,
@@ -96,5 +115,6 @@ def build(
         worker=worker,
         senders=senders,
         clock=clock,
+        digest=digest,
     )
     return create_app(settings, parts)

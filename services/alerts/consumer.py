@@ -136,6 +136,9 @@ class ApplyKpiValues:
             as_of=msg.as_of,
             last_seen_at=now,
             last_value_at=now if fresh else (previous.last_value_at if previous else None),
+            department=msg.department,
+            unit=msg.unit,
+            score=msg.score,
             first_seen_at=(previous.first_seen_at or previous.last_seen_at) if previous else now,
         )
         await writer.kpis.save(session, latest)

@@ -12,9 +12,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from shared.db.metadata import metadata
@@ -41,6 +43,8 @@ alerts = Table(
     Column("resolved_at", Ts, nullable=True),
     Column("acked_at", Ts, nullable=True),
     Column("ack_note", Text, nullable=True),
+    # Who acknowledged: the user's email, or "admin-token" for automation.
+    Column("acked_by", String(320), nullable=True),
     Column("last_notified_at", Ts, nullable=True),
     Index("ix_alerts_state", "state"),
     Index("ix_alerts_kpi_key", "kpi_key"),
@@ -89,6 +93,9 @@ kpi_latest = Table(
     Column("as_of", Ts, nullable=False),
     Column("last_seen_at", Ts, nullable=False),
     Column("last_value_at", Ts, nullable=True),
+    Column("department", Text, nullable=True),
+    Column("unit", Text, nullable=True),
+    Column("score", Float, nullable=True),
     # When alerts first heard of the KPI: staleness counts from here until a value comes.
     Column("first_seen_at", Ts, nullable=True),
 )
@@ -127,4 +134,38 @@ outbox = Table(
     Column("sent_at", Ts, nullable=True),
     Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     Index("ix_outbox_alert_id", "alert_id"),
+)
+
+# The weekly digest: one row per period, scope (a department or an owner) and route, unique,
+# so that instances and restarts never send a period twice; delivered like the outbox.
+digest_outbox = Table(
+    "digest_outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("period_start", Date, nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", String(320), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(1000), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Ts, nullable=False),
+    Column("lease_until", Ts, nullable=True),
+    Column("claim_token", String(64), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Ts, nullable=False),
+    Column("sent_at", Ts, nullable=True),
+    UniqueConstraint("period_start", "scope", "scope_id", "channel", "target"),
+    Index("ix_digest_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+# Each KPI's value when a period's digest was built: next week's "what moved most".
+digest_snapshots = Table(
+    "digest_snapshots",
+    metadata,
+    Column("period_start", Date, nullable=False),
+    Column("kpi_key", String(200), nullable=False),
+    Column("value", Float, nullable=True),
+    PrimaryKeyConstraint("period_start", "kpi_key"),
 )

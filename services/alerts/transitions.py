@@ -10,17 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts.domain.acklinks import sign as sign_ack
+from services.alerts.domain.acklinks import with_ack_link
 from services.alerts.domain.conditions import ONE_SHOT, SEVERITY, Condition, dedupe_key, open_key
 from services.alerts.domain.facts import AlertFacts
 from services.alerts.domain.lifecycle import OpenAlert, State, step
 from services.alerts.domain.notices import payload_for
-from services.alerts.domain.routing import routes_for
+from services.alerts.domain.routing import Route, routes_for
 from services.alerts.metrics import AlertMetrics
 from services.alerts.repository import (
     AlertRepository,
@@ -32,6 +34,7 @@ from services.alerts.repository import (
 from services.alerts.repository.outbox import NewNotification, OutboxRepository
 from shared.contracts.kpi_values import MAX_OWNER_NAME, Owner
 from shared.contracts.text import fold_line
+from shared.i18n import LocalePolicy
 from shared.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,20 @@ class Evaluation:
 
 class AlertWriter:
     def __init__(
-        self, settings: AlertsSettings, metrics: AlertMetrics, tz: tzinfo = UTC
+        self,
+        settings: AlertsSettings,
+        metrics: AlertMetrics,
+        tz: tzinfo = UTC,
+        locales: LocalePolicy | None = None,
+        ack_key: bytes | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         # Notices tell the time on the company's calendar (KPIPULSE_TIME_ZONE).
         self._tz = tz
+        self.locales = locales or LocalePolicy()
+        # Signs the acknowledgement link of each alert email (None: emails carry none).
+        self._ack_key = ack_key
         self.alerts = AlertRepository()
         self.kpis = KpiRepository()
         self.silences = SilenceRepository()
@@ -131,6 +142,15 @@ class AlertWriter:
             )
         return enqueued
 
+    def _with_ack_link(
+        self, payload: dict[str, Any], alert_id: int, route: Route, kind: str, now: datetime
+    ) -> dict[str, Any]:
+        if self._ack_key is None or route.channel != "email" or kind == "resolved":
+            return payload
+        expires = now + timedelta(seconds=self._settings.ack_link_ttl_s)
+        token = sign_ack(alert_id, route.target, expires, self._ack_key)
+        return with_ack_link(payload, f"{self._settings.public_url.rstrip('/')}/v1/ack/{token}")
+
     async def notify(
         self,
         session: AsyncSession,
@@ -175,7 +195,11 @@ class AlertWriter:
                 channel=route.channel,
                 target=route.target,
                 kind=kind,
-                payload=payload_for(facts, route),
+                # Each recipient reads it in their own language (the company's by default).
+                payload=self._with_ack_link(
+                    payload_for(facts, route, self.locales.for_person(route.target)),
+                    alert.id, route, kind, now,
+                ),
                 suppressed=silenced,
                 undeliverable=route.reason,
             )

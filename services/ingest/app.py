@@ -124,6 +124,9 @@ def create_app(
         service="ingest",
         registry=registry,
         http_metrics=HttpMetrics(registry),
+        metrics_tokens=[
+            settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
+        ],
         readiness={"kafka": publisher.ping, "database": key_repository.ping},
         # read_body enforces max_request_bytes exactly (with ingest's error format) on the
         # event and webhook routes; this bounds the bodies FastAPI parses (admin API).

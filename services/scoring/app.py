@@ -13,9 +13,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.scoring.api.admin import kpi_admin_router
+from services.scoring.api.export import export_router
 from services.scoring.api.page import mount_page
 from services.scoring.api.routes import kpi_router
-from services.scoring.api.values import admin_may_enter, values_router
+from services.scoring.api.values import values_router
 from services.scoring.background import prune_dedupe_ids, report_lag, watch_catalog
 from services.scoring.catalog_service import CatalogService, describe_diff, file_source
 from services.scoring.catalog_state import CatalogState
@@ -25,11 +26,14 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.queries import KpiQueries
 from services.scoring.reported import ReportedValues
 from services.scoring.repository import ScoringRepositories
-from shared.auth import admin_guard
 from shared.bootstrap import Adapters
 from shared.bus.ports import BatchHandler, Subscriber
 from shared.db.engine import ping
 from shared.http import install_common
+from shared.i18n import LocalePolicy
+from shared.identity.access import Authenticator, install
+from shared.identity.api import session_router, users_router
+from shared.identity.service import IdentityService
 from shared.metrics import HttpMetrics
 from shared.settings import Settings
 from shared.tasks import guarded
@@ -121,14 +125,23 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
         title="KPI Pulse scoring",
         version="1",
         description="Rolling KPI values, scores, the balanced scorecard, lead/lag and "
-        "period analysis. Changes need `Authorization: Bearer <admin token>`.",
+        "period analysis. Reads need a personal API token (`Authorization: Bearer kpt_…`) "
+        "or a signed-in session; each caller sees the KPIs its groups are viewers of.",
         lifespan=lifespan,
     )
-    guard = admin_guard(settings.admin_token)
+    locales = LocalePolicy(settings.company.locale, settings.time_zone)
+    auth = Authenticator(IdentityService(sessions), settings.admin_token)
+    install(app, auth)
+    # Before the KPI routes: /v1/kpis/export.csv must not read as the KPI "export.csv".
+    app.include_router(export_router(parts.queries, locales))
     app.include_router(kpi_router(parts.queries, catalog_service))
-    app.include_router(kpi_admin_router(catalog_service, guard))
-    app.include_router(values_router(parts.reported, admin_may_enter(guard)))
-    mount_page(app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone)
+    app.include_router(kpi_admin_router(catalog_service))
+    app.include_router(values_router(parts.reported, parts.queries))
+    app.include_router(session_router(auth, secure_cookie=settings.session_cookie_secure))
+    app.include_router(users_router(auth))
+    mount_page(
+        app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone, locales=locales
+    )
 
     async def bus_ready() -> bool:
         return await publisher.ping()
@@ -142,5 +155,8 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
         registry=parts.adapters.registry,
         http_metrics=HttpMetrics(parts.adapters.registry),
         readiness={"kafka": bus_ready, "database": db_ready},
+        metrics_tokens=[
+            settings.metrics_token.get_secret_value(), settings.admin_token.get_secret_value()
+        ],
     )
     return app

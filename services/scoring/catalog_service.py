@@ -32,6 +32,7 @@ from services.scoring.domain.catalog import (
 from services.scoring.domain.stored import usable_definitions
 from services.scoring.repository import BucketRepository, CatalogRepository, StoredKpi
 from shared.db.engine import transaction
+from shared.identity.domain import redact
 
 API: str = "api"
 
@@ -361,7 +362,10 @@ def _resets(stored: dict[str, Any], kpi: KpiDefinition) -> bool:
 
 
 def _fields(change: KpiChange) -> list[dict[str, Any]]:
-    return [{"field": f.field, "old": f.old, "new": f.new} for f in change.fields]
+    # Owner URLs are secrets: the history records that they changed, not them.
+    return [
+        {"field": f.field, "old": redact(f.old), "new": redact(f.new)} for f in change.fields
+    ]
 
 
 def _stored(kpi: KpiDefinition) -> dict[str, Any]:
@@ -373,6 +377,8 @@ def describe_diff(diff: CatalogDiff) -> list[str]:
     lines = [f"create {kpi.key}" for kpi in diff.created]
     for change in diff.changed:
         lines.append(f"change {change.key}")
-        lines += [f"    {f.field}: {f.old!r} -> {f.new!r}" for f in change.fields]
+        lines += [
+            f"    {f.field}: {redact(f.old)!r} -> {redact(f.new)!r}" for f in change.fields
+        ]
     lines += [f"retire {kpi.key}" for kpi in diff.retired]
     return lines or ["no changes"]

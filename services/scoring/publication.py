@@ -103,5 +103,7 @@ def value_message(
         retired=retired,
         coverage=coverage,
         require_full_window=kpi.require_full_window,
+        department=kpi.department,
+        unit=kpi.unit,
         value_due_period=value_due_period,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -37,8 +38,9 @@ from services.scoring.repository import (
     ReportedRepository,
     Trend,
 )
-from services.scoring.views import expiry_fields, kpi_view
+from services.scoring.views import expiry_fields, for_caller, kpi_view
 from shared.contracts.kpi_values import KpiStatus
+from shared.identity.domain import redact
 from shared.settings import ScoringSettings
 
 MAX_HISTORY_POINTS = 1000
@@ -48,6 +50,13 @@ LEAD_LAG_PERIODS = 24
 # The stored values change at most about once a second per KPI (the evaluator's store
 # interval), so a list is reused that long.
 LIST_REUSE_S = 1.0
+
+#: Which KPIs the caller may read; ``None`` in a call means every KPI.
+Visible = Callable[[KpiDefinition], bool]
+
+
+def _everything(_kpi: KpiDefinition) -> bool:
+    return True
 
 
 # The instants a history may ask about. Event times start at the epoch (Kafka
@@ -103,18 +112,24 @@ class KpiQueries:
     listed: _Listed = field(default_factory=_Listed)
     data_since: DataSince = field(default_factory=DataSince)
 
-    async def list_kpis(self) -> list[dict[str, Any]]:
-        """Every KPI's view. Requests within ``LIST_REUSE_S`` of each other share one
-        reading, as long as the catalog is the same: the stored values change at most
-        about that often, and under load each request reading the whole catalog for
-        itself made every request wait for all the others. The reading is the same for
-        every caller: whatever a caller may not see is filtered from the copy returned."""
+    async def list_kpis(self, visible: Visible | None = None) -> list[dict[str, Any]]:
+        """The KPIs the caller may read; links to hidden KPIs are left out.
+
+        Requests within ``LIST_REUSE_S`` of each other share one reading, as long as the
+        catalog is the same: the stored values change at most about that often, and under
+        load each request reading the whole catalog for itself made every request wait
+        for all the others. The reading is of every KPI, the same for every caller; what
+        a caller may not see is taken out of it afterwards."""
         listed, catalog = self.listed, self.catalog.catalog
         async with listed.lock:
             if listed.catalog is not catalog or time.monotonic() - listed.at >= LIST_REUSE_S:
                 listed.views = await self._list(catalog)
                 listed.catalog, listed.at = catalog, time.monotonic()
-            return list(listed.views)
+            views = listed.views
+        if visible is None:
+            return list(views)
+        shown = {kpi.key for kpi in catalog if visible(kpi)}
+        return [for_caller(view, shown) for view in views if view["key"] in shown]
 
     async def _list(self, catalog: Catalog) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -138,13 +153,18 @@ class KpiQueries:
             views.append(view | expiry_fields(kpi, today, self.expiry_warning_days))
         return views
 
-    async def scorecard(self) -> dict[str, Any]:
+    async def scorecard(self, visible: Visible | None = None) -> dict[str, Any]:
+        """Computed over the KPIs the caller may read only: a hidden KPI counts nowhere,
+        neither in its perspective's weighted mean nor in the overall score."""
+        visible = visible or _everything
         catalog = self.catalog.catalog
         today = self._today()
         async with self.sessions() as session:
             current = await self.current.all(session)
         entries = []
         for kpi in catalog:
+            if not visible(kpi):
+                continue
             value = current.get(kpi.key)
             judged = in_force(kpi, datetime.now(UTC), self.catalog.tz)
             entries.append(score_entry(judged, value.value if value else None, today))
@@ -165,13 +185,19 @@ class KpiQueries:
             ],
         }
 
-    async def detail(self, key: str) -> dict[str, Any]:
+    async def detail(self, key: str, visible: Visible | None = None) -> dict[str, Any]:
+        visible = visible or _everything
         kpi = self._kpi(key)
         catalog = self.catalog.catalog
         now = datetime.now(UTC)
-        # Links where this KPI lags (its leading indicators) and where it leads.
-        links = [(lead, kpi.key) for lead in kpi.leading_indicators] + [
-            (kpi.key, other.key) for other in catalog if kpi.key in other.leading_indicators
+        # Links where this KPI lags (its leading indicators) and where it leads, among the
+        # KPIs the caller may read.
+        links = [
+            (lead, kpi.key) for lead in kpi.leading_indicators if visible(catalog[lead])
+        ] + [
+            (kpi.key, other.key)
+            for other in catalog
+            if kpi.key in other.leading_indicators and visible(other)
         ]
         # Every series the page needs is planned first and read at once: a statement per
         # kind of data, not per linked KPI.
@@ -206,6 +232,7 @@ class KpiQueries:
             leaders_in_breach(kpi, statuses),
             coverage,
         ) | expiry_fields(kpi, self._today(), self.expiry_warning_days)
+        view = for_caller(view, {k for k in kpi.leading_indicators if visible(catalog[k])})
         lead_lag_rows = []
         for leading_key, lagging_key in links:
             analysis = link_analysis(
@@ -233,9 +260,11 @@ class KpiQueries:
             )
         own = series(kpi, catalog, tz=tz, now=now, periods=ANALYSED_PERIODS, read=read)
         rows = period_analysis(kpi, own[-ANALYSED_PERIODS:], now, tz)
+        definition = redact(kpi.model_dump(mode="json", exclude_none=True))
+        definition["leading_indicators"] = view["leading_indicators"]
         return {
             "kpi": view,
-            "definition": kpi.model_dump(mode="json", exclude_none=True),
+            "definition": definition,
             "lead_lag": lead_lag_rows,
             "periods": [
                 {
@@ -310,7 +339,8 @@ class KpiQueries:
         """What changed in a KPI's definition, when and by whom (retired KPIs too)."""
         async with self.sessions() as session:
             rows = await self.changes.history(session, key)
-        return [{**row, "at": row["at"].isoformat()} for row in rows]
+        # Owner URLs are write-only: a change shows that one changed, never its value.
+        return [{**redact(row), "at": row["at"].isoformat()} for row in rows]
 
     async def _trends(
         self, session: AsyncSession, kpis: list[KpiDefinition], now: datetime

@@ -2,7 +2,8 @@
 
 The scorer decodes every event it folds; through ``EventEnvelope`` that was its largest
 single cost per event (pydantic builds a full model). ``read_event`` decodes with
-msgspec into a lighter ``ReadEvent`` of the same fields, and answers ``None`` whenever it
+msgspec into a lighter ``ReadEvent``, a struct derived from the contract's own fields
+and constraints (one definition: ``EventEnvelope``), and answers ``None`` whenever it
 is not certain to agree with the contract — a form the contract reads leniently (a type
 with surrounding spaces, a number as a string, a date as epoch seconds), or one msgspec
 reads differently (it rounds sub-microsecond fractions where pydantic truncates). The
@@ -15,78 +16,162 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Final,
+    Literal,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 import msgspec
+from pydantic import AwareDatetime, StringConstraints
+from pydantic.types import AllowInfNan
+from pydantic_core import PydanticUndefined
 
 from shared.contracts.events import EventEnvelope
 
-# Mirrors of the contract's constraints, stricter where the contract is lenient. Its two
-# patterns are checked after decoding rather than by msgspec, which runs Python's ``re``
-# for each (more than half of a decode): no NUL in the event id is a substring test, and
-# the type's pattern is checked once per distinct type.
-_EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-_Instant = Annotated[datetime, msgspec.Meta(tz=True)]
-_SubjectId = Annotated[str, msgspec.Meta(max_length=256)]
 # Seven or more fractional digits: msgspec rounds them, pydantic truncates them. Anchored
 # on the time's seconds so that long float values do not divert events to the contract.
 _LONG_FRACTION: Final = re.compile(rb":\d\d\.\d{7}")
 _LONG_FRACTION_TEXT: Final = re.compile(r":\d\d\.\d{7}")
-# \A and \Z because Python's $ also matches before a trailing newline.
-_EVENT_TYPE: Final = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
-#: Types seen valid; bounded, because types come from clients.
-_KNOWN_TYPES_MAX: Final = 4096
-_known_types: set[str] = set()
 
 
-class ReadEvent(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False
-):
-    """The envelope's fields, as ``EventEnvelope`` has them (same names, values, order).
+class _Checks:
+    """The contract's constraints msgspec does not check itself, run after decoding:
+    patterns (msgspec would run Python's ``re`` inside every decode) and finite floats."""
+
+    def __init__(self) -> None:
+        self.patterns: list[tuple[str, re.Pattern[str]]] = []
+        self.finite: list[str] = []
+
+    def __call__(self, event: object) -> bool:
+        for name, pattern in self.patterns:
+            value = getattr(event, name)
+            if value is not None and pattern.search(value) is None:
+                return False
+        for name in self.finite:
+            number = getattr(event, name)
+            if number is not None and not math.isfinite(number):  # 1e400; the contract refuses
+                return False
+        return True
+
+
+def _python_pattern(pattern: str) -> re.Pattern[str]:
+    # The contract's patterns run in pydantic-core's regex engine, where ``$`` is the very
+    # end; in Python's it also matches before a final newline, so anchor with \A and \Z.
+    if pattern.startswith("^"):
+        pattern = "\\A" + pattern[1:]
+    if pattern.endswith("$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+def _translate(name: str, annotation: Any, metadata: list[Any], checks: _Checks) -> Any:
+    """The msgspec type of one field of the contract (constraints as ``msgspec.Meta`` or
+    as post-decoding checks). A type not handled here fails at import, so a change of
+    the contract can never leave the reader silently behind."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *more = get_args(annotation)
+        return _translate(name, base, [*metadata, *more], checks)
+    if origin in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(args) == 1 and len(get_args(annotation)) == 2:
+            return _translate(name, args[0], metadata, checks) | None
+    if origin is Literal or (origin is dict and get_args(annotation)[0] is str):
+        return annotation
+    if annotation is AwareDatetime:
+        return Annotated[datetime, msgspec.Meta(tz=True)]
+    if annotation is float:
+        if any(isinstance(m, AllowInfNan) and not m.allow_inf_nan for m in metadata):
+            checks.finite.append(name)
+        return float
+    if annotation is str:
+        return _string(name, metadata, checks)
+    raise TypeError(f"event contract field {name!r}: the fast reader cannot read {annotation!r}")
+
+
+def _string(name: str, metadata: list[Any], checks: _Checks) -> Any:
+    low: int | None = None
+    high: int | None = None
+    for constraint in metadata:
+        if not isinstance(constraint, StringConstraints):
+            raise TypeError(f"event contract field {name!r}: unknown {constraint!r}")
+        low = constraint.min_length if constraint.min_length is not None else low
+        high = constraint.max_length if constraint.max_length is not None else high
+        if constraint.pattern is not None:
+            checks.patterns.append((name, _python_pattern(str(constraint.pattern))))
+    if low is None and high is None:
+        return str
+    return Annotated[str, msgspec.Meta(min_length=low, max_length=high)]
+
+
+def _derive() -> tuple[type[msgspec.Struct], _Checks]:
+    """``ReadEvent``: the contract's fields, in its order, as a msgspec struct.
 
     In the contract's order, so that ``to_bytes`` writes the document the contract's
     ``to_bytes`` writes: the same fields in the same order with the same values (msgspec
-    writes a float's exponent as ``1e16`` where pydantic writes ``1e+16``).
-
-    ``gc=False``: decoded JSON cannot form reference cycles, and an untracked instance
-    does not count towards the garbage collector's next young collection.
+    writes a float's exponent as ``1e16`` where pydantic writes ``1e+16``). ``gc=False``:
+    decoded JSON cannot form reference cycles, and an untracked instance does not count
+    towards the garbage collector's next young collection.
     """
+    checks = _Checks()
+    fields: list[tuple[str, Any, Any]] = []
+    for name, info in EventEnvelope.model_fields.items():
+        kind = _translate(name, info.annotation, list(info.metadata), checks)
+        if info.default_factory is not None:
+            factory = cast(Callable[[], Any], info.default_factory)
+            fields.append((name, kind, msgspec.field(default_factory=factory)))
+        elif info.default is not PydanticUndefined:
+            fields.append((name, kind, info.default))
+        else:
+            fields.append((name, kind, msgspec.NODEFAULT))
 
-    schema_version: Literal[1] = 1
-    event_id: _EventId
-    source: Literal["web", "crm", "email", "support"]
-    type: str
-    occurred_at: _Instant
-    received_at: _Instant
-    subject_id: _SubjectId | None = None
-    value: float | None = None
-    properties: dict[str, Any] = {}
-    context: dict[str, Any] = {}
+    def of(cls: type[msgspec.Struct], event: EventEnvelope) -> msgspec.Struct:
+        return cls(**{name: getattr(event, name) for name in EventEnvelope.model_fields})
 
-    @classmethod
-    def of(cls, event: EventEnvelope) -> ReadEvent:
-        return cls(
-            event_id=event.event_id,
-            source=event.source,
-            type=event.type,
-            occurred_at=event.occurred_at,
-            received_at=event.received_at,
-            subject_id=event.subject_id,
-            value=event.value,
-            properties=event.properties,
-            context=event.context,
-        )
-
-    def to_bytes(self) -> bytes:
+    def to_bytes(self: msgspec.Struct) -> bytes:
         return _ENCODER.encode(self)
 
+    struct = msgspec.defstruct(
+        "ReadEvent",
+        fields,
+        kw_only=True,
+        frozen=True,
+        forbid_unknown_fields=True,
+        gc=False,
+        module=__name__,
+        namespace={"of": classmethod(of), "to_bytes": to_bytes},
+    )
+    return struct, checks
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+if TYPE_CHECKING:
+
+    # For the type checker only: a struct with the envelope's fields (derived from them
+    # below). The two bases cannot meet at run time, hence the ignores.
+    class ReadEvent(EventEnvelope, msgspec.Struct):  # type: ignore[metaclass,misc]
+
+        @classmethod
+        def of(cls, event: EventEnvelope) -> ReadEvent: ...
+
+    _plainly_valid = _Checks()
+else:
+    ReadEvent, _plainly_valid = _derive()
 
 _DECODER: Final = msgspec.json.Decoder(ReadEvent)
 # Made once: msgspec reads a list type anew on each call.
 _EVENT_LIST: Final = list[ReadEvent]
-_ENCODER: Final = msgspec.json.Encoder()
 
 
 def read_event(raw: bytes) -> ReadEvent | None:
@@ -125,25 +210,6 @@ def convert_events(items: Sequence[object]) -> list[ReadEvent] | None:
 
 def _long_fraction(instant: object) -> bool:
     return isinstance(instant, str) and _LONG_FRACTION_TEXT.search(instant) is not None
-
-
-def _plainly_valid(event: ReadEvent) -> bool:
-    """The contract's checks the struct's own constraints leave out."""
-    value = event.value
-    if value is not None and not math.isfinite(value):  # e.g. 1e400; the contract refuses
-        return False
-    if "\x00" in event.event_id:
-        return False
-    return event.type in _known_types or _valid_type(event.type)
-
-
-def _valid_type(event_type: str) -> bool:
-    if _EVENT_TYPE.search(event_type) is None:
-        return False
-    if len(_known_types) >= _KNOWN_TYPES_MAX:
-        _known_types.clear()
-    _known_types.add(event_type)
-    return True
 
 
 def validate_event(raw: bytes) -> ReadEvent:

@@ -83,6 +83,10 @@ class KpiValueMessage(BaseModel):
     # sets ``require_full_window: false``. Added within v1 with defaults, as above.
     coverage: float = Field(default=1.0, ge=0, le=1)
     require_full_window: bool = True
+    # Where the KPI sits and what it counts, for the weekly digest per department. Added
+    # within v1 with defaults, as above.
+    department: str | None = None
+    unit: str | None = None
     # A reported KPI (values entered by people per review period): the start of the last
     # ended period that has no value yet, which its owners are reminded of once. None
     # when nothing is due, and for computed KPIs. Added within v1 with a default, as above.

@@ -23,6 +23,7 @@ from services.alerts.tables import alerts, outbox
 from services.scoring.tables import kpi_buckets, kpi_current, seen_events
 from shared.db.metadata import consumer_offsets
 from tests.chaos.load import Event
+from tests.conftest import ADMIN_TOKEN
 
 
 async def eventually(
@@ -115,6 +116,7 @@ def rolling_value(scoring_url: str, kpi: str) -> float | None:
         f"{scoring_url}/v1/kpis/{kpi}/history",
         params={"from": (end - timedelta(minutes=1)).isoformat(), "to": end.isoformat(),
                 "step": 60},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=30,
     )
     response.raise_for_status()

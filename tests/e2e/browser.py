@@ -43,6 +43,8 @@ SCREENSHOTS = REPO / ".cache" / "screenshots"
 
 _WRITE_KEY = re.compile(r"write key (?P<source>[a-z_]+):\s*(?P<key>\S+)", re.IGNORECASE)
 _ADMIN_TOKEN = re.compile(r"admin token:\s*(?P<token>\S+)", re.IGNORECASE)
+_ADMIN_PASSWORD = re.compile(r"admin password:\s*(?P<password>\S+)", re.IGNORECASE)
+FIRST_ADMIN = "admin@kpipulse.local"
 
 
 def dev_command(port: int, data_dir: Path) -> list[str]:
@@ -60,6 +62,7 @@ class DevServer:
     process: subprocess.Popen[str]
     write_keys: dict[str, str] = field(default_factory=dict)
     admin_token: str | None = None
+    admin_password: str | None = None
     output: list[str] = field(default_factory=list)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -74,6 +77,12 @@ class DevServer:
                 self.write_keys[match["source"].lower()] = match["key"]
             elif match := _ADMIN_TOKEN.search(line):
                 self.admin_token = match["token"]
+            elif match := _ADMIN_PASSWORD.search(line):
+                self.admin_password = match["password"]
+
+    def admin_headers(self) -> dict[str, str]:
+        assert self.admin_token, f"no admin token printed:\n{self.log_tail()}"
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     def post_events(self, source: str, events: Sequence[Mapping[str, Any]]) -> None:
         """``POST /v1/events`` with the source's write key; every event must be accepted."""
@@ -100,7 +109,8 @@ def _wait_ready(server: DevServer, sources: Sequence[str], timeout_s: float) -> 
             healthy = httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError as exc:
             healthy, last_error = False, repr(exc)
-        if healthy and all(source in server.write_keys for source in sources):
+        printed = server.admin_password is not None and server.admin_token is not None
+        if healthy and printed and all(source in server.write_keys for source in sources):
             return
         time.sleep(0.25)
     raise TimeoutError(
@@ -190,6 +200,13 @@ class PageProblems:
     @property
     def clean(self) -> bool:
         return not self.console_errors and not self.page_errors
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """Fill in the page's sign-in form (the page must be showing it)."""
+    page.locator("#signin-email").fill(email)
+    page.locator("#signin-password").fill(password)
+    page.locator("#signin-submit").click()
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:

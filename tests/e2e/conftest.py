@@ -92,6 +92,7 @@ class Stack:
     secrets: WebhookSecrets
     admin_token: str = ADMIN_TOKEN
     alerts_webhook_secret: str = ""
+    metrics_token: str = ""
     log_dir: Path = field(default_factory=Path)
 
     def url(self, service: str) -> str:
@@ -111,6 +112,18 @@ class Stack:
 
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def create_user(self, email: str, role: str, groups: list[str]) -> dict[str, str]:
+        """A user through the admin API: its one-time password and personal token."""
+        response = httpx.post(
+            f"{self.scoring}/v1/admin/users",
+            json={"email": email, "role": role, "groups": groups},
+            headers=self.admin_headers(),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        made: dict[str, str] = response.json()
+        return made
 
     def key_headers(self, source: str = "web") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.write_keys[source]}"}
@@ -186,6 +199,7 @@ def running_stack(
     ports = {name: free_port() for name in SERVICES}
     secrets = WebhookSecrets()
     alerts_webhook_secret = f"e2e-alerts-webhook-secret-{unique}"
+    metrics_token = f"e2e-metrics-token-{unique}"
     kafka = settings.kafka.model_copy(
         update={"topic_prefix": f"{settings.kafka.topic_prefix}e2e{unique}."}
     )
@@ -203,8 +217,14 @@ def running_stack(
         "KPIPULSE_SCORING__HTTP__PORT": str(ports["scoring"]),
         "KPIPULSE_ALERTS__HTTP__PORT": str(ports["alerts"]),
         "KPIPULSE_SCORING__ALERTS_API": f"http://127.0.0.1:{ports['alerts']}",
+        # The page (scoring's origin) reads alerts across origins, with its session.
+        "KPIPULSE_ALERTS__CORS_ORIGINS": orjson.dumps(
+            [f"http://127.0.0.1:{ports['scoring']}"]
+        ).decode(),
         "KPIPULSE_ALERTS__SCORECARD_URL": f"http://127.0.0.1:{ports['scoring']}/",
+        "KPIPULSE_ALERTS__PUBLIC_URL": f"http://127.0.0.1:{ports['alerts']}",
         "KPIPULSE_ALERTS__WEBHOOK_SECRET": alerts_webhook_secret,
+        "KPIPULSE_METRICS_TOKEN": metrics_token,
         # Every test shares one client address and many send bad keys on purpose; the
         # throttle of failed authentications is tested on an app of its own.
         "KPIPULSE_INGEST__AUTH_FAILURE_BURST": "1000000",
@@ -229,6 +249,7 @@ def running_stack(
             write_keys=write_keys,
             secrets=secrets,
             alerts_webhook_secret=alerts_webhook_secret,
+            metrics_token=metrics_token,
             log_dir=log_dir,
         )
 

@@ -81,6 +81,9 @@ def eventually(probe: Callable[[], Any], what: str, timeout: float = 60) -> Any:
 
 
 def write_config(stack: Stack, directory: Path) -> Path:
+    # The KPI value gauges need the metrics token: scraped the way the README documents.
+    token_file = directory / "metrics-token"
+    token_file.write_text(stack.metrics_token)
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
@@ -88,6 +91,7 @@ def write_config(stack: Stack, directory: Path) -> Path:
             {
                 "job_name": name,
                 "metrics_path": "/metrics",
+                "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
                 "static_configs": [{"targets": [f"127.0.0.1:{stack.processes[name].port}"]}],
             }
             for name in SERVICES
@@ -171,7 +175,7 @@ def traffic(stack: Stack) -> Iterator[dict[str, int]]:
                     else:
                         sent[kpi] += 2
                 for url in (f"{stack.scoring}/v1/kpis", f"{stack.alerts}/v1/alerts"):
-                    if client.get(url).status_code != 200:
+                    if client.get(url, headers=stack.admin_headers()).status_code != 200:
                         problems.append(f"GET {url} failed")
                 stop.wait(0.25)
 

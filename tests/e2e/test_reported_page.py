@@ -14,12 +14,14 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.e2e.browser import (
+    FIRST_ADMIN,
     DevServer,
     PageProblems,
     chromium_path,
     launch_chromium,
     run_dev_server,
     screenshot,
+    sign_in,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -68,6 +70,8 @@ def test_a_value_entered_on_the_page_is_scored_and_alerts(
     problems.attach(page)
     try:
         page.goto(f"{dev_server.base_url}/#/kpi/{KPI}", wait_until="load")
+        assert dev_server.admin_password is not None
+        sign_in(page, FIRST_ADMIN, dev_server.admin_password)
         dialog = page.locator("dialog#detail")
         form = dialog.locator("#reported-form")
         expect(form).to_be_visible(timeout=15_000)

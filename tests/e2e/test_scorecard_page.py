@@ -17,6 +17,7 @@ import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.browser import (
+    FIRST_ADMIN,
     REPO,
     DevServer,
     PageProblems,
@@ -24,6 +25,7 @@ from tests.e2e.browser import (
     launch_chromium,
     run_dev_server,
     screenshot,
+    sign_in,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -74,6 +76,8 @@ def open_page(
     problems = PageProblems()
     problems.attach(page)
     page.goto(f"{server.base_url}/", wait_until="load")
+    assert server.admin_password is not None
+    sign_in(page, FIRST_ADMIN, server.admin_password)
     return page, problems
 
 

@@ -113,6 +113,8 @@ def admin_operations(
     found = []
     for service, schema in schemas.items():
         for method, path, operation in operations(schema):
+            if path.startswith("/v1/session"):
+                continue  # signing in and out is for everyone (tests/e2e/test_access.py)
             if "/admin/" in path or (service != "ingest" and method != "GET"):
                 found.append((service, method, path, operation))
     return found
@@ -262,7 +264,9 @@ def test_injection_in_every_parameter_has_no_effect(
         )
         if response.status_code != 401:
             problems.append(f"write key {payload!r}: {response.status_code}")
-        response = httpx.get(f"{stack.scoring}/v1/kpis/{payload}", timeout=10)
+        response = httpx.get(
+            f"{stack.scoring}/v1/kpis/{payload}", headers=stack.admin_headers(), timeout=10
+        )
         if response.status_code != 404:
             problems.append(f"GET /v1/kpis/{payload!r}: {response.status_code}")
     after = on_database(stack, _state)
@@ -271,7 +275,8 @@ def test_injection_in_every_parameter_has_no_effect(
     assert after == before, f"injections changed the database: {before} -> {after}"
     # The catalog is intact: every KPI of the example catalog still answers.
     for key in catalog_keys():
-        assert httpx.get(f"{stack.scoring}/v1/kpis/{key}", timeout=10).status_code == 200, key
+        answer = httpx.get(f"{stack.scoring}/v1/kpis/{key}", headers=stack.admin_headers())
+        assert answer.status_code == 200, key
 
 
 def test_injection_looking_values_are_stored_verbatim(stack: Stack) -> None:
@@ -285,7 +290,9 @@ def test_injection_looking_values_are_stored_verbatim(stack: Stack) -> None:
     assert created.status_code == 201, created.text
     silence = created.json()
     assert silence["kpi_key"] == kpi_key
-    listed = httpx.get(f"{stack.alerts}/v1/silences", timeout=10).json()
+    listed = httpx.get(
+        f"{stack.alerts}/v1/silences", headers=stack.admin_headers(), timeout=10
+    ).json()
     assert [s["kpi_key"] for s in listed if s["id"] == silence["id"]] == [kpi_key]
     ended = httpx.delete(
         f"{stack.alerts}/v1/silences/{silence['id']}", headers=stack.admin_headers(), timeout=10
@@ -505,7 +512,9 @@ async def count_in_topic(settings: Settings, topic: str, key: bytes) -> int:
 
 
 def kpi_value(stack: Stack, key: str) -> float:
-    response = httpx.get(f"{stack.scoring}/v1/kpis/{key}", timeout=10)
+    response = httpx.get(
+        f"{stack.scoring}/v1/kpis/{key}", headers=stack.admin_headers(), timeout=10
+    )
     assert response.status_code == 200, response.text
     value = response.json()["kpi"]["value"]
     return float(value) if value is not None else 0.0
@@ -513,7 +522,9 @@ def kpi_value(stack: Stack, key: str) -> float:
 
 def probe_kpi(stack: Stack, event_type: str) -> str:
     """A KPI (through the admin API) counting only ``support/event_type`` events."""
-    template = httpx.get(f"{stack.scoring}/v1/kpis/complaints", timeout=10).json()["definition"]
+    template = httpx.get(
+        f"{stack.scoring}/v1/kpis/complaints", headers=stack.admin_headers(), timeout=10
+    ).json()["definition"]
     key = event_type
     definition = {
         **template,
@@ -626,6 +637,16 @@ def exercise_with_secrets(stack: Stack) -> dict[str, str]:
     secret = stack.secrets.mailchimp
     assert httpx.get(f"{stack.ingest}/v1/webhooks/mailchimp/{secret}").status_code == 200
     assert httpx.get(f"{stack.ingest}/v1/webhooks/mailchimp/{secret}x").status_code == 401
+    # A person: created, reading with their token, signing in, then a revoked token.
+    person = stack.create_user(f"logs-{uuid.uuid4().hex[:6]}@example.com", "viewer", ["sales"])
+    made["personal token"] = person["token"]
+    made["one-time password"] = person["password"]
+    bearer = {"Authorization": f"Bearer {person['token']}"}
+    assert httpx.get(f"{stack.scoring}/v1/kpis", headers=bearer).status_code == 200
+    signed = httpx.post(f"{stack.scoring}/v1/session",
+                        json={"email": person["email"], "password": person["password"]})
+    assert signed.status_code == 200, signed.text
+    made["session cookie"] = signed.cookies["kpipulse_session"]
     return made
 
 
@@ -683,3 +704,16 @@ def test_keys_and_secrets_are_stored_hashed_and_never_logged(stack: Stack) -> No
         if value in log
     ]
     assert not leaked, leaked
+    # Owner webhook and Slack URLs are secrets too: stored (they are needed to send), never
+    # logged (httpx logs URLs; the catalog log line lists what changed).
+    urls = [
+        value
+        for kpi in yaml.safe_load(EXAMPLE_CATALOG.read_text(encoding="utf-8"))
+        for owner in kpi.get("owners", [])
+        for name, value in owner.items()
+        if name in {"webhook_url", "slack_webhook_url"}
+    ]
+    assert urls, "the example catalog has no owner URLs to look for"
+    leaked_urls = [f"{url} in the {service} log" for url in urls
+                   for service, log in logs.items() if url in log]
+    assert not leaked_urls, leaked_urls

@@ -408,10 +408,30 @@ def test_dockerfile_runs_kpipulse_as_non_root() -> None:
 # ---- Prometheus -------------------------------------------------------------------------
 
 
-def test_prometheus_configs_pass_promtool() -> None:
+def test_prometheus_configs_pass_promtool(tmp_path: Path) -> None:
     promtool = _promtool()
+    # promtool checks that the token file exists: a copy of the folder with one in it,
+    # as an installation has (the real file is git-ignored).
+    folder = tmp_path / "prometheus"
+    shutil.copytree(PROMETHEUS_DIR, folder, ignore=shutil.ignore_patterns("metrics-token"))
+    (folder / "metrics-token").write_text("a-metrics-token-for-promtool")
     for name in ("prometheus.local.yml", "prometheus.yml"):
-        _assert_ok(_run([promtool, "check", "config", name], cwd=PROMETHEUS_DIR))
+        _assert_ok(_run([promtool, "check", "config", name], cwd=folder))
+
+
+def test_prometheus_sends_the_metrics_token_to_every_service() -> None:
+    for name in ("prometheus.yml", "prometheus.local.yml"):
+        jobs = {job["job_name"]: job for job in _load_yaml(PROMETHEUS_DIR / name)["scrape_configs"]}
+        for service in HTTP_SERVICES:
+            assert jobs[service]["authorization"] == {
+                "type": "Bearer",
+                "credentials_file": "metrics-token",
+            }, (name, service)
+    assert "deploy/prometheus/metrics-token" in (ROOT / ".gitignore").read_text()
+    services = _compose()["services"]
+    for service in HTTP_SERVICES:
+        assert "KPIPULSE_METRICS_TOKEN" in services[service]["environment"], service
+    assert "KPIPULSE_ALERTS__WEBHOOK_SECRET" in services["alerts"]["environment"]
 
 
 def test_prometheus_configs_scrape_every_service() -> None:

@@ -37,6 +37,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KPIPULSE_KAFKA__PARTITIONS": str(settings.kafka.partitions),
         "KPIPULSE_SCORING__GROUP_ID": settings.scoring.group_id,
         "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
+        "KPIPULSE_ALERTS__DIGEST__ENABLED": str(settings.alerts.digest.enabled).lower(),
+        # The example catalog has webhook owners: alerts refuses to start without it.
+        "KPIPULSE_ALERTS__WEBHOOK_SECRET": settings.alerts.webhook_secret.get_secret_value()
+        or "test-alerts-webhook-signing-secret",
         "KPIPULSE_TIME_ZONE": settings.time_zone,
         # Empty means no catalog file (not the default file).
         "KPIPULSE_SCORING__CATALOG_PATH": str(settings.scoring.catalog_path or ""),

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.alerts.repository import AlertRow, OutboxRow, SilenceRow
+from shared.identity.domain import mask_target
 
 # PostgreSQL text cannot hold NUL: refuse it (422) instead of failing the insert (500).
 NO_NUL = r"^[^\x00]*$"
@@ -48,6 +49,7 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     acked_at: datetime | None
     ack_note: str | None
+    acked_by: str | None = None
     last_notified_at: datetime | None
 
     @classmethod
@@ -65,6 +67,7 @@ class AlertOut(BaseModel):
             resolved_at=row.resolved_at,
             acked_at=row.acked_at,
             ack_note=row.ack_note,
+            acked_by=row.acked_by,
             last_notified_at=row.last_notified_at,
         )
 
@@ -106,19 +109,24 @@ class NotificationOut(BaseModel):
     subject: str | None
 
     @classmethod
-    def of(cls, row: OutboxRow) -> NotificationOut:
+    def of(cls, row: OutboxRow, *, admin: bool = False) -> NotificationOut:
+        """Webhook URLs are never shown; emails and error texts to admins only (an error
+        may quote what a receiver answered)."""
         payload: dict[str, Any] = row.payload
+        error = row.last_error
+        if error is not None and not admin:
+            error = "delivery failed (details for admins)"
         return cls(
             id=row.id,
             alert_id=row.alert_id,
             kpi_key=row.kpi_key,
             channel=row.channel,
-            target=row.target,
+            target=mask_target(row.target, admin=admin),
             kind=row.kind,
             status=row.status,
             attempts=row.attempts,
             uncertain_resends=row.uncertain_resends,
-            last_error=row.last_error,
+            last_error=error,
             next_attempt_at=row.next_attempt_at,
             created_at=row.created_at,
             sent_at=row.sent_at,

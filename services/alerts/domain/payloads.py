@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from services.alerts.domain.facts import AlertFacts
-from services.alerts.domain.render import fact_lines, summary
+from services.alerts.domain.render import OPEN_SCORECARD, SCORECARD_LABEL, fact_lines, summary
+from shared.i18n import ENGLISH, Translator
 
 SIGNATURE_HEADER = "X-KPIPulse-Signature"
 # Alertmanager uses the zero time for "not ended yet".
@@ -27,18 +28,20 @@ def fingerprint(dedupe_key: str) -> str:
     return hashlib.sha256(dedupe_key.encode()).hexdigest()[:16]
 
 
-def webhook_body(facts: AlertFacts, *, receiver: str) -> dict[str, Any]:
+def webhook_body(
+    facts: AlertFacts, *, receiver: str, tr: Translator = ENGLISH
+) -> dict[str, Any]:
     labels = {
         "alertname": f"KpiPulse_{facts.condition.value}",
         "kpi": facts.kpi_key,
         "severity": facts.severity,
         "condition": facts.condition.value,
     }
-    description = "; ".join(f"{label}: {value}" for label, value in fact_lines(facts))
+    description = "; ".join(f"{label}: {value}" for label, value in fact_lines(facts, tr))
     alert = {
         "status": facts.status,
         "labels": labels,
-        "annotations": {"summary": summary(facts), "description": description},
+        "annotations": {"summary": summary(facts, tr), "description": description},
         "startsAt": _ts(facts.started_at),
         "endsAt": _ts(facts.ended_at),
         "generatorURL": facts.scorecard_url,
@@ -61,12 +64,13 @@ def webhook_body(facts: AlertFacts, *, receiver: str) -> dict[str, Any]:
     }
 
 
-def slack_body(facts: AlertFacts) -> dict[str, Any]:
-    headline = summary(facts)
+def slack_body(facts: AlertFacts, tr: Translator = ENGLISH) -> dict[str, Any]:
+    headline = summary(facts, tr)
+    link_label = tr.gettext(SCORECARD_LABEL)
     fields = [
         {"type": "mrkdwn", "text": f"*{label}*\n{value}"}
-        for label, value in fact_lines(facts)
-        if label != "Scorecard"
+        for label, value in fact_lines(facts, tr)
+        if label != link_label
     ]
     return {
         "text": headline,  # the fallback shown in notifications
@@ -76,7 +80,10 @@ def slack_body(facts: AlertFacts) -> dict[str, Any]:
             {"type": "section", "fields": fields[:10]},
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"<{facts.scorecard_url}|Open the scorecard>"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"<{facts.scorecard_url}|{tr.gettext(OPEN_SCORECARD)}>",
+                },
             },
         ],
     }

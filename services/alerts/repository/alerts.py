@@ -3,6 +3,7 @@ so two instances (or the consumer and the scheduler) never apply the same step t
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ class AlertRow:
     acked_at: datetime | None
     ack_note: str | None
     last_notified_at: datetime | None
+    acked_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ def _alert(row: Any) -> AlertRow:
         acked_at=utc(row.acked_at),
         ack_note=row.ack_note,
         last_notified_at=utc(row.last_notified_at),
+        acked_by=row.acked_by,
     )
 
 
@@ -79,8 +82,12 @@ class AlertRepository:
         state: State | None = None,
         kpi_key: str | None = None,
         limit: int = 100,
+        kpi_keys: Collection[str] | None = None,
     ) -> list[AlertRow]:
+        """``kpi_keys``: only alerts of these KPIs (those the caller may read)."""
         query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+        if kpi_keys is not None:
+            query = query.where(alerts.c.kpi_key.in_(sorted(kpi_keys)))
         if state is not None:
             query = query.where(alerts.c.state == state.value)
         if kpi_key is not None:
@@ -182,12 +189,20 @@ class AlertRepository:
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def ack(
-        self, session: AsyncSession, alert_id: int, *, note: str, now: datetime
+        self,
+        session: AsyncSession,
+        alert_id: int,
+        *,
+        note: str,
+        now: datetime,
+        actor: str | None = None,
     ) -> AlertRow | None:
         await session.execute(
             update(alerts)
             .where(alerts.c.id == alert_id, alerts.c.state != State.RESOLVED.value)
-            .values(acked_at=func.coalesce(alerts.c.acked_at, now), ack_note=note)
+            .values(
+                acked_at=func.coalesce(alerts.c.acked_at, now), ack_note=note, acked_by=actor
+            )
         )
         return await self.get(session, alert_id)
 

@@ -31,6 +31,10 @@ class KpiLatest:
     as_of: datetime
     last_seen_at: datetime
     last_value_at: datetime | None
+    # For the weekly digest (department views, scores); None from before they were kept.
+    department: str | None = None
+    unit: str | None = None
+    score: float | None = None
     # When alerts first heard of the KPI (None only on rows older than the column).
     first_seen_at: datetime | None = None
 
@@ -57,6 +61,9 @@ def _latest(row: Any) -> KpiLatest:
         as_of=utc(row.as_of),
         last_seen_at=utc(row.last_seen_at),
         last_value_at=utc(row.last_value_at),
+        department=row.department,
+        unit=row.unit,
+        score=row.score,
         first_seen_at=utc(row.first_seen_at),
     )
 
@@ -93,6 +100,9 @@ class KpiRepository:
             "as_of": latest.as_of,
             "last_seen_at": latest.last_seen_at,
             "last_value_at": latest.last_value_at,
+            "department": latest.department,
+            "unit": latest.unit,
+            "score": latest.score,
             "first_seen_at": latest.first_seen_at,
         }
         await upsert(

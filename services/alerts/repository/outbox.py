@@ -10,7 +10,7 @@ back to ``pending`` and is counted as an uncertain resend.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -204,8 +204,12 @@ class OutboxRepository:
         status: str | None = None,
         alert_id: int | None = None,
         limit: int = 100,
+        kpi_keys: Collection[str] | None = None,
     ) -> list[OutboxRow]:
+        """``kpi_keys``: only notifications about these KPIs (those the caller may read)."""
         query = _joined().order_by(outbox.c.id.desc()).limit(limit)
+        if kpi_keys is not None:
+            query = query.where(alerts.c.kpi_key.in_(sorted(kpi_keys)))
         if status is not None:
             query = query.where(outbox.c.status == status)
         if alert_id is not None:

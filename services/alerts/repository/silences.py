@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -74,9 +75,16 @@ class SilenceRepository:
         return _silence(row) if row is not None else None
 
     async def search(
-        self, session: AsyncSession, *, now: datetime, active_only: bool
+        self,
+        session: AsyncSession,
+        *,
+        now: datetime,
+        active_only: bool,
+        kpi_keys: Collection[str] | None = None,
     ) -> list[SilenceRow]:
         query = select(silences).order_by(silences.c.id.desc()).limit(500)
+        if kpi_keys is not None:
+            query = query.where(silences.c.kpi_key.in_(sorted(kpi_keys)))
         if active_only:
             query = query.where(silences.c.starts_at <= now, silences.c.ends_at > now)
         return [_silence(row) for row in await session.execute(query)]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Response, status
 
+from services.scoring.api.access import require_edit, with_stored_secrets
 from services.scoring.api.params import Key
 from services.scoring.catalog_service import (
     API,
@@ -17,21 +18,42 @@ from services.scoring.catalog_service import (
     describe_diff,
 )
 from services.scoring.domain.catalog import CatalogError, KpiDefinition
-from shared.auth import AdminGuard
+from shared.identity.access import Caller
+from shared.identity.domain import Principal
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token or session"},
+    403: {"description": "Not an admin, an owner of the KPI or an editor of its groups"},
+}
 
 
-def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["kpis"])
-    admin_only = [Depends(admin)]
+def kpi_admin_router(catalog: CatalogService) -> APIRouter:
+    """Changes: admins, the KPI's owners, and editors in one of its viewers groups."""
+    router = APIRouter(prefix="/v1", tags=["kpis"], responses=_AUTH_ERRORS)
+
+    async def stored_definition(key: str) -> KpiDefinition | None:
+        return await _active_definition(catalog, key)
 
     def not_found(key: str) -> HTTPException:
         return HTTPException(status.HTTP_404_NOT_FOUND, f"unknown KPI '{key}'")
 
     async def save(
-        kpi: KpiDefinition, response: Response, expect: Precondition, take_over: bool
+        kpi: KpiDefinition,
+        response: Response,
+        expect: Precondition,
+        take_over: bool,
+        caller: Principal,
     ) -> dict[str, Any]:
+        stored = await stored_definition(kpi.key)
+        if stored is not None:
+            require_edit(caller, stored, what="change")
+        kpi = with_stored_secrets(kpi, stored)
+        # The result must stay editable by its author: no handing a KPI away by mistake.
+        require_edit(caller, kpi, what="create" if stored is None else "save")
         try:
-            written = await catalog.put(kpi, actor="admin-api", expect=expect, take_over=take_over)
+            written = await catalog.put(
+                kpi, actor=actor_of(caller), expect=expect, take_over=take_over
+            )
         except CatalogError as exc:
             raise HTTPException(422, {"problems": exc.problems}) from None
         except ManagedElsewhere as exc:
@@ -50,15 +72,15 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
     @router.post(
         "/kpis",
         status_code=status.HTTP_201_CREATED,
-        dependencies=admin_only,
-        summary="Create a KPI (admin); it is managed through the API from then on",
-        responses={401: {"description": "Admin token missing or wrong"}, 409: {}, 422: {}},
+        summary="Create a KPI (admins; editors and owners for KPIs they may change); it is "
+        "managed through the API from then on",
+        responses={409: {}, 422: {}},
     )
     async def create_kpi(
-        kpi: Annotated[KpiDefinition, Body()], response: Response
+        kpi: Annotated[KpiDefinition, Body()], response: Response, caller: Caller
     ) -> dict[str, Any]:
         try:
-            return await save(kpi, response, Precondition(absent=True), take_over=False)
+            return await save(kpi, response, Precondition(absent=True), False, caller)
         except HTTPException as exc:
             if exc.status_code == status.HTTP_412_PRECONDITION_FAILED:
                 raise HTTPException(
@@ -68,17 +90,18 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
 
     @router.put(
         "/kpis/{key}",
-        dependencies=admin_only,
-        summary="Create or replace a KPI (admin)",
+        summary="Create or replace a KPI (admins, its owners, editors of its groups)",
         description=CONDITIONS,
         responses={
-            401: {"description": "Admin token missing or wrong"},
             409: {"description": "The KPI is managed by a catalog file"},
             412: {"description": "If-Match / If-None-Match did not hold"},
             422: {},
         },
     )
     async def put_kpi(
+        # The caller first: no identity is a 401 whatever the key (dependencies run in
+        # the order they are declared).
+        caller: Caller,
         key: Key,
         *,
         kpi: Annotated[KpiDefinition, Body()],
@@ -90,16 +113,14 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
         if kpi.key != key:
             raise HTTPException(422, f"body key '{kpi.key}' differs from the path's '{key}'")
         expect = precondition(key, if_match, if_none_match)
-        return await save(kpi, response, expect, take_over)
+        return await save(kpi, response, expect, take_over, caller)
 
     @router.delete(
         "/kpis/{key}",
         status_code=status.HTTP_204_NO_CONTENT,
-        dependencies=admin_only,
-        summary="Retire a KPI (admin); its history is kept",
+        summary="Retire a KPI (admins, its owners, editors of its groups); history is kept",
         description=CONDITIONS,
         responses={
-            401: {"description": "Admin token missing or wrong"},
             404: {},
             409: {"description": "The KPI is managed by a catalog file"},
             412: {"description": "If-Match did not hold"},
@@ -107,14 +128,19 @@ def kpi_admin_router(catalog: CatalogService, admin: AdminGuard) -> APIRouter:
         },
     )
     async def delete_kpi(
+        caller: Caller,
         key: Key,
         *,
         if_match: Annotated[str | None, Header()] = None,
         take_over: TakeOver = False,
     ) -> Response:
         expect = precondition(key, if_match, None)
+        stored = await stored_definition(key)
+        if stored is None:
+            raise not_found(key)
+        require_edit(caller, stored, what="retire")
         try:
-            await catalog.retire(key, actor="admin-api", expect=expect, take_over=take_over)
+            await catalog.retire(key, actor=actor_of(caller), expect=expect, take_over=take_over)
         except UnknownKpi:
             raise not_found(key) from None
         except CatalogError as exc:
@@ -176,3 +202,15 @@ def managed_elsewhere(exc: ManagedElsewhere) -> HTTPException:
         f"{exc}: change it there and apply the file, or pass take_over=true to manage it "
         "through the API from now on",
     )
+
+
+async def _active_definition(catalog: CatalogService, key: str) -> KpiDefinition | None:
+    row = await catalog.stored(key)
+    if row is None or row.retired:
+        return None
+    return KpiDefinition.model_validate(row.definition)
+
+
+def actor_of(caller: Principal) -> str:
+    """What the change log names: the user, or "admin-api" for the admin token."""
+    return caller.subject if caller.user_id is not None else "admin-api"

@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Collection
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.scoring.api.access import require_edit, require_read
+from services.scoring.api.params import Key
 from services.scoring.domain.reported import MAX_NOTE_CHARS, EntryError
+from services.scoring.queries import KpiQueries
 from services.scoring.reported import ReportedValues
-from shared.auth import AdminGuard
+from shared.identity.access import Caller
+from shared.identity.domain import Principal
 
 #: A CSV upload larger than this is refused (413): ten thousand rows fit easily.
 MAX_CSV_BYTES = 1_000_000
 
-#: Who may enter values of these KPIs: returns the name recorded in their history, or
-#: raises 401/403. The one place to change when users and roles arrive.
-Authorise = Callable[[Request, Collection[str]], str]
-
-
-def admin_may_enter(admin: AdminGuard) -> Authorise:
-    """For now the holder of the admin token enters every KPI's values (as "admin");
-    the KPI's owners and editors take over once personal sign-in exists."""
-
-    def authorise(request: Request, _keys: Collection[str]) -> str:
-        admin(request)
-        return "admin"
-
-    return authorise
+def _entered_by(caller: Principal) -> str:
+    """What a value's history names: the user, or "admin" for the admin token."""
+    return caller.subject if caller.user_id is not None else "admin"
 
 
 class ValueIn(BaseModel):
@@ -44,8 +36,19 @@ class ValueIn(BaseModel):
     note: Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS)] | None = None
 
 
-def values_router(values: ReportedValues, authorise: Authorise) -> APIRouter:
+def values_router(values: ReportedValues, queries: KpiQueries) -> APIRouter:
+    """Reading a KPI's values needs read access to it; entering them, edit access (its
+    owners, editors of its viewers groups, admins)."""
     router = APIRouter(prefix="/v1", tags=["reported values"])
+
+    def allowed(caller: Principal, key: str, *, edit: bool) -> None:
+        catalog = queries.catalog.catalog
+        if key not in catalog:
+            raise HTTPException(404, f"unknown KPI '{key}'")
+        if edit:
+            require_edit(caller, catalog[key], what="enter values of")
+        else:
+            require_read(caller, catalog[key])
 
     def refused(exc: EntryError) -> HTTPException:
         return HTTPException(422, {"problems": exc.problems})
@@ -57,9 +60,10 @@ def values_router(values: ReportedValues, authorise: Authorise) -> APIRouter:
         responses={401: {}, 404: {"description": "Unknown KPI"}, 422: {}},
     )
     async def enter_value(
-        key: str, request: Request, body: Annotated[ValueIn, Body()]
+        key: Key, caller: Caller, body: Annotated[ValueIn, Body()]
     ) -> dict[str, Any]:
-        actor = authorise(request, [key])
+        allowed(caller, key, edit=True)
+        actor = _entered_by(caller)
         try:
             return await values.enter(key, body.period_start, body.value, body.note, actor=actor)
         except EntryError as exc:
@@ -72,7 +76,8 @@ def values_router(values: ReportedValues, authorise: Authorise) -> APIRouter:
         summary="A reported KPI's entered values, and who entered or corrected them when",
         responses={404: {"description": "Unknown KPI"}, 422: {"description": "Not reported"}},
     )
-    async def list_values(key: str) -> dict[str, Any]:
+    async def list_values(key: Key, caller: Caller) -> dict[str, Any]:
+        allowed(caller, key, edit=False)
         try:
             return await values.listing(key)
         except KeyError:
@@ -89,8 +94,7 @@ def values_router(values: ReportedValues, authorise: Authorise) -> APIRouter:
             "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}
         },
     )
-    async def import_values(request: Request) -> dict[str, Any]:
-        authorise(request, [])  # refuse strangers before reading what they send
+    async def import_values(request: Request, caller: Caller) -> dict[str, Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("text/csv", "text/plain", "application/csv"):
             raise HTTPException(415, f"send the file as text/csv, not {kind or 'nothing'}")
@@ -103,7 +107,10 @@ def values_router(values: ReportedValues, authorise: Authorise) -> APIRouter:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise HTTPException(422, "the file is not UTF-8 text") from None
-        actor = authorise(request, keys_in(text))
+        for key in sorted(keys_in(text)):
+            if key in queries.catalog.catalog:  # unknown keys: the import names them
+                allowed(caller, key, edit=True)
+        actor = _entered_by(caller)
         try:
             written = await values.import_csv(text, actor=actor)
         except EntryError as exc:

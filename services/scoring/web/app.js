@@ -7,9 +7,16 @@
  *
  * Hooks the browser tests rely on: every KPI card has data-kpi and data-status, every
  * alert item has data-alert-kpi (and data-alert-condition).
+ *
+ * Every read needs a signed-in user: the page asks GET /v1/session who it is, shows the
+ * sign-in form when nobody is, and sends the session's CSRF token (X-CSRF-Token) with
+ * every request that changes something. The session cookie itself is HttpOnly.
  */
 (function () {
   "use strict";
+
+  var I18N = readI18n();
+  var LOCALE = I18N.locale || undefined;
 
   var REFRESH_MS = 5000;
   var FETCH_TIMEOUT_MS = 8000;
@@ -19,23 +26,23 @@
   var DAY_MS = 86400000;
 
   var PERSPECTIVES = [
-    { key: "financial", label: "Financial", question: "How do we turn the value we create into profit?" },
-    { key: "customer", label: "Customer", question: "What value do customers get, and do they notice it?" },
-    { key: "internal_process", label: "Internal process", question: "Which processes attract, engage and retain customers?" },
-    { key: "learning_growth", label: "Learning & growth", question: "Which skills and knowledge must the team grow?" },
+    { key: "financial", label: t("Financial"), question: t("How do we turn the value we create into profit?") },
+    { key: "customer", label: t("Customer"), question: t("What value do customers get, and do they notice it?") },
+    { key: "internal_process", label: t("Internal process"), question: t("Which processes attract, engage and retain customers?") },
+    { key: "learning_growth", label: t("Learning & growth"), question: t("Which skills and knowledge must the team grow?") },
   ];
   var STATUS = {
-    breach: { label: "Breach", icon: "✖" },
-    below_target: { label: "Below target", icon: "▲" },
-    on_target: { label: "On target", icon: "✔" },
-    no_data: { label: "No data", icon: "○" },
+    breach: { label: t("Breach"), icon: "✖" },
+    below_target: { label: t("Below target"), icon: "▲" },
+    on_target: { label: t("On target"), icon: "✔" },
+    no_data: { label: t("No data"), icon: "○" },
   };
   var CONDITIONS = {
-    below_minimum: { label: "Below minimum", rank: 0 },
-    early_warning: { label: "Early warning", rank: 1 },
-    stale: { label: "Stale data", rank: 2 },
-    expired: { label: "Expired", rank: 3 },
-    expiring_soon: { label: "Expiring soon", rank: 4 },
+    below_minimum: { label: t("Below minimum"), rank: 0 },
+    early_warning: { label: t("Early warning"), rank: 1 },
+    stale: { label: t("Stale data"), rank: 2 },
+    expired: { label: t("Expired"), rank: 3 },
+    expiring_soon: { label: t("Expiring soon"), rank: 4 },
   };
   var STATUS_COLOURS = {
     breach: "#c62828",
@@ -58,9 +65,31 @@
     timer: null,
     inFlight: false,
     detail: null, // {key, chart, range, els}
+    filter: readFilter(), // {department, owner}: kept in the URL so a link keeps the view
+    scorecard: null, // the last /v1/scorecard answer (tiles when no filter is set)
   };
 
   // ---------------------------------------------------------------- small helpers
+
+  /* The page's language: the server embeds the locale and its catalog (shared/i18n). */
+  function readI18n() {
+    var el = document.getElementById("kpipulse-i18n");
+    try {
+      var data = el ? JSON.parse(el.textContent || "{}") : {};
+      return { locale: data.locale || "", messages: data.messages || {} };
+    } catch (e) {
+      return { locale: "", messages: {} };
+    }
+  }
+
+  /* Translates an English msgid and fills its {name} placeholders. */
+  function t(msgid, params) {
+    var text = Object.prototype.hasOwnProperty.call(I18N.messages, msgid) ? I18N.messages[msgid] : msgid;
+    if (!params) return text;
+    return text.replace(/\{(\w+)\}/g, function (all, name) {
+      return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : all;
+    });
+  }
 
   /* The company's time zone (<meta name="kpipulse-time-zone">): times and dates on the page
    * are on its calendar, like review periods, expiry and alert notices. */
@@ -108,20 +137,49 @@
     return typeof v === "number" && isFinite(v);
   }
 
-  function fetchJson(url) {
+  var session = { csrf: null, email: null };
+
+  function SignedOut(message) {
+    this.name = "SignedOut";
+    this.message = message || "signed out";
+  }
+  SignedOut.prototype = Object.create(Error.prototype);
+
+  function fetchJson(url, options) {
+    options = options || {};
     var controller = typeof AbortController === "function" ? new AbortController() : null;
     var timer = controller ? setTimeout(function () { controller.abort(); }, FETCH_TIMEOUT_MS) : null;
+    var headers = { Accept: "application/json" };
+    if (options.body !== undefined) headers["Content-Type"] = "application/json";
+    var method = options.method || "GET";
+    if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
     return fetch(url, {
-      headers: { Accept: "application/json" },
+      method: method,
+      headers: headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
       cache: "no-store",
+      // The alerts API may live on another port: the session cookie goes there too.
+      credentials: "include",
       signal: controller ? controller.signal : undefined,
     })
       .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
+        if (response.status === 401 && !options.quiet401) {
+          showSignIn(t("Your session ended: sign in again."));
+          throw new SignedOut();
+        }
+        if (!response.ok) {
+          return response.json().catch(function () { return {}; }).then(function (payload) {
+            var detail = payload && typeof payload.detail === "string" ? payload.detail : "";
+            var err = new Error(detail || "HTTP " + response.status);
+            err.status = response.status;
+            throw err;
+          });
+        }
+        if (response.status === 204) return null;
         return response.json();
       })
       .catch(function (err) {
-        if (err && err.name === "AbortError") throw new Error("timed out");
+        if (err && err.name === "AbortError") throw new Error(t("timed out"));
         throw err instanceof Error ? err : new Error(String(err));
       })
       .finally(function () {
@@ -143,7 +201,7 @@
   function numberFormat(maxFrac, minFrac) {
     var id = maxFrac + ":" + (minFrac || 0);
     if (!nf[id]) {
-      nf[id] = new Intl.NumberFormat(undefined, {
+      nf[id] = new Intl.NumberFormat(LOCALE, {
         maximumFractionDigits: maxFrac,
         minimumFractionDigits: minFrac || 0,
       });
@@ -168,24 +226,24 @@
     if (!isNum(v)) return "—";
     if (isPercentUnit(unit)) {
       var pct = v * 100;
-      return numberFormat(Math.abs(pct) >= 10 ? 1 : 2).format(pct) + "%";
+      return numberFormat(Math.abs(pct) >= 10 ? 1 : 2).format(pct) + " %";
     }
     if (isCurrency(unit)) {
       try {
-        var big = Math.abs(v) >= 1000;
-        return new Intl.NumberFormat(undefined, {
-          style: "currency",
-          currency: unit,
-          maximumFractionDigits: big ? 0 : 2,
-          minimumFractionDigits: big ? 0 : 2,
-        }).format(v);
+        // Large amounts in whole units; otherwise the currency's own digits (VND has none).
+        var options = { style: "currency", currency: unit };
+        if (Math.abs(v) >= 1000) {
+          options.maximumFractionDigits = 0;
+          options.minimumFractionDigits = 0;
+        }
+        return new Intl.NumberFormat(LOCALE, options).format(v);
       } catch (e) {
         return plain(v) + " " + unit;
       }
     }
-    if (unit === "minutes") return plain(v) + " min";
-    if (unit === "hours") return plain(v) + " h";
-    if (unit === "seconds") return plain(v) + " s";
+    if (unit === "minutes") return t("{n} min", { n: plain(v) });
+    if (unit === "hours") return t("{n} h", { n: plain(v) });
+    if (unit === "seconds") return t("{n} s", { n: plain(v) });
     if (!unit || unit === "count") return plain(v);
     return plain(v) + " " + unit;
   }
@@ -216,7 +274,7 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleString(undefined, {
+    return d.toLocaleString(LOCALE, {
       month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: TIME_ZONE,
     });
   }
@@ -225,21 +283,32 @@
     if (!iso) return "—";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return String(iso);
-    return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric", timeZone: TIME_ZONE });
+    return d.toLocaleDateString(LOCALE, { year: "numeric", month: "short", day: "numeric", timeZone: TIME_ZONE });
   }
 
   function ago(iso) {
-    var t = Date.parse(iso);
-    if (isNaN(t)) return "";
-    var s = Math.max(0, Math.round((Date.now() - t) / 1000));
-    if (s < 60) return s + " s ago";
-    if (s < 3600) return Math.round(s / 60) + " min ago";
-    if (s < 86400) return Math.round(s / 3600) + " h ago";
-    return Math.round(s / 86400) + " d ago";
+    var at = Date.parse(iso);
+    if (isNaN(at)) return "";
+    var s = Math.max(0, Math.round((Date.now() - at) / 1000));
+    if (s < 60) return t("{n} s ago", { n: s });
+    if (s < 3600) return t("{n} min ago", { n: Math.round(s / 60) });
+    if (s < 86400) return t("{n} h ago", { n: Math.round(s / 3600) });
+    return t("{n} d ago", { n: Math.round(s / 86400) });
   }
 
   function humanize(key) {
     return String(key || "").replace(/_/g, " ");
+  }
+
+  /* A catalog keyword (stage, indicator, period) in the page's language; the keywords
+   * are listed for the catalogs in shared/i18n/extract.py (CATALOG_KEYWORDS). */
+  function translatedKey(key) {
+    return key ? t(humanize(key)) : "";
+  }
+
+  function perspectiveLabel(key) {
+    var meta = PERSPECTIVES.filter(function (p) { return p.key === key; })[0];
+    return meta ? meta.label : translatedKey(key);
   }
 
   /* "30d" / "1h" / "15m" -> seconds (the catalog's duration format). */
@@ -255,7 +324,10 @@
   function expiryInfo(isoDate, facts) {
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(String(isoDate || ""));
     if (!m) return { text: "—", cls: "" };
-    var date = m[1] + "-" + m[2] + "-" + m[3];
+    // Numeric (31/03/2027 in Vietnamese): it fits a card's narrow column in any language.
+    var date = new Date(+m[1], +m[2] - 1, +m[3]).toLocaleDateString(LOCALE, {
+      year: "numeric", month: "2-digit", day: "2-digit",
+    });
     var known = facts && typeof facts.expired === "boolean" && isNum(facts.expires_in_days);
     var days;
     if (known) {
@@ -268,16 +340,172 @@
     }
     if (known ? facts.expired : days < 0) {
       return {
-        text: date + " · expired: not in the scorecard until renewed", date: date,
-        note: "expired", title: "Expired: left out of the scorecard until renewed",
+        text: date + " · " + t("expired: not in the scorecard until renewed"), date: date,
+        note: t("expired"), title: t("Expired: left out of the scorecard until renewed"),
         cls: "expired", days: days,
       };
     }
     if (known ? facts.expiring_soon : days <= EXPIRY_WARNING_DAYS) {
-      var soon = days === 0 ? "expires today" : "in " + days + " d";
+      var soon = days === 0 ? t("expires today") : t("in {n} d", { n: days });
       return { text: date + " · " + soon, date: date, note: soon, cls: "expiring", days: days };
     }
     return { text: date, date: date, note: "", cls: "", days: days };
+  }
+
+  // ---------------------------------------------------------------- views: department, owner
+
+  function readFilter() {
+    var params = new URLSearchParams(location.search);
+    return { department: params.get("department") || "", owner: params.get("owner") || "" };
+  }
+
+  function currentUser() {
+    var meta = document.querySelector('meta[name="kpipulse-user"]');
+    return meta ? (meta.getAttribute("content") || "").trim() : "";
+  }
+
+  function ownerId(o) {
+    return o ? String(o.email || o.name || "") : "";
+  }
+
+  function matchesFilter(kpi) {
+    var f = state.filter;
+    if (f.department && (kpi.department || "") !== f.department) return false;
+    if (f.owner) {
+      var wanted = f.owner.toLowerCase();
+      return (kpi.owners || []).some(function (o) {
+        return o && (String(o.email || "").toLowerCase() === wanted || String(o.name || "").toLowerCase() === wanted);
+      });
+    }
+    return true;
+  }
+
+  function filterActive() {
+    return !!(state.filter.department || state.filter.owner);
+  }
+
+  /* The view's query string: the filter and the language, as a link would carry them. */
+  function viewQuery(extra) {
+    var params = new URLSearchParams();
+    if (state.filter.department) params.set("department", state.filter.department);
+    if (state.filter.owner) params.set("owner", state.filter.owner);
+    if (I18N.locale) params.set("lang", I18N.locale);
+    Object.keys(extra || {}).forEach(function (k) { params.set(k, extra[k]); });
+    var text = params.toString();
+    return text ? "?" + text : "";
+  }
+
+  function setFilter(department, owner) {
+    state.filter = { department: department || "", owner: owner || "" };
+    history.replaceState(null, "", location.pathname + viewQuery() + location.hash);
+    applyFilter();
+  }
+
+  function fillSelect(select, values, labels) {
+    var current = select.value;
+    var wanted = values.map(function (v) { return v; });
+    var existing = Array.prototype.slice.call(select.options, 1).map(function (o) { return o.value; });
+    if (existing.join("\n") !== wanted.join("\n")) {
+      while (select.options.length > 1) select.remove(1);
+      values.forEach(function (v) { select.appendChild(h("option", { value: v }, labels[v] || v)); });
+    }
+    select.value = current;
+  }
+
+  function renderFilterOptions() {
+    var departments = new Set();
+    var owners = new Map();
+    state.kpis.forEach(function (k) {
+      if (k.department) departments.add(k.department);
+      (k.owners || []).forEach(function (o) { if (ownerId(o)) owners.set(ownerId(o), o.name || ownerId(o)); });
+    });
+    var f = state.filter;
+    // A filter from a link stays selectable even before (or without) a matching KPI.
+    if (f.department) departments.add(f.department);
+    if (f.owner && !owners.has(f.owner)) owners.set(f.owner, f.owner);
+    var deptSelect = document.getElementById("filter-department");
+    var ownerSelect = document.getElementById("filter-owner");
+    var deptLabels = {};
+    departments.forEach(function (d) { deptLabels[d] = humanize(d); });
+    var ownerLabels = {};
+    owners.forEach(function (name, id) { ownerLabels[id] = name; });
+    fillSelect(deptSelect, Array.from(departments).sort(), deptLabels);
+    fillSelect(ownerSelect, Array.from(owners.keys()).sort(function (a, b) {
+      return String(ownerLabels[a]).localeCompare(String(ownerLabels[b]), LOCALE);
+    }), ownerLabels);
+    deptSelect.value = f.department;
+    ownerSelect.value = f.owner;
+  }
+
+  /* Weighted mean of scores, skipping KPIs without one (as the server's scorecard does). */
+  function weightedScore(kpis) {
+    var sum = 0;
+    var weights = 0;
+    kpis.forEach(function (k) {
+      if (!isNum(k.score)) return;
+      var w = isNum(k.weight) ? k.weight : 1;
+      sum += k.score * w;
+      weights += w;
+    });
+    return weights > 0 ? sum / weights : null;
+  }
+
+  function applyFilter() {
+    var visible = [];
+    state.cards.forEach(function (card, key) {
+      var kpi = state.kpis.get(key);
+      var show = !kpi || matchesFilter(kpi);
+      card.hidden = !show;
+      if (show && kpi) visible.push(kpi);
+    });
+    state.sections.forEach(function (entry) {
+      var shown = Array.prototype.some.call(entry.grid.children, function (c) { return !c.hidden; });
+      entry.grid.classList.toggle("is-empty", !shown);
+      entry.grid.setAttribute("data-empty-text", shown ? "" :
+        filterActive() ? t("No KPI of this view in this perspective.") : t("No KPI in this perspective."));
+    });
+    state.alertItems.forEach(function (li) {
+      var kpi = state.kpis.get(li.getAttribute("data-alert-kpi"));
+      li.hidden = !!kpi && !matchesFilter(kpi);
+    });
+    if (filterActive()) renderFilteredTiles(visible);
+    else if (state.scorecard) renderScorecard(state.scorecard);
+    var user = currentUser();
+    var mine = document.getElementById("my-kpis");
+    mine.hidden = !user;
+    mine.setAttribute("aria-pressed", user && state.filter.owner === user ? "true" : "false");
+    document.getElementById("export-csv").setAttribute("href", "/v1/kpis/export.csv" + viewQuery());
+    document.querySelectorAll(".lang-switch a").forEach(function (a) {
+      var lang = a.getAttribute("data-lang");
+      var params = new URLSearchParams(viewQuery().slice(1));
+      params.set("lang", lang);
+      a.setAttribute("href", "?" + params.toString() + location.hash);
+      a.setAttribute("aria-current", lang === I18N.locale ? "true" : "false");
+    });
+    var parts = [];
+    if (state.filter.department) parts.push(t("Department") + ": " + humanize(state.filter.department));
+    if (state.filter.owner) {
+      var label = document.getElementById("filter-owner").selectedOptions[0];
+      parts.push(t("Owner") + ": " + (label ? label.textContent : state.filter.owner));
+    }
+    parts.push(t("Printed {time}", { time: new Date().toLocaleString(LOCALE) }));
+    document.getElementById("print-meta").textContent = parts.join(" · ");
+  }
+
+  function renderFilteredTiles(visible) {
+    var tiles = document.getElementById("score-tiles");
+    PERSPECTIVES.forEach(function (p) {
+      var tile = tiles.querySelector('[data-perspective="' + p.key + '"]');
+      var kpis = visible.filter(function (k) { return k.perspective === p.key; });
+      var scored = kpis.filter(function (k) { return isNum(k.score); }).length;
+      if (tile) setTile(tile, weightedScore(kpis), t("{n} of {total} KPIs scored", { n: scored, total: kpis.length }));
+      var section = state.sections.get(p.key);
+      var score = weightedScore(kpis);
+      if (section) section.score.textContent = isNum(score) ? t("Score {n}", { n: formatScore(score) }) : t("No score yet");
+    });
+    var scoredAll = visible.filter(function (k) { return isNum(k.score); }).length;
+    setTile(tiles.querySelector('[data-perspective="overall"]'), weightedScore(visible),
+      t("{n} of {total} KPIs scored", { n: scoredAll, total: visible.length }));
   }
 
   // ---------------------------------------------------------------- error banner
@@ -295,7 +523,8 @@
       parts.push(source + ": " + msg);
     });
     var text = parts.length
-      ? "Could not refresh " + parts.join("; ") + ". Showing the last data received; retrying every " + REFRESH_MS / 1000 + " s."
+      ? t("Could not refresh {what}. Showing the last data received; retrying every {n} s.",
+        { what: parts.join("; "), n: REFRESH_MS / 1000 })
       : "";
     if (!text) state.errorsDismissed = "";
     document.getElementById("error-text").textContent = text;
@@ -312,9 +541,9 @@
     var xs = [];
     var ys = [];
     (points || []).forEach(function (p) {
-      var t = Date.parse(p && p.at);
-      if (isNaN(t)) return;
-      xs.push(t / 1000);
+      var at = Date.parse(p && p.at);
+      if (isNaN(at)) return;
+      xs.push(at / 1000);
       ys.push(isNum(p.value) ? p.value : null);
     });
     return [xs, ys];
@@ -374,7 +603,7 @@
         state.sparks.delete(kpi.key);
       }
       box.classList.add("empty");
-      box.textContent = !chartsAvailable() ? "chart unavailable" : "no trend yet";
+      box.textContent = !chartsAvailable() ? t("chart unavailable") : t("no trend yet");
       return;
     }
     box.classList.remove("empty");
@@ -415,7 +644,7 @@
     var meta = PERSPECTIVES.filter(function (p) { return p.key === perspective; })[0] ||
       { key: perspective, label: humanize(perspective), question: "" };
     var headingId = "perspective-" + perspective;
-    var score = h("span", { className: "perspective-score", "aria-label": "score" }, "—");
+    var score = h("span", { className: "perspective-score", "aria-label": t("score") }, "—");
     var grid = h("div", { className: "kpi-grid" });
     var section = h(
       "section",
@@ -458,7 +687,7 @@
   // unless the KPI asks for them).
   function partialNote(kpi) {
     if (!kpi.partial || !isNum(kpi.coverage)) return "";
-    return " · partial (" + Math.floor(kpi.coverage * 100) + " % of window)";
+    return " · " + t("partial ({n} % of window)", { n: Math.floor(kpi.coverage * 100) });
   }
 
   function updateCard(card, kpi, leadsMap) {
@@ -475,18 +704,18 @@
     card.querySelector(".status-icon").textContent = STATUS[status].icon;
     card.toggleAttribute("data-expired", kpi.expired === true);
     card.querySelector(".status-text").textContent =
-      STATUS[status].label + (alerts.length ? " · alert" : "") + (kpi.expired ? " · expired" : "") +
+      STATUS[status].label + (alerts.length ? " · " + t("alert") : "") + (kpi.expired ? " · " + t("expired") : "") +
       partialNote(kpi);
     card.toggleAttribute("data-partial", !!kpi.partial);
 
     var value = card.querySelector(".value");
-    value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : "No data";
+    value.textContent = isNum(kpi.value) ? formatValue(kpi.value, kpi.unit) : t("No data");
     var ratio = isNum(kpi.numerator) && isNum(kpi.denominator)
       ? " (" + plain(kpi.numerator) + " / " + plain(kpi.denominator) + ")" : "";
-    value.title = kpi.as_of ? "as of " + formatTime(kpi.as_of) + ratio : ratio.trim();
+    value.title = kpi.as_of ? t("as of {time}", { time: formatTime(kpi.as_of) }) + ratio : ratio.trim();
 
     var band = kpi.direction === "target_band";
-    card.querySelector(".f-minimum").previousElementSibling.textContent = band ? "Tolerance" : "Minimum";
+    card.querySelector(".f-minimum").previousElementSibling.textContent = band ? t("Tolerance") : t("Minimum");
     card.querySelector(".f-minimum").textContent = band
       ? "± " + formatThreshold(kpi.minimum, kpi.unit) : formatThreshold(kpi.minimum, kpi.unit);
     card.querySelector(".f-target").textContent = formatThreshold(kpi.target, kpi.unit);
@@ -502,7 +731,7 @@
     var owners = card.querySelector(".kpi-owners");
     owners.textContent = "";
     var list = Array.isArray(kpi.owners) ? kpi.owners : [];
-    owners.appendChild(h("span", { className: "label" }, list.length > 1 ? "Owners: " : "Owner: "));
+    owners.appendChild(h("span", { className: "label" }, (list.length > 1 ? t("Owners") : t("Owner")) + ": "));
     owners.appendChild(document.createTextNode(
       list.length ? list.map(function (o) { return o && (o.name || o.email) || "?"; }).join(", ") : "—"
     ));
@@ -511,9 +740,9 @@
     links.textContent = "";
     var ledBy = Array.isArray(kpi.leading_indicators) ? kpi.leading_indicators : [];
     var leads = leadsMap.get(kpi.key) || [];
-    if (ledBy.length) links.appendChild(linkList("led by", ledBy));
+    if (ledBy.length) links.appendChild(linkList(t("led by"), ledBy));
     if (ledBy.length && leads.length) links.appendChild(document.createTextNode(" · "));
-    if (leads.length) links.appendChild(linkList("leads", leads));
+    if (leads.length) links.appendChild(linkList(t("leads"), leads));
     links.hidden = !ledBy.length && !leads.length;
 
     var warning = card.querySelector(".kpi-warning");
@@ -521,9 +750,9 @@
     warning.hidden = !early.length;
     warning.textContent = "";
     if (early.length) {
-      warning.appendChild(h("span", { className: "badge warn" }, "⚠ Early warning"));
+      warning.appendChild(h("span", { className: "badge warn" }, "⚠ " + t("Early warning")));
       warning.appendChild(document.createTextNode(
-        " leading " + (early.length > 1 ? "indicators" : "indicator") + " in breach: " + early.join(", ")
+        " " + t("leading indicator in breach: {keys}", { keys: early.join(", ") })
       ));
     }
     updateSparkline(card, kpi);
@@ -531,7 +760,7 @@
 
   function renderKpis(payload) {
     var list = Array.isArray(payload) ? payload : payload && Array.isArray(payload.kpis) ? payload.kpis : null;
-    if (!list) throw new Error("unexpected answer");
+    if (!list) throw new Error(t("unexpected answer"));
     state.kpis = new Map();
     list.forEach(function (k) { if (k && k.key) state.kpis.set(k.key, k); });
 
@@ -568,7 +797,7 @@
     state.sections.forEach(function (entry) {
       var empty = entry.grid.children.length === 0;
       entry.grid.classList.toggle("is-empty", empty);
-      entry.grid.setAttribute("data-empty-text", empty ? "No KPI in this perspective." : "");
+      entry.grid.setAttribute("data-empty-text", empty ? t("No KPI in this perspective.") : "");
     });
   }
 
@@ -581,7 +810,8 @@
   }
 
   function renderScorecard(card) {
-    if (!card || typeof card !== "object") throw new Error("unexpected answer");
+    if (!card || typeof card !== "object") throw new Error(t("unexpected answer"));
+    state.scorecard = card;
     var tiles = document.getElementById("score-tiles");
     var perspectives = Array.isArray(card.perspectives) ? card.perspectives : [];
     var totalKpis = 0;
@@ -606,21 +836,21 @@
         : keys.filter(function (k) { var x = state.kpis.get(k); return x && isNum(x.score); }).length;
       totalKpis += keys.length;
       scoredKpis += scored;
-      setTile(tile, p.score, scored + " of " + keys.length + " KPIs scored");
+      setTile(tile, p.score, t("{n} of {total} KPIs scored", { n: scored, total: keys.length }));
       var section = state.sections.get(key);
       if (section) {
-        section.score.textContent = isNum(p.score) ? "Score " + formatScore(p.score) : "No score yet";
+        section.score.textContent = isNum(p.score) ? t("Score {n}", { n: formatScore(p.score) }) : t("No score yet");
       }
     });
     setTile(tiles.querySelector('[data-perspective="overall"]'), card.overall,
-      scoredKpis + " of " + totalKpis + " KPIs scored");
+      t("{n} of {total} KPIs scored", { n: scoredKpis, total: totalKpis }));
   }
 
   // ---------------------------------------------------------------- alerts
 
   function alertList(payload) {
     var list = Array.isArray(payload) ? payload : payload && Array.isArray(payload.alerts) ? payload.alerts : null;
-    if (!list) throw new Error("unexpected answer");
+    if (!list) throw new Error(t("unexpected answer"));
     return list.filter(function (a) { return a && a.kpi_key && (!a.state || a.state === "firing"); });
   }
 
@@ -675,16 +905,55 @@
     var kpi = state.kpis.get(a.kpi_key);
     var since = a.fired_at || a.started_at;
     var sinceEl = since
-      ? h("time", { datetime: since, title: formatTime(since) }, "since " + ago(since))
+      ? h("time", { datetime: since, title: formatTime(since) }, t("since {ago}", { ago: ago(since) }))
       : null;
     li.textContent = "";
     li.appendChild(h("span", { className: "alert-condition" },
-      (CONDITIONS[a.condition] || { label: humanize(a.condition || "alert") }).label));
+      (CONDITIONS[a.condition] || { label: humanize(a.condition || t("alert")) }).label));
     li.appendChild(h("a", { className: "alert-kpi", href: detailHref(a.kpi_key) }, kpi ? kpi.name : a.kpi_key));
     li.appendChild(h("span", { className: "alert-meta" },
-      isNum(a.value) ? "value " + formatValue(a.value, kpi ? kpi.unit : "") + " " : "",
+      isNum(a.value) ? t("value {value}", { value: formatValue(a.value, kpi ? kpi.unit : "") }) + " " : "",
       sinceEl,
-      a.acked_at ? " · acknowledged" : ""));
+      a.acked_at ? " · " + t("acknowledged") + (a.acked_by ? " " + t("by {who}", { who: a.acked_by }) : "") : ""));
+    // Owners and editors of the KPI may act; the API refuses others with a message.
+    var actions = h("span", { className: "alert-actions" });
+    if (!a.acked_at) {
+      actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "ack" }, t("Acknowledge")));
+    }
+    actions.appendChild(h("button", { type: "button", className: "alert-action", "data-action": "silence" }, t("Silence 1 h")));
+    li.appendChild(actions);
+  }
+
+  function onAlertAction(event) {
+    var button = event.target.closest ? event.target.closest("button[data-action]") : null;
+    if (!button) return;
+    var li = button.closest("li");
+    var id = li.getAttribute("data-alert-id");
+    var kpi = li.getAttribute("data-alert-kpi");
+    var request;
+    if (button.getAttribute("data-action") === "ack") {
+      var note = window.prompt(t("Acknowledge this alert. Note (optional):"), "");
+      if (note === null) return;
+      request = fetchJson(alertsBase + "/v1/alerts/" + encodeURIComponent(id) + "/ack", {
+        method: "POST", body: { note: note },
+      });
+    } else {
+      var reason = window.prompt(t("Silence {kpi} for 1 hour. Why?", { kpi: kpi }), "");
+      if (!reason) return;
+      request = fetchJson(alertsBase + "/v1/silences", {
+        method: "POST", body: { kpi_key: kpi, duration_s: 3600, reason: reason },
+      });
+    }
+    button.disabled = true;
+    request
+      .then(function () {
+        setError(t("alert action"), null);
+        return refresh();
+      })
+      .catch(function (err) {
+        if (!(err instanceof SignedOut)) setError(t("alert action"), err && err.message ? err.message : String(err));
+      })
+      .finally(function () { button.disabled = false; });
   }
 
   // ---------------------------------------------------------------- detail view
@@ -723,7 +992,7 @@
     document.getElementById("detail-kicker").textContent = "";
     var body = document.getElementById("detail-body");
     body.textContent = "";
-    body.appendChild(h("p", { className: "muted" }, "Loading…"));
+    body.appendChild(h("p", { className: "muted" }, t("Loading…")));
     if (!dialog.open) dialog.showModal();
     loadDetail();
   }
@@ -764,20 +1033,20 @@
         var info = results[0];
         var history = results[1];
         if (info.status === "rejected") {
-          setError("KPI detail", info.reason.message);
+          setError(t("KPI detail"), info.reason.message);
           if (!detail.rendered) {
             var body = document.getElementById("detail-body");
             body.textContent = "";
             body.appendChild(h("p", { className: "error-inline", role: "alert" },
-              "Could not load " + key + " (" + info.reason.message + ")."));
+              t("Could not load {key} ({reason}).", { key: key, reason: info.reason.message })));
           }
           return;
         }
-        setError("KPI detail", history.status === "rejected" ? "history: " + history.reason.message : null);
+        setError(t("KPI detail"), history.status === "rejected" ? t("history") + ": " + history.reason.message : null);
         renderDetail(detail, info.value, history.status === "fulfilled" ? history.value : null);
       })
       .catch(function (err) {
-        setError("KPI detail", err && err.message ? err.message : String(err));
+        setError(t("KPI detail"), err && err.message ? err.message : String(err));
       });
   }
 
@@ -796,8 +1065,8 @@
     var status = STATUS[kpi.status] ? kpi.status : "no_data";
     document.getElementById("detail-title").textContent = kpi.name || def.name || detail.key;
     document.getElementById("detail-kicker").textContent = [
-      humanize(kpi.perspective || def.perspective), humanize(kpi.stage || def.stage),
-      humanize(kpi.department || def.department), kpi.indicator || def.indicator,
+      perspectiveLabel(kpi.perspective || def.perspective), translatedKey(kpi.stage || def.stage),
+      humanize(kpi.department || def.department), translatedKey(kpi.indicator || def.indicator),
     ].filter(Boolean).join(" · ");
 
     var body = document.getElementById("detail-body");
@@ -805,9 +1074,10 @@
       body.textContent = "";
       detail.els = {
         summary: h("div", { className: "detail-summary" }),
-        rangeSelect: h("select", { id: "detail-range", "aria-label": "History range" }),
+        rangeSelect: h("select", { id: "detail-range", "aria-label": t("History range") }),
         chartBox: h("div", { id: "detail-chart", className: "detail-chart" }),
         chartNote: h("p", { className: "muted chart-note" }),
+        historyCsv: h("a", { className: "tool-button", id: "history-csv", download: true }, t("Download CSV")),
         periods: h("div", { className: "table-wrap" }),
         leadLag: h("div", { className: "table-wrap" }),
         facts: h("dl", { className: "detail-facts" }),
@@ -824,19 +1094,20 @@
       body.appendChild(e.summary);
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "history-heading" },
         h("div", { className: "section-head" },
-          h("h3", { id: "history-heading" }, "History"),
-          h("label", { className: "range-label" }, "Range ", e.rangeSelect)),
+          h("h3", { id: "history-heading" }, t("History")),
+          h("label", { className: "range-label" }, t("Range") + " ", e.rangeSelect),
+          e.historyCsv),
         e.chartBox, e.chartNote));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "periods-heading" },
-        h("h3", { id: "periods-heading" }, "Period analysis" + (def.review_period ? " (per " + def.review_period + ")" : "")),
+        h("h3", { id: "periods-heading" }, t("Period analysis") + (def.review_period ? " (" + t("per {period}", { period: translatedKey(def.review_period) }) + ")" : "")),
         e.periods));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "leadlag-heading" },
-        h("h3", { id: "leadlag-heading" }, "Leading and lagging indicators"), e.leadLag));
+        h("h3", { id: "leadlag-heading" }, t("Leading and lagging indicators")), e.leadLag));
       body.appendChild(h("section", { className: "detail-section", "aria-labelledby": "facts-heading" },
-        h("h3", { id: "facts-heading" }, "Definition"), e.facts));
+        h("h3", { id: "facts-heading" }, t("Definition")), e.facts));
       // Reported KPIs (values people enter): the entry form, from reported.js.
       var reported = window.KpiPulseReported;
-      if (reported && reported.isReported(def)) body.appendChild(reported.section(detail.key, loadDetail));
+      if (reported && reported.isReported(def)) body.appendChild(reported.section(detail.key, loadDetail, t));
       detail.rendered = true;
       if (resizeObserver) resizeObserver.observe(e.chartBox);
     }
@@ -849,32 +1120,35 @@
     var band = def.band && isNum(def.band.low) && isNum(def.band.high)
       ? formatValue(def.band.low, unit) + " – " + formatValue(def.band.high, unit) : null;
     els.summary.appendChild(h("div", { className: "big-value" },
-      h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : "No data"),
+      h("span", { className: "value" }, isNum(kpi.value) ? formatValue(kpi.value, unit) : t("No data")),
       h("span", { className: "status-badge" },
         h("span", { className: "status-icon", "aria-hidden": "true" }, STATUS[status].icon),
         h("span", { className: "status-text" }, STATUS[status].label + partialNote(kpi)))));
     var summaryFacts = h("dl", { className: "kpi-facts" },
-      fact(kpi.direction === "target_band" ? "Tolerance" : "Minimum", formatValue(kpi.minimum, unit)),
-      fact("Target", formatValue(kpi.target, unit)),
-      band ? fact("Band", band) : null,
-      fact("Score", formatScore(kpi.score)),
-      fact("As of", kpi.as_of ? formatTime(kpi.as_of) : "—"));
+      fact(kpi.direction === "target_band" ? t("Tolerance") : t("Minimum"), formatValue(kpi.minimum, unit)),
+      fact(t("Target"), formatValue(kpi.target, unit)),
+      band ? fact(t("Band"), band) : null,
+      fact(t("Score"), formatScore(kpi.score)),
+      fact(t("As of"), kpi.as_of ? formatTime(kpi.as_of) : "—"));
     els.summary.appendChild(summaryFacts);
     var early = Array.isArray(kpi.early_warning) ? kpi.early_warning : [];
     if (early.length) {
       els.summary.appendChild(h("p", { className: "kpi-warning" },
-        h("span", { className: "badge warn" }, "⚠ Early warning"),
-        " leading indicator in breach: " + early.join(", ")));
+        h("span", { className: "badge warn" }, "⚠ " + t("Early warning")),
+        " " + t("leading indicator in breach: {keys}", { keys: early.join(", ") })));
     }
     var firing = state.alertsByKpi.get(detail.key) || [];
     if (firing.length) {
       els.summary.appendChild(h("p", { className: "detail-alerts" },
-        h("span", { className: "badge crit" }, "Alert"),
+        h("span", { className: "badge crit" }, t("Alert")),
         " " + firing.map(function (a) {
           return (CONDITIONS[a.condition] || { label: humanize(a.condition) }).label;
         }).join(", ")));
     }
 
+    // The same range as the chart, as a spreadsheet.
+    els.historyCsv.setAttribute("href", historyUrl(detail.key, detail.rangeS)
+      .replace("/history?", "/history.csv?") + (I18N.locale ? "&lang=" + I18N.locale : ""));
     renderHistoryChart(detail, kpi, history);
     renderPeriods(els.periods, info && info.periods, unit);
     renderLeadLag(els.leadLag, info && info.lead_lag, kpi);
@@ -883,16 +1157,16 @@
 
   function rangeOptions(detail) {
     var options = [
-      { s: 86400, label: "24 hours" },
-      { s: 7 * 86400, label: "7 days" },
-      { s: 30 * 86400, label: "30 days" },
-      { s: 90 * 86400, label: "90 days" },
-      { s: 365 * 86400, label: "365 days" },
+      { s: 86400, label: t("24 hours") },
+      { s: 7 * 86400, label: t("7 days") },
+      { s: 30 * 86400, label: t("30 days") },
+      { s: 90 * 86400, label: t("90 days") },
+      { s: 365 * 86400, label: t("365 days") },
     ];
     if (detail.windowS && !options.some(function (o) { return o.s === detail.windowS; })) {
-      options.unshift({ s: detail.windowS, label: "Window" });
+      options.unshift({ s: detail.windowS, label: t("Window") });
     }
-    options.forEach(function (o) { if (o.s === detail.windowS) o.label += " (window)"; });
+    options.forEach(function (o) { if (o.s === detail.windowS) o.label += " (" + t("window") + ")"; });
     return options;
   }
 
@@ -900,16 +1174,16 @@
     var box = detail.els.chartBox;
     var note = detail.els.chartNote;
     if (!history) {
-      note.textContent = "History unavailable right now.";
+      note.textContent = t("History unavailable right now.");
       return;
     }
     var s = seriesFrom(history.points);
     var lines = thresholdLines(kpi, s[0]);
     var data = [s[0], s[1], lines[0], lines[1]];
     var n = countValues(s[1]);
-    note.textContent = n ? "" : "No value in this range yet.";
+    note.textContent = n ? "" : t("No value in this range yet.");
     if (!chartsAvailable()) {
-      note.textContent = "Charts unavailable (the charting library did not load).";
+      note.textContent = t("Charts unavailable (the charting library did not load).");
       return;
     }
     // A lone value draws no line: show the points while there are few of them.
@@ -938,14 +1212,14 @@
         },
       ],
       series: [
-        {},
-        { label: "Value", stroke: colour, width: 2, fill: colour + "1a", spanGaps: false,
+        { label: t("Time") },
+        { label: t("Value"), stroke: colour, width: 2, fill: colour + "1a", spanGaps: false,
           points: n <= 3 ? { show: true, size: 8, fill: colour } : {},
           value: function (u, v) { return formatValue(v, unit); } },
-        { label: kpi.direction === "target_band" ? "—" : "Minimum", stroke: STATUS_COLOURS.breach, width: 1, dash: [6, 4],
+        { label: kpi.direction === "target_band" ? "—" : t("Minimum"), stroke: STATUS_COLOURS.breach, width: 1, dash: [6, 4],
           points: { show: false }, show: kpi.direction !== "target_band",
           value: function (u, v) { return formatValue(v, unit); } },
-        { label: "Target", stroke: STATUS_COLOURS.on_target, width: 1, dash: [6, 4], points: { show: false },
+        { label: t("Target"), stroke: STATUS_COLOURS.on_target, width: 1, dash: [6, 4], points: { show: false },
           value: function (u, v) { return formatValue(v, unit); } },
       ],
     }, data, box);
@@ -956,7 +1230,7 @@
     container.textContent = "";
     var rows = Array.isArray(periods) ? periods : [];
     if (!rows.length) {
-      container.appendChild(h("p", { className: "muted" }, "No period analysis yet."));
+      container.appendChild(h("p", { className: "muted" }, t("No period analysis yet.")));
       return;
     }
     var tbody = h("tbody");
@@ -966,7 +1240,7 @@
         : isNum(p.change_ratio) ? p.change_ratio * 100 : null;
       var gapCls = isNum(p.gap) ? (p.gap >= 0 ? "pos" : "neg") : "";
       tbody.appendChild(h("tr", null,
-        h("th", { scope: "row" }, periodLabel(p) + (partial ? " (so far)" : "")),
+        h("th", { scope: "row" }, periodLabel(p) + (partial ? " (" + t("so far") + ")" : "")),
         h("td", null, formatValue(p.actual, unit)),
         h("td", null, formatValue(p.expected, unit)),
         h("td", { className: gapCls }, formatDelta(p.gap, unit)),
@@ -974,13 +1248,13 @@
           (isNum(changePct) ? " (" + (changePct > 0 ? "+" : changePct < 0 ? "−" : "±") + numberFormat(1).format(Math.abs(changePct)) + "%)" : ""))));
     });
     container.appendChild(h("table", { className: "data-table" },
-      h("caption", { className: "visually-hidden" }, "Actual versus expected per review period, newest first; a positive gap is better than expected"),
+      h("caption", { className: "visually-hidden" }, t("Actual versus expected per review period, newest first; a positive gap is better than expected")),
       h("thead", null, h("tr", null,
-        h("th", { scope: "col" }, "Period"),
-        h("th", { scope: "col" }, "Actual"),
-        h("th", { scope: "col" }, "Expected"),
-        h("th", { scope: "col" }, "Gap"),
-        h("th", { scope: "col" }, "Change"))),
+        h("th", { scope: "col" }, t("Period")),
+        h("th", { scope: "col" }, t("Actual")),
+        h("th", { scope: "col" }, t("Expected")),
+        h("th", { scope: "col" }, t("Gap")),
+        h("th", { scope: "col" }, t("Change")))),
       tbody));
   }
 
@@ -989,9 +1263,9 @@
     var end = p.period_end ? new Date(p.period_end) : null;
     if (!start || isNaN(start.getTime())) return "—";
     var opts = { month: "short", day: "numeric", timeZone: TIME_ZONE };
-    var text = start.toLocaleDateString(undefined, opts);
+    var text = start.toLocaleDateString(LOCALE, opts);
     if (end && !isNaN(end.getTime())) {
-      var last = new Date(end.getTime() - 1000).toLocaleDateString(undefined, opts);
+      var last = new Date(end.getTime() - 1000).toLocaleDateString(LOCALE, opts);
       if (last !== text) text += " – " + last;
     }
     return text;
@@ -1001,27 +1275,28 @@
     container.textContent = "";
     var list = Array.isArray(rows) ? rows : [];
     if (!list.length) {
-      container.appendChild(h("p", { className: "muted" }, "No leading or lagging indicator is linked to this KPI."));
+      container.appendChild(h("p", { className: "muted" }, t("No leading or lagging indicator is linked to this KPI.")));
       return;
     }
     var tbody = h("tbody");
     list.forEach(function (r) {
       var enough = r.enough_points !== false && isNum(r.r);
+      var lag = { n: r.best_lag, period: translatedKey(r.period || "period") };
       tbody.appendChild(h("tr", null,
         h("td", null, linkOrText(r.leading, kpi.key)),
         h("td", null, linkOrText(r.lagging, kpi.key)),
         // Lags count periods of the link's common period (the coarser review period).
-        h("td", null, enough && isNum(r.best_lag) ? r.best_lag + " " + (r.period || "period") + (r.best_lag === 1 ? "" : "s") : "—"),
-        h("td", null, enough ? numberFormat(2, 2).format(r.r) : "not enough data"),
+        h("td", null, enough && isNum(r.best_lag) ? (r.best_lag === 1 ? t("{n} {period}", lag) : t("{n} {period}s", lag)) : "—"),
+        h("td", null, enough ? numberFormat(2, 2).format(r.r) : t("not enough data")),
         h("td", null, isNum(r.points) ? String(r.points) : "—")));
     });
     container.appendChild(h("table", { className: "data-table" },
       h("thead", null, h("tr", null,
-        h("th", { scope: "col" }, "Leading"),
-        h("th", { scope: "col" }, "Lagging"),
-        h("th", { scope: "col" }, "Best lag"),
-        h("th", { scope: "col" }, "Correlation r"),
-        h("th", { scope: "col" }, "Points"))),
+        h("th", { scope: "col" }, t("Leading")),
+        h("th", { scope: "col" }, t("Lagging")),
+        h("th", { scope: "col" }, t("Best lag")),
+        h("th", { scope: "col" }, t("Correlation r")),
+        h("th", { scope: "col" }, t("Points")))),
       tbody));
   }
 
@@ -1044,22 +1319,24 @@
     var expiry = expiryInfo(kpi.expires_on || def.expires_on, kpi);
     var cost = def.tracking_cost;
     var scope = def.scope ? JSON.stringify(def.scope) : null;
-    var direction = { higher_is_better: "Higher is better", lower_is_better: "Lower is better", target_band: "Within a band" }[kpi.direction || def.direction];
+    var direction = { higher_is_better: t("Higher is better"), lower_is_better: t("Lower is better"), target_band: t("Within a band") }[kpi.direction || def.direction];
+    var indicator = kpi.indicator || def.indicator;
+    var review = kpi.review_period || def.review_period;
     [
-      ["Objective", kpi.objective || def.objective],
-      ["Owners", owners.length ? ownersEl : null],
-      ["Direction", direction],
-      ["Baseline", isNum(def.baseline) ? formatValue(def.baseline, kpi.unit) : null],
-      ["Weight", isNum(kpi.weight) ? plain(kpi.weight) : null],
-      ["Window", kpi.window || def.window],
-      ["Update every", kpi.update_every || def.update_every],
-      ["Review period", kpi.review_period || def.review_period],
-      ["Expires", h("span", { className: expiry.cls }, expiry.text)],
-      ["Indicator", kpi.indicator || def.indicator],
-      ["Scope", scope],
-      ["Tracking cost", cost && isNum(cost.amount) ? formatValue(cost.amount, cost.currency) + (cost.per ? " / " + cost.per : "") : null],
-      ["Data collection", def.data_collection],
-      ["Viewers", Array.isArray(def.viewers) ? def.viewers.join(", ") : null],
+      [t("Objective"), kpi.objective || def.objective],
+      [t("Owners"), owners.length ? ownersEl : null],
+      [t("Direction"), direction],
+      [t("Baseline"), isNum(def.baseline) ? formatValue(def.baseline, kpi.unit) : null],
+      [t("Weight"), isNum(kpi.weight) ? plain(kpi.weight) : null],
+      [t("Window"), kpi.window || def.window],
+      [t("Update every"), kpi.update_every || def.update_every],
+      [t("Review period"), review ? translatedKey(review) : null],
+      [t("Expires"), h("span", { className: expiry.cls }, expiry.text)],
+      [t("Indicator"), indicator ? translatedKey(indicator) : null],
+      [t("Scope"), scope],
+      [t("Tracking cost"), cost && isNum(cost.amount) ? formatValue(cost.amount, cost.currency) + (cost.per ? " / " + translatedKey(cost.per) : "") : null],
+      [t("Data collection"), def.data_collection],
+      [t("Viewers"), Array.isArray(def.viewers) ? def.viewers.join(", ") : null],
     ].forEach(function (pair) {
       dl.appendChild(fact(pair[0], pair[1]));
     });
@@ -1078,12 +1355,102 @@
         return false;
       }
     }
-    setError(source, result.reason && result.reason.message ? result.reason.message : "failed");
+    setError(source, result.reason && result.reason.message ? result.reason.message : t("failed"));
     return false;
+  }
+
+  // ---------------------------------------------------------------- sign-in
+
+  function show(id, visible) {
+    document.getElementById(id).hidden = !visible;
+  }
+
+  function showSignIn(message) {
+    clearTimeout(state.timer);
+    session.csrf = null;
+    show("main", false);
+    show("whoami", false);
+    show("password-change", false);
+    show("signin", true);
+    document.getElementById("updated").textContent = t("Signed out");
+    document.getElementById("signin-error").textContent = message || "";
+    document.getElementById("signin-email").focus();
+  }
+
+  function signedIn(me) {
+    session.csrf = me.csrf_token;
+    session.email = me.email;
+    show("signin", false);
+    document.getElementById("whoami-text").textContent = me.email + " · " + me.role;
+    show("whoami", true);
+    if (me.must_change_password) {
+      show("main", false);
+      show("password-change", true);
+      document.getElementById("password-current").focus();
+      return Promise.resolve();
+    }
+    show("password-change", false);
+    show("main", true);
+    return refresh().then(route);
+  }
+
+  function start() {
+    return fetchJson("/v1/session", { quiet401: true })
+      .then(function (me) {
+        if (!me || !me.signed_in) {
+          showSignIn("");
+          return undefined;
+        }
+        return signedIn(me);
+      })
+      .catch(function (err) {
+        if (err && err.status === 401) showSignIn("");
+        else if (!(err instanceof SignedOut)) setError(t("page"), err && err.message ? err.message : String(err));
+      });
+  }
+
+  function onSignIn(event) {
+    event.preventDefault();
+    var email = document.getElementById("signin-email").value;
+    var password = document.getElementById("signin-password").value;
+    var error = document.getElementById("signin-error");
+    error.textContent = "";
+    fetchJson("/v1/session", { method: "POST", body: { email: email, password: password }, quiet401: true })
+      .then(function (me) {
+        document.getElementById("signin-password").value = "";
+        return signedIn(me);
+      })
+      .catch(function (err) {
+        error.textContent = err && err.message ? err.message : String(err);
+      });
+  }
+
+  function onPasswordChange(event) {
+    event.preventDefault();
+    var error = document.getElementById("password-error");
+    error.textContent = "";
+    fetchJson("/v1/session/password", {
+      method: "POST",
+      body: {
+        current_password: document.getElementById("password-current").value,
+        new_password: document.getElementById("password-new").value,
+      },
+    })
+      .then(start)
+      .catch(function (err) {
+        if (!(err instanceof SignedOut)) error.textContent = err && err.message ? err.message : String(err);
+      });
+  }
+
+  function onSignOut() {
+    fetchJson("/v1/session", { method: "DELETE", quiet401: true })
+      .catch(function () { return null; })
+      .then(function () { location.reload(); });
   }
 
   function refresh() {
     if (state.inFlight) return Promise.resolve();
+    if (!session.csrf) return Promise.resolve();
     if (document.hidden && state.lastUpdate) {
       // A background tab does not poll; it refreshes as soon as it is shown again.
       clearTimeout(state.timer);
@@ -1101,32 +1468,52 @@
         // Alerts are indexed first (the KPI cards show whether one fires for them) and
         // listed after the KPIs (the list shows KPI names and units).
         var alerts = null;
-        var okAlerts = settle(results[2], "alerts", function (payload) { alerts = indexAlerts(payload); });
+        var okAlerts = settle(results[2], t("alerts"), function (payload) { alerts = indexAlerts(payload); });
         document.getElementById("alerts-empty").textContent = okAlerts || state.alertItems.size
-          ? "No alert is firing." : "Alerts are unavailable right now.";
-        var okKpis = settle(results[0], "KPIs", renderKpis);
+          ? t("No alert is firing.") : t("Alerts are unavailable right now.");
+        var okKpis = settle(results[0], t("KPIs"), renderKpis);
         if (alerts) renderAlertItems(alerts);
-        settle(results[1], "scorecard", renderScorecard);
+        settle(results[1], t("scorecard"), renderScorecard);
+        renderFilterOptions();
+        applyFilter();
         if (okKpis) {
           state.lastUpdate = new Date();
           document.getElementById("updated").textContent =
-            "Updated " + state.lastUpdate.toLocaleTimeString(undefined, { timeZone: TIME_ZONE }) + " · refreshes every " + REFRESH_MS / 1000 + " s";
+            t("Updated {time} · refreshes every {n} s",
+              { time: state.lastUpdate.toLocaleTimeString(LOCALE, { timeZone: TIME_ZONE }), n: REFRESH_MS / 1000 });
         }
         if (state.detail) return loadDetail();
         return undefined;
       })
       .catch(function (err) {
-        setError("page", err && err.message ? err.message : String(err));
+        if (!(err instanceof SignedOut)) setError(t("page"), err && err.message ? err.message : String(err));
       })
       .finally(function () {
         state.inFlight = false;
-        state.timer = setTimeout(refresh, REFRESH_MS);
+        if (session.csrf) state.timer = setTimeout(refresh, REFRESH_MS);
       });
   }
 
   function init() {
-    if (!chartsAvailable()) setError("charts", "the charting library did not load");
+    if (!chartsAvailable()) setError(t("charts"), t("the charting library did not load"));
     PERSPECTIVES.forEach(function (p) { ensureSection(p.key); });
+
+    document.getElementById("filter-department").addEventListener("change", function (event) {
+      setFilter(event.target.value, state.filter.owner);
+    });
+    document.getElementById("filter-owner").addEventListener("change", function (event) {
+      setFilter(state.filter.department, event.target.value);
+    });
+    document.getElementById("my-kpis").addEventListener("click", function () {
+      var user = currentUser();
+      setFilter(state.filter.department, state.filter.owner === user ? "" : user);
+    });
+    document.getElementById("print-report").addEventListener("click", function () {
+      applyFilter();
+      window.print();
+    });
+    renderFilterOptions();
+    applyFilter();
 
     var dialog = document.getElementById("detail");
     document.getElementById("detail-close").addEventListener("click", function () { dialog.close(); });
@@ -1136,7 +1523,7 @@
     dialog.addEventListener("close", function () {
       destroyDetailChart();
       state.detail = null;
-      setError("KPI detail", null);
+      setError(t("KPI detail"), null);
       if (routeKey()) history.replaceState(null, "", location.pathname + location.search + "#/");
     });
     document.getElementById("error-dismiss").addEventListener("click", function () {
@@ -1151,10 +1538,15 @@
       // Last line of defence: report on the banner rather than in the console.
       event.preventDefault();
       var reason = event.reason;
-      setError("page", reason && reason.message ? reason.message : String(reason));
+      if (reason instanceof SignedOut) return;
+      setError(t("page"), reason && reason.message ? reason.message : String(reason));
     });
+    document.getElementById("signin-form").addEventListener("submit", onSignIn);
+    document.getElementById("password-form").addEventListener("submit", onPasswordChange);
+    document.getElementById("signout").addEventListener("click", onSignOut);
+    document.getElementById("alert-list").addEventListener("click", onAlertAction);
 
-    refresh().then(route);
+    start();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);

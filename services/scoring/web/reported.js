@@ -48,22 +48,26 @@
     return formula === "reported" || !!(formula && typeof formula === "object" && "reported" in formula);
   }
 
-  // The section for one reported KPI; ``onSaved`` refreshes the detail view.
-  function section(key, onSaved) {
+  // The section for one reported KPI; ``onSaved`` refreshes the detail view; ``translate``
+  // is the page's translate function (shared/i18n catalogs), English when absent.
+  function section(key, onSaved, translate) {
+    var t = translate || function (msgid, params) {
+      return msgid.replace(/\{(\w+)\}/g, function (all, name) { return params && name in params ? String(params[name]) : all; });
+    };
     var base = "/v1/kpis/" + encodeURIComponent(key) + "/values";
     var period = el("select", { name: "period_start", id: "reported-period" });
     var value = el("input", { name: "value", id: "reported-value", type: "number", step: "any", required: "required" });
     var note = el("input", { name: "note", id: "reported-note", type: "text", maxlength: "500" });
     var token = el("input", { name: "token", id: "reported-token", type: "password", autocomplete: "off" });
     token.value = sessionStorage.getItem(TOKEN_KEY) || "";
-    var save = el("button", { type: "submit", id: "reported-save", text: "Save value" });
+    var save = el("button", { type: "submit", id: "reported-save", text: t("Save value") });
     var message = el("p", { class: "reported-message", id: "reported-message", role: "status" });
     var form = el("form", { class: "reported-form", id: "reported-form" },
-      labelled("Period", period), labelled("Value", value), labelled("Note", note),
-      labelled("Admin token", token), save);
+      labelled(t("Period"), period), labelled(t("Value"), value), labelled(t("Note"), note),
+      labelled(t("Admin token"), token), save);
     var file = el("input", { type: "file", id: "reported-file", accept: ".csv,text/csv" });
-    var upload = el("button", { type: "button", id: "reported-upload", text: "Upload CSV" });
-    var csvHelp = el("p", { class: "muted", text: "CSV columns: kpi_key,period_start,value,note (all rows or none)." });
+    var upload = el("button", { type: "button", id: "reported-upload", text: t("Upload CSV") });
+    var csvHelp = el("p", { class: "muted", text: t("CSV columns: kpi_key,period_start,value,note (all rows or none).") });
     var list = el("table", { class: "reported-values", id: "reported-values" });
 
     function say(text, failed) {
@@ -82,14 +86,14 @@
         });
         if (chosen) period.value = chosen;
         list.textContent = "";
-        list.appendChild(el("tr", {}, el("th", { text: "Period" }), el("th", { text: "Value" }),
-          el("th", { text: "Note" }), el("th", { text: "Entered by" }), el("th", { text: "At" })));
+        list.appendChild(el("tr", {}, el("th", { text: t("Period") }), el("th", { text: t("Value") }),
+          el("th", { text: t("Note") }), el("th", { text: t("Entered by") }), el("th", { text: t("At") })));
         (data.values || []).slice().reverse().forEach(function (v) {
           list.appendChild(el("tr", {}, el("td", { text: v.period_start }), el("td", { text: String(v.value) }),
             el("td", { text: v.note || "" }), el("td", { text: v.entered_by }),
             el("td", { text: new Date(v.entered_at).toLocaleString() })));
         });
-      }).catch(function () { say("Could not load the values entered so far.", true); });
+      }).catch(function () { say(t("Could not load the values entered so far."), true); });
     }
 
     form.addEventListener("submit", function (event) {
@@ -103,8 +107,8 @@
         body: JSON.stringify(body),
       }).then(function (saved) {
         say(saved.corrected
-          ? "Corrected " + saved.period_start + ": " + saved.value + " (was " + saved.previous + ")."
-          : "Saved " + saved.period_start + ": " + saved.value + ".");
+          ? t("Corrected {period}: {value} (was {previous}).", { period: saved.period_start, value: saved.value, previous: saved.previous })
+          : t("Saved {period}: {value}.", { period: saved.period_start, value: saved.value }));
         value.value = "";
         note.value = "";
         return refresh().then(onSaved);
@@ -114,20 +118,20 @@
     upload.addEventListener("click", function () {
       remember();
       var chosen = file.files && file.files[0];
-      if (!chosen) { say("Choose a CSV file first.", true); return; }
+      if (!chosen) { say(t("Choose a CSV file first."), true); return; }
       chosen.text().then(function (text) {
         return send("/v1/values/import", {
           method: "POST", headers: { "Content-Type": "text/csv" }, body: text,
         });
       }).then(function (result) {
-        say("Imported " + result.imported + " value(s).");
+        say(t("Imported {n} value(s).", { n: result.imported }));
         return refresh().then(onSaved);
       }).catch(function (err) { say(err.message, true); });
     });
 
     refresh();
     return el("section", { class: "detail-section reported", "aria-labelledby": "reported-heading" },
-      el("h3", { id: "reported-heading", text: "Enter a value" }), form,
+      el("h3", { id: "reported-heading", text: t("Enter a value") }), form,
       el("div", { class: "reported-upload" }, file, upload), csvHelp, message, list);
   }
 

@@ -56,6 +56,9 @@ def alerts_settings(topics_ready: Settings, run_id: str, smtp: SmtpServer) -> Se
             "outbox_poll_interval_s": 0.1,
             "scheduler_interval_s": 3600.0,  # tests drive the scheduler themselves
             "webhook_secret": SecretStr(WEBHOOK_SECRET),
+            # The receivers are plain-http servers on this machine.
+            "allow_http_webhooks": True,
+            "webhook_allowed_hosts": ["127.0.0.1", "localhost"],
             "scorecard_url": "http://scorecard.test/",
             "smtp": topics_ready.alerts.smtp.model_copy(update={"port": smtp.port}),
         }

@@ -46,7 +46,7 @@ async def test_an_owner_nobody_can_reach_is_an_undeliverable_notification(
 
     async def listed() -> list[dict[str, object]]:
         response = await service.client.get(
-            "/v1/notifications", params={"status": "undeliverable", "limit": 1000}
+            "/v1/notifications", params={"status": "undeliverable", "limit": 1000}, headers=ADMIN
         )
         assert response.status_code == 200, response.text
         return [n for n in response.json() if n["kpi_key"] == kpi]
@@ -104,7 +104,7 @@ async def test_owners_stored_before_validation_are_routed_as_unreachable(
 
     async def listed() -> list[dict[str, object]]:
         response = await service.client.get(
-            "/v1/notifications", params={"status": "undeliverable", "limit": 1000}
+            "/v1/notifications", params={"status": "undeliverable", "limit": 1000}, headers=ADMIN
         )
         return [n for n in response.json() if n["kpi_key"] == kpi]
 

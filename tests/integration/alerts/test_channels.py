@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import httpx
 import orjson
 import pytest
 
 from services.alerts.channels.base import DeliveryError
-from services.alerts.channels.http import SlackSender, WebhookSender, http_client
+from services.alerts.channels.guarded import guarded_client
+from services.alerts.channels.http import HttpPoster, SlackSender, WebhookSender
 from services.alerts.channels.smtp import SmtpSender
 from services.alerts.domain.payloads import SIGNATURE_HEADER, sign, verify
 from shared.settings import SmtpSettings
 from tests.integration.alerts.factories import unique
 from tests.integration.alerts.receivers import HttpReceiver, SmtpServer
 from tests.support.processes import free_port
+
+
+def local_poster(timeout_s: float = 5) -> HttpPoster:
+    """Plain http to this machine, as the local receivers need (allow-listed)."""
+    return HttpPoster(
+        guarded_client(timeout_s, allowed_hosts=["127.0.0.1"]),
+        allow_http=True,
+        max_response_bytes=64 * 1024,
+    )
+
 
 EMAIL = {
     "subject": "[FIRING] Churn rate is worse than its minimum",
@@ -44,7 +54,7 @@ async def test_smtp_down_is_retryable() -> None:
 
 async def test_webhook_is_signed_over_the_exact_body(receiver: HttpReceiver) -> None:
     path = f"/{unique('hook')}"
-    sender = WebhookSender(http_client(5), "top-secret")
+    sender = WebhookSender(local_poster(), "top-secret")
     body = {"version": "4", "status": "firing", "alerts": [{"labels": {"kpi": "churn"}}]}
     await sender.send(receiver.url + path, {"body": body})
     (request,) = receiver.on_path(path)
@@ -63,7 +73,7 @@ async def test_webhook_errors_are_classified(
     receiver: HttpReceiver, status: int, retryable: bool
 ) -> None:
     receiver.replies.append(status)
-    sender = WebhookSender(http_client(5), "s")
+    sender = WebhookSender(local_poster(), "s")
     with pytest.raises(DeliveryError) as caught:
         await sender.send(f"{receiver.url}/{unique('err')}", {"body": {}})
     assert caught.value.retryable is retryable
@@ -72,7 +82,7 @@ async def test_webhook_errors_are_classified(
 
 
 async def test_webhook_timeouts_and_refusals_are_retryable() -> None:
-    sender = WebhookSender(httpx.AsyncClient(timeout=1), "s")
+    sender = WebhookSender(local_poster(1), "s")
     with pytest.raises(DeliveryError) as caught:
         await sender.send(f"http://127.0.0.1:{free_port()}/x", {"body": {}})
     assert caught.value.retryable
@@ -81,7 +91,7 @@ async def test_webhook_timeouts_and_refusals_are_retryable() -> None:
 
 async def test_slack_sender_posts_the_message(receiver: HttpReceiver) -> None:
     path = f"/{unique('slack')}"
-    sender = SlackSender(http_client(5))
+    sender = SlackSender(local_poster())
     message = {"text": "[FIRING] Churn", "blocks": [{"type": "header"}]}
     await sender.send(receiver.url + path, {"body": message})
     (request,) = receiver.on_path(path)

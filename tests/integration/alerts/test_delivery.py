@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerts.tables import outbox
 from shared.bus.kafka import KafkaPublisher
 from shared.contracts.kpi_values import Owner
-from tests.integration.alerts.conftest import Harness, kpi_known, produce
+from shared.identity.domain import mask_target
+from tests.integration.alerts.conftest import ADMIN, Harness, kpi_known, produce
 from tests.integration.alerts.factories import kpi_value, unique
 from tests.integration.alerts.receivers import HttpReceiver, SmtpServer, eventually
 
@@ -75,8 +76,13 @@ async def test_4xx_is_final_and_recorded(
     assert "410" in str(row["last_error"])
     await asyncio.sleep(0.5)
     assert len(receiver.on_path(f"/{kpi}")) == 1
-    history = await service.client.get("/v1/notifications", params={"status": "failed"})
-    assert hook in [n["target"] for n in history.json()]
+    history = await service.client.get(
+        "/v1/notifications", params={"status": "failed"}, headers=ADMIN
+    )
+    assert history.status_code == 200, history.text
+    # Webhook URLs are write-only: even an admin sees the host only.
+    assert mask_target(hook, admin=True) in [n["target"] for n in history.json()]
+    assert all(hook not in str(n) for n in history.json())
 
 
 async def test_an_abandoned_lease_is_resent_once_and_counted(

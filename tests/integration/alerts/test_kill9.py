@@ -51,6 +51,7 @@ class AlertsProcess:
             "KPIPULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "KPIPULSE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
             "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
+            "KPIPULSE_ALERTS__DIGEST__ENABLED": "false",  # only the alert's mails counted
             "KPIPULSE_ALERTS__HTTP__PORT": str(self.http_port),
             "KPIPULSE_ALERTS__SMTP__PORT": str(smtp_port),
             "KPIPULSE_ALERTS__SMTP__TIMEOUT_S": "60",
@@ -59,6 +60,7 @@ class AlertsProcess:
             "KPIPULSE_ALERTS__DELIVERY_BASE_BACKOFF_S": "0.3",
             "KPIPULSE_ALERTS__DELIVERY_MAX_BACKOFF_S": "1",
             "KPIPULSE_ALERTS__DELIVERY_MAX_ATTEMPTS": "100",
+            "KPIPULSE_ALERTS__WEBHOOK_SECRET": settings.alerts.webhook_secret.get_secret_value(),
         }
         self._proc: subprocess.Popen[bytes] | None = None
 

@@ -16,6 +16,7 @@ from shared.bus.dlq import describe
 from shared.bus.kafka import KafkaPublisher
 from shared.bus.ports import OutgoingRecord
 from shared.contracts.kpi_values import Owner
+from shared.i18n import translator
 from tests.integration.alerts.conftest import (
     ADMIN,
     WEBHOOK_SECRET,
@@ -29,7 +30,7 @@ from tests.support.kafka import consume_matching
 
 
 async def _alerts(harness: Harness, kpi: str) -> list[dict[str, object]]:
-    response = await harness.client.get("/v1/alerts", params={"kpi_key": kpi})
+    response = await harness.client.get("/v1/alerts", params={"kpi_key": kpi}, headers=ADMIN)
     assert response.status_code == 200
     rows: list[dict[str, object]] = response.json()
     return rows
@@ -88,7 +89,7 @@ async def test_breach_notifies_once_and_recovery_sends_a_resolve(
     ]
     assert steps[1].value == 0.083 and steps[2].value == 0.13
     history = await service.client.get(
-        "/v1/notifications", params={"alert_id": int(str(alert["id"]))}
+        "/v1/notifications", params={"alert_id": int(str(alert["id"]))}, headers=ADMIN
     )
     assert sorted((n["channel"], n["kind"], n["status"]) for n in history.json()) == [
         ("email", "firing", "sent"),
@@ -163,7 +164,7 @@ async def test_a_silence_suppresses_and_records_the_notice(
     created = await service.client.post("/v1/silences", json=body, headers=ADMIN)
     assert created.status_code == 201, created.text
     silence = created.json()
-    listed = (await service.client.get("/v1/silences")).json()
+    listed = (await service.client.get("/v1/silences", headers=ADMIN)).json()
     assert silence["id"] in [s["id"] for s in listed]
 
     owner = Owner(name="Hoa", email=mail)
@@ -177,12 +178,15 @@ async def test_a_silence_suppresses_and_records_the_notice(
     assert await eventually(suppressed) == ["suppressed"]
     await asyncio.sleep(0.5)
     assert smtp.mails_to(mail) == []
-    history = await service.client.get("/v1/notifications", params={"status": "suppressed"})
+    history = await service.client.get(
+        "/v1/notifications", params={"status": "suppressed"}, headers=ADMIN
+    )
     assert mail in [n["target"] for n in history.json()]
 
     ended = await service.client.delete(f"/v1/silences/{silence['id']}", headers=ADMIN)
     assert ended.status_code == 204
-    assert silence["id"] not in [s["id"] for s in (await service.client.get("/v1/silences")).json()]
+    remaining = (await service.client.get("/v1/silences", headers=ADMIN)).json()
+    assert silence["id"] not in [s["id"] for s in remaining]
     assert (await service.client.delete("/v1/silences/999999999", headers=ADMIN)).status_code == 404
 
 
@@ -203,7 +207,8 @@ async def test_an_expired_kpi_alerts_its_owner_once(
         await service.scheduler.run_once()
     (mail_received,) = await smtp.wait_for(mail, 1)
     assert "has expired" in mail_received.subject
-    assert yesterday.isoformat() in mail_received.part("text/plain")
+    # Dates in the company's locale (English by default): "Dec 7, 2026".
+    assert translator("en").date(yesterday) in mail_received.part("text/plain")
     # More rounds (and the value arriving again) never alert twice for this expiry date.
     await produce(publisher, service.settings, [message])
     for _ in range(3):

@@ -37,7 +37,10 @@ ALERT_TABLES = {
     "kpi_latest",
     "silences",
     "outbox",
+    "digest_outbox",
+    "digest_snapshots",
 }
+DIGEST_TABLES = {"digest_outbox", "digest_snapshots"}
 
 
 async def _tables(url: str) -> set[str]:
@@ -53,9 +56,16 @@ async def _tables(url: str) -> set[str]:
 def _cycle(url: str) -> None:
     upgrade(url)
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
-    # alerts_0002 down: the tables stay, without the column it added.
+    # alerts_acked_by down: the tables stay, without the column it added.
     downgrade(url, "alerts@-1")
     assert asyncio.run(_tables(url)) >= ALERT_TABLES
+    # alerts_0003 down: the digest's tables go, the alert tables stay.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES - DIGEST_TABLES
+    assert not DIGEST_TABLES & asyncio.run(_tables(url))
+    # alerts_0002 down: the tables stay, without the column it added.
+    downgrade(url, "alerts@-1")
+    assert asyncio.run(_tables(url)) >= ALERT_TABLES - DIGEST_TABLES
     # alerts_0001 down: only our tables go.
     downgrade(url, "alerts@-1")
     remaining = asyncio.run(_tables(url))

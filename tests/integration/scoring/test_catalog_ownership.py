@@ -46,7 +46,7 @@ def definition(key: str, **changes: Any) -> dict[str, Any]:
 
 
 async def kpi(client: httpx.AsyncClient, key: str) -> httpx.Response:
-    return await client.get(f"/v1/kpis/{key}")
+    return await client.get(f"/v1/kpis/{key}", headers=ADMIN)
 
 
 async def test_api_edits_survive_restarts_and_file_kpis_answer_409(
@@ -90,7 +90,7 @@ async def test_api_edits_survive_restarts_and_file_kpis_answer_409(
         assert complaints["definition"]["target"] == 3  # the API's edit stands
         assert complaints["managed_by"] == "api"
         assert (await kpi(client, "api_made")).status_code == 200  # not retired
-        history = (await client.get("/v1/kpis/complaints/changes")).json()["changes"]
+        history = (await client.get("/v1/kpis/complaints/changes", headers=ADMIN)).json()["changes"]
         assert [c["action"] for c in history] == ["created", "changed", "owner"]
         assert history[2]["changes"] == [
             {"field": "managed_by", "old": file_source(path), "new": "api"}
@@ -99,9 +99,8 @@ async def test_api_edits_survive_restarts_and_file_kpis_answer_409(
         assert revenue["definition"]["target"] == 2000
         assert revenue["managed_by"] == file_source(path)
         assert (await kpi(client, "active_users")).status_code == 404  # the file retired it
-        actions = [c["action"] for c in (await client.get("/v1/kpis/api_made/changes")).json()[
-            "changes"
-        ]]
+        made = await client.get("/v1/kpis/api_made/changes", headers=ADMIN)
+        actions = [c["action"] for c in made.json()["changes"]]
         assert actions == ["created"]
 
 
@@ -112,7 +111,7 @@ async def test_no_catalog_file_applies_nothing(scoring_settings: Settings, scori
     async with running(scoring_settings.model_copy(update={"scoring": no_file}), scoring_db) as c:
         # Nothing applied, nothing retired: the KPIs stay as they are.
         assert (await kpi(c, "revenue")).status_code == 200
-        assert len((await c.get("/v1/kpis")).json()["kpis"]) == 3
+        assert len((await c.get("/v1/kpis", headers=ADMIN)).json()["kpis"]) == 3
 
 
 async def test_concurrent_creates_all_survive(scoring_settings: Settings, scoring_db: Db) -> None:
@@ -128,10 +127,12 @@ async def test_concurrent_creates_all_survive(scoring_settings: Settings, scorin
             keys = [f"parallel_{round_}_{i}" for i in range(10)]
             answers = await asyncio.gather(*(create(k, i) for i, k in enumerate(keys)))
             assert [a.status_code for a in answers] == [200] * 10, [a.text for a in answers]
-            listed = {k["key"] for k in (await client.get("/v1/kpis")).json()["kpis"]}
+            answer = await client.get("/v1/kpis", headers=ADMIN)
+            listed = {k["key"] for k in answer.json()["kpis"]}
             assert set(keys) <= listed, sorted(set(keys) - listed)
             for key in keys:
-                changes = (await client.get(f"/v1/kpis/{key}/changes")).json()["changes"]
+                log = await client.get(f"/v1/kpis/{key}/changes", headers=ADMIN)
+                changes = log.json()["changes"]
                 assert [c["action"] for c in changes] == ["created"]
 
 

@@ -35,14 +35,14 @@ async def test_expired_kpi_is_flagged_and_not_in_the_scorecard(
         return {"lapsed", "current"} <= {r["kpi_key"] for r in rows if r["value"] is not None}
 
     await eventually(valued)
-    kpis = {k["key"]: k for k in (await scoring_app.get("/v1/kpis")).json()["kpis"]}
+    kpis = {k["key"]: k for k in (await scoring_app.get("/v1/kpis", headers=ADMIN)).json()["kpis"]}
     assert kpis["lapsed"]["expired"] is True and kpis["lapsed"]["value"] == 1.0
     assert kpis["lapsed"]["expires_in_days"] < 0 and kpis["lapsed"]["expiring_soon"] is False
     assert kpis["current"]["expired"] is False and kpis["current"]["expires_in_days"] > 14
-    detail = (await scoring_app.get("/v1/kpis/lapsed")).json()
+    detail = (await scoring_app.get("/v1/kpis/lapsed", headers=ADMIN)).json()
     assert detail["kpi"]["expired"] is True
 
-    card = (await scoring_app.get("/v1/scorecard")).json()
+    card = (await scoring_app.get("/v1/scorecard", headers=ADMIN)).json()
     [learning] = [p for p in card["perspectives"] if p["perspective"] == "learning_growth"]
     assert learning["scored"] == ["current"]
     assert learning["expired"] == ["lapsed"]

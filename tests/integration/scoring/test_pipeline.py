@@ -23,6 +23,8 @@ from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.scoring.conftest import eventually
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 
 def event(
     source: str,
@@ -105,26 +107,32 @@ async def test_events_become_exact_kpi_values_with_dedupe_and_dlq(
     assert found["revenue"] == (301.0, "below_target")
     assert found["active_users"] == (4.0, "below_target")
 
-    listing = (await scoring_app.get("/v1/kpis")).json()["kpis"]
+    listing = (await scoring_app.get("/v1/kpis", headers=ADMIN)).json()["kpis"]
     by_key = {k["key"]: k for k in listing}
     assert by_key["complaints"]["status"] == "breach"
     assert by_key["complaints"]["score"] == 0.0
     assert by_key["revenue"]["early_warning"] == []
 
-    card = (await scoring_app.get("/v1/scorecard")).json()
+    card = (await scoring_app.get("/v1/scorecard", headers=ADMIN)).json()
     financial = next(p for p in card["perspectives"] if p["perspective"] == "financial")
     assert financial["score"] is not None and 0 < financial["score"] < 100
 
-    detail = (await scoring_app.get("/v1/kpis/revenue")).json()
+    detail = (await scoring_app.get("/v1/kpis/revenue", headers=ADMIN)).json()
     assert detail["definition"]["key"] == "revenue"
     assert detail["periods"][-1]["actual"] == 301.0
     assert detail["lead_lag"][0]["leading"] == "active_users"
 
-    history = (await scoring_app.get("/v1/kpis/complaints/history", params={"step": 3600})).json()
+    history = (
+        await scoring_app.get(
+            "/v1/kpis/complaints/history", params={"step": 3600}, headers=ADMIN
+        )
+    ).json()
     assert history["points"][-1]["value"] == 12.0
 
-    assert (await scoring_app.get("/v1/kpis/nope")).status_code == 404
-    bad = await scoring_app.get("/v1/kpis/complaints/history", params={"from": "2026-01-01T00:00"})
+    assert (await scoring_app.get("/v1/kpis/nope", headers=ADMIN)).status_code == 404
+    bad = await scoring_app.get(
+        "/v1/kpis/complaints/history", params={"from": "2026-01-01T00:00"}, headers=ADMIN
+    )
     assert bad.status_code == 422 and "time zone" in bad.text
 
     values_topic = scoring_settings.kafka.topics().kpi_values
@@ -174,7 +182,9 @@ async def test_admin_changes_need_the_token(scoring_app: httpx.AsyncClient) -> N
     # revenue lists active_users as its leading indicator: retiring it is refused.
     assert ok.status_code == 422
     assert "active_users" in ok.text
-    changes = (await scoring_app.get("/v1/kpis/revenue/changes")).json()["changes"]
+    changes = (
+        await scoring_app.get("/v1/kpis/revenue/changes", headers=ADMIN)
+    ).json()["changes"]
     assert changes[0]["action"] == "created" and changes[0]["actor"] == "startup"
 
 
@@ -189,7 +199,7 @@ async def test_a_window_still_filling_is_partial_until_history_covers_it(
     )
 
     async def complaints(partial: bool) -> dict[str, object] | None:
-        listing = (await scoring_app.get("/v1/kpis")).json()["kpis"]
+        listing = (await scoring_app.get("/v1/kpis", headers=ADMIN)).json()["kpis"]
         view: dict[str, object] = next(k for k in listing if k["key"] == "complaints")
         return view if view["value"] is not None and view["partial"] is partial else None
 

@@ -27,7 +27,7 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 async def test_history_outside_the_answerable_range_is_a_400_naming_it(
     scoring_app: httpx.AsyncClient, params: dict[str, Any], named: str
 ) -> None:
-    response = await scoring_app.get("/v1/kpis/complaints/history", params=params)
+    response = await scoring_app.get("/v1/kpis/complaints/history", params=params, headers=ADMIN)
     assert response.status_code == 400, response.text
     detail = response.json()["detail"]
     assert named in detail and "1970-01-01T00:00:00Z" in detail and "2200-01-01" in detail
@@ -39,7 +39,9 @@ async def test_history_at_the_edges_of_the_range_answers(scoring_app: httpx.Asyn
         "to": "1970-01-02T00:00:00Z",
         "step": 3600,
     }
-    first = await scoring_app.get("/v1/kpis/complaints/history", params=earliest)
+    first = await scoring_app.get(
+        "/v1/kpis/complaints/history", params=earliest, headers=ADMIN
+    )
     assert first.status_code == 200, first.text
     assert first.json()["points"][0]["value"] is None
     latest: dict[str, str | int] = {
@@ -47,7 +49,9 @@ async def test_history_at_the_edges_of_the_range_answers(scoring_app: httpx.Asyn
         "to": "2200-01-01T00:00:00Z",
         "step": 86400,
     }
-    last = await scoring_app.get("/v1/kpis/complaints/history", params=latest)
+    last = await scoring_app.get(
+        "/v1/kpis/complaints/history", params=latest, headers=ADMIN
+    )
     assert last.status_code == 200, last.text
 
 
@@ -57,7 +61,7 @@ async def test_history_at_the_edges_of_the_range_answers(scoring_app: httpx.Asyn
 async def test_a_key_no_kpi_can_have_is_refused_before_any_query(
     scoring_app: httpx.AsyncClient, path: str
 ) -> None:
-    response = await scoring_app.get(path)
+    response = await scoring_app.get(path, headers=ADMIN)
     assert response.status_code == 404, response.text
     assert "KPI keys match" in response.text and "k" * 100 not in response.text
 
@@ -88,6 +92,6 @@ async def test_a_hostile_definition_is_a_422_naming_the_field_and_is_not_stored(
         "/v1/kpis/complaints", json=kpi_dict(key="complaints", **overrides), headers=ADMIN
     )
     assert replaced.status_code == 422
-    assert (await scoring_app.get("/v1/kpis/hostile")).status_code == 404
-    listing = (await scoring_app.get("/v1/kpis")).json()["kpis"]
+    assert (await scoring_app.get("/v1/kpis/hostile", headers=ADMIN)).status_code == 404
+    listing = (await scoring_app.get("/v1/kpis", headers=ADMIN)).json()["kpis"]
     assert {k["key"]: k["name"] for k in listing}["complaints"] == "Complaints"

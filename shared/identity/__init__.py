@@ -1,0 +1,1 @@
+"""People and access: users, roles, groups, personal tokens, page sessions, KPI visibility."""
