@@ -251,3 +251,24 @@ async def test_a_detail_reads_as_many_statements_for_20_reported_and_derived_lin
         assert len(detail["periods"]) == 6
     # Values and trend of the page's KPI, when its data began, buckets, entered values.
     assert counts == [5, 5]
+
+
+async def test_callers_share_one_reading_of_the_list_each_seeing_only_its_kpis(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # However slow the machine, both requests fall within one reading's lifetime.
+    monkeypatch.setattr(queries_module, "LIST_REUSE_S", 3600.0)
+    catalog = _catalog(10)
+    await _seed(sessions, catalog, datetime.now(UTC))
+    queries = _queries(sessions, catalog)
+    with _counting(sessions) as statements:
+        everything = await queries.list_kpis()
+        some = await queries.list_kpis(lambda kpi: kpi.key in {"kpi_1", "kpi_3"})
+    # One reading (values, when data began, trends) for both callers.
+    assert len(statements) == 3
+    assert [view["key"] for view in some] == ["kpi_1", "kpi_3"]
+    # kpi_1 is led by kpi_0, which the second caller may not see.
+    led = next(view for view in everything if view["key"] == "kpi_1")
+    assert led["leading_indicators"] == ["kpi_0"]
+    assert some[0]["leading_indicators"] == []
+    assert some[0]["trend"] == led["trend"]
