@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,9 @@ def _detail_key(kpis: list[dict[str, Any]]) -> str:
     return str(next((k["key"] for k in kpis if k["leading_indicators"]), kpis[0]["key"]))
 
 
-def _reads(base: str, detail_key: str, rounds: int, seconds: float) -> dict[str, Any]:
+def _reads(
+    base: str, detail_key: str, rounds: int, seconds: float, token: str
+) -> dict[str, Any]:
     endpoints = {
         "list": f"{base}/v1/kpis",
         "detail": f"{base}/v1/kpis/{detail_key}",
@@ -85,7 +88,7 @@ def _reads(base: str, detail_key: str, rounds: int, seconds: float) -> dict[str,
     runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in endpoints}
     for _ in range(rounds):
         for name, url in endpoints.items():
-            runs[name].append(wrk.get(url, connections=2, seconds=seconds))
+            runs[name].append(wrk.get(url, connections=2, seconds=seconds, token=token))
     # A round in which no request completed has no percentiles: reported as missing.
     return {
         name: {
@@ -149,7 +152,9 @@ def measure_service(size: int, code: Path, args: argparse.Namespace) -> dict[str
             on_time = asyncio.run(_on_time(stack.dsn, catalog, datetime.now(UTC)))
             rss_idle = rss_bytes(scorer.pid)
             base = f"http://127.0.0.1:{scorer.port}"
-            reads = _reads(base, _detail_key(kpis), args.rounds, args.read_seconds)
+            reads = _reads(
+                base, _detail_key(kpis), args.rounds, args.read_seconds, stack.admin_token
+            )
             result = {
                 "kpis": size,
                 "start_s": start_s,
@@ -172,10 +177,12 @@ def measure_dev(size: int, code: Path, args: argparse.Namespace) -> dict[str, An
         path = Path(tmp) / "catalog.yaml"
         path.write_text(yaml.safe_dump(kpis, sort_keys=False))
         port = free_port()
+        token = uuid.uuid4().hex
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("KPIPULSE_")},
             "KPIPULSE_LOG_LEVEL": "WARNING",
             "KPIPULSE_SCORING__CATALOG_PATH": str(path),
+            "KPIPULSE_ADMIN_TOKEN": token,
         }
         dev = Service(
             "dev",
@@ -195,7 +202,7 @@ def measure_dev(size: int, code: Path, args: argparse.Namespace) -> dict[str, An
             idle = (dev.cpu() - cpu0) / (time.monotonic() - t0)
             rss_idle = rss_bytes(dev.pid)
             listed = wrk.get(f"http://127.0.0.1:{port}/v1/kpis", connections=2,
-                             seconds=args.read_seconds)
+                             seconds=args.read_seconds, token=token)
             result = {
                 "kpis": size,
                 "idle_cpu_share": idle,

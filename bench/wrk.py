@@ -73,11 +73,13 @@ def run(url: str, lua: Path, *, connections: int, seconds: float, threads: int =
     return parse(done.stdout)
 
 
-def get(url: str, *, connections: int, seconds: float) -> WrkResult:
-    """``GET url`` over ``connections`` keep-alive connections for ``seconds``."""
+def get(url: str, *, connections: int, seconds: float, token: str | None = None) -> WrkResult:
+    """``GET url`` over ``connections`` keep-alive connections for ``seconds`` (as the
+    bearer of ``token``: every read API wants a caller)."""
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     done = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-         "--latency", url],
+         "--latency", *auth, url],
         capture_output=True,
         text=True,
         check=True,
