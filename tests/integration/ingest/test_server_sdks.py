@@ -3,8 +3,8 @@
 rudder-sdk-python (PyPI, imported as ``rudderstack.analytics``), ``@segment/analytics-node``
 and ``@rudderstack/rudder-sdk-node`` (npm, pinned in node_sdks/package-lock.json and installed
 by deploy/local/node-sdks.sh, which make test runs) each send a track, an identify and a page
-with their own defaults (batching, gzip, retries). Each call must be in the events topic
-exactly once — no event of the run is missing, doubled or extra — with the right type,
+with their own defaults (batching and retries; RudderStack's gzip). Each call must be in the
+events topic exactly once — no event of the run is missing, doubled or extra — with the right type,
 subject, properties (RudderStack's identify traits come in ``context.traits``) and
 timestamps (a track stamped three minutes ago keeps that age after clock-skew correction).
 The Node SDKs run as a child process (tests/integration/ingest/node_sdks/send.js).
@@ -27,7 +27,7 @@ from tests.support.processes import REPO
 
 NODE_SDKS = REPO / ".cache" / "node-sdks"
 SEND_JS = REPO / "tests" / "integration" / "ingest" / "node_sdks" / "send.js"
-# The library each SDK names itself as in context.library (RudderStack's claim Segment's names).
+# The library each SDK names itself as in context.library (RudderStack's SDKs use Segment's).
 LIBRARIES = {
     "rudder-sdk-python": "analytics-python",
     "segment": "@segment/analytics-node",
