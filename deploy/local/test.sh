@@ -6,6 +6,7 @@ HERE="$REPO_ROOT/deploy/local"
 
 "$HERE/tools.sh"
 "$HERE/browser-sdks.sh"
+"$HERE/node-sdks.sh"
 "$HERE/segment-java.sh"
 cleanup() { "$HERE/stack.sh" down >/dev/null 2>&1 || true; "$HERE/infra.sh" down || true; }
 trap cleanup EXIT

@@ -2,7 +2,7 @@
 # System tools the test suite uses, from Debian's packages, installed when missing:
 # promtool (prometheus), docker-compose (validates docker-compose.yml), chromium (the
 # browser tests drive it with Playwright), npm (browser-sdks.sh installs the tracking SDKs
-# the browser test loads), and the PostgreSQL server (postgres.sh installs that one itself).
+# the browser test loads, node-sdks.sh the Node.js server SDKs an ingest test runs), and the PostgreSQL server (postgres.sh installs that one itself).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 declare -A NEEDED=(

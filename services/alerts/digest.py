@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.channels.base import DeliveryError, Sender
+from services.alerts.channels.base import Sender, attempt
 from services.alerts.domain.digest import (
     WEEK,
     Breach,
@@ -168,22 +168,10 @@ class DigestService:
         return len(rows)
 
     async def _deliver(self, row: DigestRow, token: str) -> None:
-        sender = self._senders.get(row.channel)
-        error: DeliveryError | None = None
-        if sender is None:
-            error = DeliveryError(f"no sender for channel {row.channel!r}", retryable=False)
-        else:
-            try:
-                await asyncio.wait_for(
-                    sender.send(row.target, row.payload), self._settings.outbox_lease_s / 2
-                )
-            except DeliveryError as exc:
-                error = exc
-            except TimeoutError:
-                error = DeliveryError("send timed out", retryable=True)
-            except Exception as exc:  # a bug must not lose the digest
-                log.exception("unexpected error sending a digest")
-                error = DeliveryError(f"unexpected: {exc!r}", retryable=True)
+        error = await attempt(
+            self._senders, row.channel, row.target, row.payload,
+            timeout_s=self._settings.outbox_lease_s / 2, what="a digest",
+        )
         status, next_at = "sent", None
         if error is not None:
             status = "failed"

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerts.channels.base import DeliveryError, Sender
+from services.alerts.channels.base import Sender, attempt
 from services.alerts.domain.retry import backoff_s
 from services.alerts.metrics import AlertMetrics
 from services.alerts.repository import OutboxRepository, OutboxRow, SilenceRepository
@@ -104,23 +104,10 @@ class DeliveryWorker:
             await self._finish(row, token, "suppressed", error="silenced")
             self._metrics.suppressed.labels(row.channel).inc()
             return
-        sender = self._senders.get(row.channel)
-        error: DeliveryError | None = None
-        if sender is None:
-            error = DeliveryError(f"no sender for channel {row.channel!r}", retryable=False)
-        else:
-            try:
-                # Bounded well inside the lease so a live worker's row is never re-claimed.
-                await asyncio.wait_for(
-                    sender.send(row.target, row.payload), self._settings.outbox_lease_s / 2
-                )
-            except DeliveryError as exc:
-                error = exc
-            except TimeoutError:
-                error = DeliveryError("send timed out", retryable=True)
-            except Exception as exc:  # a bug must not lose the row
-                log.exception("unexpected error sending a notification")
-                error = DeliveryError(f"unexpected: {exc!r}", retryable=True)
+        error = await attempt(
+            self._senders, row.channel, row.target, row.payload,
+            timeout_s=self._settings.outbox_lease_s / 2, what="a notification",
+        )
         if error is None:
             if await self._finish(row, token, "sent"):
                 self._metrics.sent.labels(row.channel).inc()

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts.repository.leases import finish_leased, lease_due
 from services.alerts.tables import alerts, digest_outbox, digest_snapshots
-from shared.db.dialect import is_postgres, utc
+from shared.db.dialect import utc
 from shared.db.upsert import insert_ignore
 
 
@@ -129,27 +130,10 @@ class DigestRepository:
     async def claim_due(
         self, session: AsyncSession, *, now: datetime, limit: int, lease_until: datetime, token: str
     ) -> list[DigestRow]:
-        due = (
-            select(digest_outbox.c.id)
-            .where(digest_outbox.c.status == "pending", digest_outbox.c.next_attempt_at <= now)
-            .order_by(digest_outbox.c.next_attempt_at, digest_outbox.c.id)
-            .limit(limit)
-        )
-        if is_postgres(session):
-            due = due.with_for_update(skip_locked=True)
-        ids = list((await session.execute(due)).scalars())
-        if not ids:
+        if not await lease_due(
+            session, digest_outbox, now=now, limit=limit, lease_until=lease_until, token=token
+        ):
             return []
-        await session.execute(
-            update(digest_outbox)
-            .where(digest_outbox.c.id.in_(ids), digest_outbox.c.status == "pending")
-            .values(
-                status="sending",
-                attempts=digest_outbox.c.attempts + 1,
-                lease_until=lease_until,
-                claim_token=token,
-            )
-        )
         rows = await session.execute(
             select(digest_outbox)
             .where(digest_outbox.c.claim_token == token)
@@ -181,22 +165,7 @@ class DigestRepository:
         error: str | None = None,
         next_attempt_at: datetime | None = None,
     ) -> bool:
-        values: dict[str, Any] = {
-            "status": status, "lease_until": None, "claim_token": None, "last_error": error,
-        }
-        if status == "sent":
-            values["sent_at"] = now
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        result = await session.execute(
-            update(digest_outbox)
-            .where(
-                and_(
-                    digest_outbox.c.id == row_id,
-                    digest_outbox.c.status == "sending",
-                    digest_outbox.c.claim_token == token,
-                )
-            )
-            .values(**values)
+        return await finish_leased(
+            session, digest_outbox, row_id, token=token, status=status, now=now, error=error,
+            next_attempt_at=next_attempt_at,
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerts.repository.leases import finish_leased, lease_due
 from services.alerts.tables import alerts, outbox
-from shared.db.dialect import is_postgres, utc
+from shared.db.dialect import utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,28 +138,10 @@ class OutboxRepository:
         lease_until: datetime,
         token: str,
     ) -> list[OutboxRow]:
-        due = (
-            select(outbox.c.id)
-            .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(limit)
-        )
-        if is_postgres(session):
-            # Concurrent workers take disjoint rows instead of queueing on each other.
-            due = due.with_for_update(skip_locked=True)
-        ids = list((await session.execute(due)).scalars())
-        if not ids:
+        if not await lease_due(
+            session, outbox, now=now, limit=limit, lease_until=lease_until, token=token
+        ):
             return []
-        await session.execute(
-            update(outbox)
-            .where(outbox.c.id.in_(ids), outbox.c.status == "pending")
-            .values(
-                status="sending",
-                attempts=outbox.c.attempts + 1,
-                lease_until=lease_until,
-                claim_token=token,
-            )
-        )
         rows = await session.execute(
             _joined().where(outbox.c.claim_token == token).order_by(outbox.c.id)
         )
@@ -176,26 +159,10 @@ class OutboxRepository:
         next_attempt_at: datetime | None = None,
     ) -> bool:
         """Record a claimed row's outcome; False when our lease was lost meanwhile."""
-        values: dict[str, Any] = {
-            "status": status,
-            "lease_until": None,
-            "claim_token": None,
-            "last_error": error,
-        }
-        if status == "sent":
-            values["sent_at"] = now
-        if next_attempt_at is not None:
-            values["next_attempt_at"] = next_attempt_at
-        result = await session.execute(
-            update(outbox)
-            .where(
-                outbox.c.id == row_id,
-                outbox.c.status == "sending",
-                outbox.c.claim_token == token,
-            )
-            .values(**values)
+        return await finish_leased(
+            session, outbox, row_id, token=token, status=status, now=now, error=error,
+            next_attempt_at=next_attempt_at,
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def history(
         self,

@@ -9,12 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.kafka import KafkaPublisher
 from shared.contracts.kpi_values import KpiValueMessage, Owner
+from tests.conftest import ADMIN_TOKEN
 from tests.integration.alerts.conftest import Harness, kpi_known, produce
 from tests.integration.alerts.factories import kpi_value, unique
 from tests.integration.alerts.receivers import SmtpServer, eventually
 
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
 DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def test_a_missing_value_is_reminded_once_per_period(
@@ -47,7 +50,8 @@ async def test_a_missing_value_is_reminded_once_per_period(
     await produce(publisher, service.settings, [message(2, 0.15, None)])
 
     async def no_open_reminder() -> bool:
-        rows = (await service.client.get("/v1/alerts", params={"kpi_key": kpi})).json()
+        listed = await service.client.get("/v1/alerts", params={"kpi_key": kpi}, headers=ADMIN)
+        rows = listed.json()
         return bool(rows) and all(row["state"] == "resolved" for row in rows)
 
     await eventually(no_open_reminder)
@@ -60,5 +64,5 @@ async def test_a_missing_value_is_reminded_once_per_period(
     await smtp.wait_for(mail, 2)
     await asyncio.sleep(1.0)
     assert len(smtp.mails_to(mail)) == 2
-    rows = (await service.client.get("/v1/alerts", params={"kpi_key": kpi})).json()
+    rows = (await service.client.get("/v1/alerts", params={"kpi_key": kpi}, headers=ADMIN)).json()
     assert sorted(row["condition"] for row in rows) == ["value_due", "value_due"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,20 @@ def value(message: Message) -> dict[str, Any]:
 
 async def count_key(settings: Settings, topic: str, key: str) -> int:
     """How many records in ``topic`` (up to its current end) have ``key``."""
+    return len(await records_to_end(settings, topic, lambda k, v: k == key.encode()))
+
+
+async def values_containing(settings: Settings, topic: str, needle: str) -> list[dict[str, Any]]:
+    """Every record of ``topic`` (up to its current end) whose value contains ``needle``."""
+    found = await records_to_end(settings, topic, lambda k, v: needle.encode() in v)
+    return [value(message) for message in found]
+
+
+async def records_to_end(
+    settings: Settings, topic: str, match: Callable[[bytes | None, bytes], bool]
+) -> list[Message]:
+    """The records of ``topic`` from its beginning up to its current end that ``match``
+    (key, value)."""
     from aiokafka.structs import TopicPartition
 
     consumer = AIOKafkaConsumer(
@@ -98,15 +112,17 @@ async def count_key(settings: Settings, topic: str, key: str) -> int:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        count = 0
+        found: list[Message] = []
         async with asyncio.timeout(20):
             while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
                 batches = await consumer.getmany(timeout_ms=500)
-                count += sum(
-                    1 for records in batches.values() for r in records
-                    if r.key == key.encode()
-                    and r.offset < ends[TopicPartition(r.topic, r.partition)]
+                found.extend(
+                    Message(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp,
+                            tuple(r.headers or ()))
+                    for records in batches.values() for r in records
+                    if r.offset < ends[TopicPartition(r.topic, r.partition)]
+                    and match(r.key, r.value)
                 )
-        return count
+        return found
     finally:
         await consumer.stop()

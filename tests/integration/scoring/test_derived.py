@@ -134,7 +134,8 @@ async def test_a_derived_kpi_follows_its_inputs(
     assert growth["status"] == "on_target"
 
     # A derived KPI over an unknown KPI is refused, naming it.
-    definition = (await client.get("/v1/kpis/revenue_per_head")).json()["definition"]
+    shown = await client.get("/v1/kpis/revenue_per_head", headers=ADMIN)
+    definition = shown.json()["definition"]
     ghostly = {**definition, "key": "ghost_ratio", "formula": {"derived": "revenue / ghost"}}
     refused = await client.post("/v1/kpis", json=ghostly, headers=ADMIN)
     assert refused.status_code == 422

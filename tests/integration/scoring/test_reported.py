@@ -100,7 +100,7 @@ async def kpi_view(
     client: httpx.AsyncClient, key: str, **wanted: object
 ) -> dict[str, object] | None:
     """The KPI as listed, once it shows ``wanted``."""
-    listing = (await client.get("/v1/kpis")).json()["kpis"]
+    listing = (await client.get("/v1/kpis", headers=ADMIN)).json()["kpis"]
     view: dict[str, object] = next(k for k in listing if k["key"] == key)
     return view if all(view.get(k) == v for k, v in wanted.items()) else None
 
@@ -157,7 +157,7 @@ async def test_entered_values_are_scored_published_corrected_and_analysed(
     assert imported.json()["imported"] == 2
     assert imported.json()["values"][0]["previous"] == 0.08
     await eventually(lambda: turnover_message(status="on_target", value=0.01), timeout=45)
-    listing = (await client.get("/v1/kpis/staff_turnover/values")).json()
+    listing = (await client.get("/v1/kpis/staff_turnover/values", headers=ADMIN)).json()
     assert [c["new_value"] for c in listing["changes"]] == [0.03, 0.01, 0.08]
     correction = listing["changes"][1]
     assert (correction["old_value"], correction["by"], correction["period_start"]) == (
@@ -165,15 +165,15 @@ async def test_entered_values_are_scored_published_corrected_and_analysed(
     )
 
     # Period analysis and history use the entered values.
-    detail = (await client.get("/v1/kpis/staff_turnover")).json()
+    detail = (await client.get("/v1/kpis/staff_turnover", headers=ADMIN)).json()
     periods = {p["period_start"][:10]: p for p in detail["periods"]}
     assert periods[last]["actual"] == 0.01 and periods[last]["expected"] == 0.02
     assert periods[last]["previous"] == 0.03
-    history = (await client.get("/v1/kpis/staff_turnover/history")).json()
+    history = (await client.get("/v1/kpis/staff_turnover/history", headers=ADMIN)).json()
     assert history["points"][-1]["value"] == 0.01
 
     # The scorecard counts it in learning & growth.
-    card = (await client.get("/v1/scorecard")).json()
+    card = (await client.get("/v1/scorecard", headers=ADMIN)).json()
     people = next(p for p in card["perspectives"] if p["perspective"] == "learning_growth")
     assert people["scored"] == ["staff_turnover"] and people["score"] == 100.0
 
@@ -220,11 +220,12 @@ async def test_refusals_name_the_problem(reported_app: httpx.AsyncClient) -> Non
         "/v1/values/import", content=bad_csv, headers={"Content-Type": "text/csv"}
     )
     assert anonymous.status_code == 401
-    listing = await client.get("/v1/kpis/revenue/values")
+    listing = await client.get("/v1/kpis/revenue/values", headers=ADMIN)
     assert listing.status_code == 422 and "not reported" in listing.text
-    assert (await client.get("/v1/kpis/nope/values")).status_code == 404
+    assert (await client.get("/v1/kpis/nope/values", headers=ADMIN)).status_code == 404
     # Nothing of the refused file was stored.
-    assert (await client.get("/v1/kpis/staff_turnover/values")).json()["values"] == []
+    stored = await client.get("/v1/kpis/staff_turnover/values", headers=ADMIN)
+    assert stored.json()["values"] == []
 
 
 async def test_kpipulse_values_import_enters_a_file(
@@ -240,7 +241,7 @@ async def test_kpipulse_values_import_enters_a_file(
     good.write_text(f"kpi_key,period_start,value,note\nstaff_turnover,{earlier},0.04,survey\n")
     assert await asyncio.to_thread(cli.main, ["values", "import", str(good), "--actor", "hoa"]) == 0
     assert "1 values imported" in capsys.readouterr().out
-    listing = (await reported_app.get("/v1/kpis/staff_turnover/values")).json()
+    listing = (await reported_app.get("/v1/kpis/staff_turnover/values", headers=ADMIN)).json()
     assert [(v["period_start"], v["value"], v["entered_by"]) for v in listing["values"]] == [
         (earlier, 0.04, "hoa")
     ]

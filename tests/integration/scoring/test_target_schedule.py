@@ -119,6 +119,6 @@ async def test_the_status_changes_when_the_next_step_starts(
     assert (message.value, message.minimum, message.target) == (0.03, 0.025, 0.01)
     assert message.as_of >= NEXT_MONTH
     # The period analysis judges this month by its own target still.
-    detail = (await client.get("/v1/kpis/staff_turnover")).json()
+    detail = (await client.get("/v1/kpis/staff_turnover", headers=ADMIN)).json()
     rows = {row["period_start"][:10]: row for row in detail["periods"]}
     assert rows[THIS_MONTH.date().isoformat()]["expected"] == 0.02
