@@ -115,7 +115,11 @@ def test_a_value_entered_on_the_page_is_scored_and_alerts(
         )
         page.keyboard.press("Escape")
         expect(card).to_have_attribute("data-status", "on_target", timeout=WAIT_MS)
-        history = httpx.get(f"{dev_server.base_url}/v1/kpis/{KPI}/values", timeout=10).json()
+        history = httpx.get(
+            f"{dev_server.base_url}/v1/kpis/{KPI}/values",
+            headers=dev_server.admin_headers(),
+            timeout=10,
+        ).json()
         assert [c["old_value"] for c in history["changes"]] == [0.09, None]
         assert problems.clean, problems.summary()
     finally:
