@@ -270,6 +270,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     # Mark the page's session cookie Secure even when TLS ends at a proxy in front.
     session_cookie_secure: bool = False
+    # Failed sign-ins one client address may make in 5 minutes before it waits (per
+    # process). Behind a proxy every user shares its address: raise it there.
+    sign_in_failures_per_address: int = Field(default=20, ge=1)
     kafka: KafkaSettings = KafkaSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()

@@ -137,7 +137,13 @@ def create_app(settings: Settings, parts: ScoringParts) -> FastAPI:
     app.include_router(kpi_router(parts.queries, catalog_service))
     app.include_router(kpi_admin_router(catalog_service))
     app.include_router(values_router(parts.reported, parts.queries))
-    app.include_router(session_router(auth, secure_cookie=settings.session_cookie_secure))
+    app.include_router(
+        session_router(
+            auth,
+            secure_cookie=settings.session_cookie_secure,
+            failures_per_address=settings.sign_in_failures_per_address,
+        )
+    )
     app.include_router(users_router(auth))
     mount_page(
         app, alerts_api=scoring.alerts_api, time_zone=settings.time_zone, locales=locales

@@ -105,10 +105,12 @@ def _user(user: UserRow, tokens: list[TokenRow] | None = None) -> dict[str, Any]
     return out
 
 
-def session_router(auth: Authenticator, *, secure_cookie: bool) -> APIRouter:
+def session_router(
+    auth: Authenticator, *, secure_cookie: bool, failures_per_address: int = 20
+) -> APIRouter:
     router = APIRouter(prefix="/v1/session", tags=["session"])
     identity = auth.identity
-    throttle = FailureThrottle()
+    throttle = FailureThrottle(limit=failures_per_address)
 
     @router.post("", summary="Sign in: sets the session cookie; answers the CSRF token")
     async def sign_in(body: SignInIn, request: Request, response: Response) -> dict[str, Any]:

@@ -228,6 +228,8 @@ def running_stack(
         # Every test shares one client address and many send bad keys on purpose; the
         # throttle of failed authentications is tested on an app of its own.
         "KPIPULSE_INGEST__AUTH_FAILURE_BURST": "1000000",
+        # Every test signs in from 127.0.0.1, some failing on purpose.
+        "KPIPULSE_SIGN_IN_FAILURES_PER_ADDRESS": "1000000",
         **secrets.env(),
         **(extra_env or {}),
     }

@@ -78,6 +78,8 @@ def open_page(browser: Browser, server: DevServer, url: str) -> tuple[Page, Page
     page.goto(url, wait_until="load")
     assert server.admin_password is not None
     sign_in(page, FIRST_ADMIN, server.admin_password)
+    # Signed in once the page shows who: requests of the page carry the session from then.
+    expect(page.locator("#whoami")).to_be_visible(timeout=15_000)
     return page, problems
 
 

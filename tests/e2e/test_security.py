@@ -252,8 +252,7 @@ def test_injection_in_every_parameter_has_no_effect(
                                         f"{response.status_code} {response.text[:300]}")
                     elif method == "GET" and response.status_code == 200 and query:
                         # A filter with an injected value matches nothing.
-                        data = response.json()
-                        rows = data if isinstance(data, list) else None
+                        rows = _rows(response)
                         if rows:
                             problems.append(f"{service} GET {path} {query} matched {len(rows)}")
     # Write keys and injection-looking KPI keys in bodies and headers, too.
@@ -277,6 +276,14 @@ def test_injection_in_every_parameter_has_no_effect(
     for key in catalog_keys():
         answer = httpx.get(f"{stack.scoring}/v1/kpis/{key}", headers=stack.admin_headers())
         assert answer.status_code == 200, key
+
+
+def _rows(response: httpx.Response) -> list[object] | None:
+    """The rows a listing answered: a JSON list, or a CSV file's lines after its header."""
+    if response.headers.get("content-type", "").startswith("text/csv"):
+        return [line for line in response.text.splitlines()[1:] if line.strip()]
+    data = response.json()
+    return data if isinstance(data, list) else None
 
 
 def test_injection_looking_values_are_stored_verbatim(stack: Stack) -> None:

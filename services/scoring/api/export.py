@@ -20,7 +20,14 @@ from shared.i18n import LocalePolicy
 from shared.identity.access import Caller
 
 CSV_TYPE = "text/csv; charset=utf-8"
-Lang = Annotated[str | None, Query(description="en or vi; default: the company's language")]
+# A language tag (en, vi, vi-VN): anything else is refused by name rather than ignored.
+Lang = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$",
+        description="en or vi; default: the company's language",
+    ),
+]
 
 
 def _csv(body: str, name: str, locale: str) -> Response:

@@ -60,7 +60,7 @@ def values_router(values: ReportedValues, queries: KpiQueries) -> APIRouter:
         responses={401: {}, 404: {"description": "Unknown KPI"}, 422: {}},
     )
     async def enter_value(
-        key: Key, caller: Caller, body: Annotated[ValueIn, Body()]
+        caller: Caller, key: Key, body: Annotated[ValueIn, Body()]
     ) -> dict[str, Any]:
         allowed(caller, key, edit=True)
         actor = _entered_by(caller)
@@ -76,7 +76,7 @@ def values_router(values: ReportedValues, queries: KpiQueries) -> APIRouter:
         summary="A reported KPI's entered values, and who entered or corrected them when",
         responses={404: {"description": "Unknown KPI"}, 422: {"description": "Not reported"}},
     )
-    async def list_values(key: Key, caller: Caller) -> dict[str, Any]:
+    async def list_values(caller: Caller, key: Key) -> dict[str, Any]:
         allowed(caller, key, edit=False)
         try:
             return await values.listing(key)
@@ -95,14 +95,18 @@ def values_router(values: ReportedValues, queries: KpiQueries) -> APIRouter:
         },
     )
     async def import_values(request: Request, caller: Caller) -> dict[str, Any]:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in ("text/csv", "text/plain", "application/csv"):
-            raise HTTPException(415, f"send the file as text/csv, not {kind or 'nothing'}")
+        # The body first (bounded, 413 while it is still coming), then its type.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_CSV_BYTES:
+            raise HTTPException(413, f"the file is larger than {MAX_CSV_BYTES} bytes")
         raw = bytearray()
         async for chunk in request.stream():
             raw.extend(chunk)
             if len(raw) > MAX_CSV_BYTES:
                 raise HTTPException(413, f"the file is larger than {MAX_CSV_BYTES} bytes")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "text/plain", "application/csv"):
+            raise HTTPException(415, f"send the file as text/csv, not {kind or 'nothing'}")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
