@@ -35,3 +35,22 @@ export KPIPULSE_KAFKA__BOOTSTRAP_SERVERS="${KPIPULSE_KAFKA__BOOTSTRAP_SERVERS:-1
 export KPIPULSE_DATABASE__URL="${KPIPULSE_DATABASE__URL:-postgresql+asyncpg://kpipulse:kpipulse@127.0.0.1:$KPIPULSE_PG_PORT/kpipulse}"
 export KPIPULSE_TEST_KAFKA="${KPIPULSE_TEST_KAFKA:-127.0.0.1:$KPIPULSE_KAFKA_PORT}"
 export KPIPULSE_TEST_SERVER_DSN="${KPIPULSE_TEST_SERVER_DSN:-postgresql://kpipulse:kpipulse@127.0.0.1:$KPIPULSE_PG_PORT/kpipulse}"
+
+# npm_install WHAT SOURCE_DIR TARGET_DIR: `npm ci` of SOURCE_DIR's pinned package-lock.json
+# into TARGET_DIR, skipped when that lock file is already installed there. --ignore-scripts:
+# the packages are used as published; nothing of theirs runs here.
+npm_install() {
+  local what="$1" source="$2" target="$3" name
+  local stamp="$target/.installed-lock"
+  name="$(basename "$target")"
+  command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install npm (deploy/local/tools.sh does it as root)"
+  if [[ -f "$stamp" ]] && cmp -s "$stamp" "$source/package-lock.json"; then
+    return 0
+  fi
+  info "installing $what (npm ci) into $target"
+  mkdir -p "$target"
+  cp "$source/package.json" "$source/package-lock.json" "$target/"
+  (cd "$target" && npm ci --ignore-scripts --no-audit --no-fund) >"$LOG_DIR/$name-install.log" 2>&1 \
+    || { tail -n 20 "$LOG_DIR/$name-install.log" >&2; die "npm ci of $what failed (log: $LOG_DIR/$name-install.log)"; }
+  cp "$source/package-lock.json" "$stamp"
+}

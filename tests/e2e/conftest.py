@@ -26,10 +26,12 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import Browser, sync_playwright
 
 from shared.contracts.events import SOURCES
 from shared.settings import Settings
 from tests.conftest import ADMIN_TOKEN
+from tests.e2e.browser import chromium_path, launch_chromium
 from tests.support.processes import KPIPULSE, REPO, ServiceProcess, free_port, settings_env
 
 EXAMPLE_CATALOG = REPO / "catalog" / "example.yaml"
@@ -265,3 +267,14 @@ def stack(topics_ready: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         extra_env={"KPIPULSE_LOG_LEVEL": "DEBUG"},
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium for the page tests of one module (Debian's build)."""
+    if chromium_path() is None:
+        pytest.fail("Chromium is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()

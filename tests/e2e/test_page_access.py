@@ -16,14 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import (
     REPO,
     DevServer,
     PageProblems,
-    chromium_path,
-    launch_chromium,
     run_dev_server,
     screenshot,
     sign_in,
@@ -44,16 +42,6 @@ def visible_to(groups: set[str]) -> set[str]:
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     with run_dev_server(tmp_path_factory.mktemp("kpipulse-dev-access")) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 def new_user(server: DevServer, groups: list[str]) -> dict[str, str]:

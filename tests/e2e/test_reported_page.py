@@ -11,14 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.e2e.browser import (
     FIRST_ADMIN,
     DevServer,
     PageProblems,
-    chromium_path,
-    launch_chromium,
     run_dev_server,
     screenshot,
     sign_in,
@@ -39,16 +37,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def dev_server(data_dir: Path) -> Iterator[DevServer]:
     with run_dev_server(data_dir, sources=("support",)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 def mails_about(data_dir: Path, text: str) -> list[str]:

@@ -13,15 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import (
     FIRST_ADMIN,
     REPO,
     DevServer,
     PageProblems,
-    chromium_path,
-    launch_chromium,
     run_dev_server,
     screenshot,
     sign_in,
@@ -57,16 +55,6 @@ def written_by_people(items: list[dict[str, Any]]) -> list[str]:
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     with run_dev_server(tmp_path_factory.mktemp("kpipulse-views"), sources=("support",)) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.fail("Chromium is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 def open_page(browser: Browser, server: DevServer, url: str) -> tuple[Page, PageProblems]:
