@@ -12,7 +12,9 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from shared.settings import Settings, SettingsError, load_settings
+from pydantic import ValidationError
+
+from shared.settings import KafkaSettings, Settings, SettingsError, load_settings
 
 # Each service contributes its subcommands (its process, and its operator tools).
 _SERVICE_CLIS: tuple[str, ...] = (
@@ -43,13 +45,44 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.bus.kafka import ensure_topics
+    from shared.bus.topics import TopicSetupError, ensure_topics
 
-    names = settings.kafka.topics().all()
-    created = asyncio.run(ensure_topics(settings.kafka, names, timeout_s=args.timeout))
-    for topic in names:
-        state = "created" if topic in created else "exists"
-        print(f"{topic}: {state} ({settings.kafka.partitions} partitions requested)")
+    kafka = settings.kafka
+    asked = {
+        "partitions": args.partitions,
+        "replication_factor": args.replication_factor,
+        "min_insync_replicas": args.min_insync_replicas,
+    }
+    try:
+        kafka = KafkaSettings.model_validate(
+            kafka.model_dump() | {k: v for k, v in asked.items() if v is not None}
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = "".join(f"--{str(part).replace('_', '-')}: " for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"kpipulse topics create: {where}{message}", file=sys.stderr)
+        return 2
+    try:
+        states = asyncio.run(ensure_topics(kafka, kafka.topics().all(), timeout_s=args.timeout))
+    except TopicSetupError as exc:
+        print(f"kpipulse topics create: {exc}", file=sys.stderr)
+        return 2
+    for state in states:
+        print(
+            f"{state.name}: {'created' if state.created else 'exists'} ({state.partitions} "
+            f"partitions, replication factor {state.replication_factor}, min.insync.replicas "
+            f"{state.min_insync_replicas})"
+        )
+    differing = [s for s in states if s.differences]
+    for state in differing:
+        print(f"{state.name} differs from the settings: {'; '.join(state.differences)}",
+              file=sys.stderr)
+    if differing:
+        # Existing topics are never altered here: see the README, "Kafka topics".
+        print("kpipulse topics create: existing topics left as they are (README: Kafka topics)",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -65,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     topics_sub = topics.add_subparsers(dest="action", required=True)
     create = topics_sub.add_parser("create", help="create the topics that are missing")
     create.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for Kafka")
+    create.add_argument("--partitions", type=int, help="default: KPIPULSE_KAFKA__PARTITIONS")
+    create.add_argument(
+        "--replication-factor", type=int,
+        help="copies of each partition (production: 3); "
+        "default: KPIPULSE_KAFKA__REPLICATION_FACTOR",
+    )
+    create.add_argument(
+        "--min-insync-replicas", type=int,
+        help="copies a write waits for (production: 2); "
+        "default: KPIPULSE_KAFKA__MIN_INSYNC_REPLICAS",
+    )
     create.set_defaults(run=_topics)
 
     for module in _SERVICE_CLIS:

@@ -35,7 +35,11 @@ class SettingsError(Exception):
 class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=6, ge=1, le=1000)
-    replication_factor: int = Field(default=1, ge=1)
+    # Of the topics `kpipulse topics create` makes. One broker (development, tests) takes
+    # 1 and 1; production: 3 and 2, so a broker can fail or restart without refusing a
+    # write (acks=all waits for min_insync_replicas copies) or losing an acknowledged one.
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    min_insync_replicas: int = Field(default=1, ge=1, le=16)
     # Producer: acks=all and idempotence are not configurable on purpose, a 2xx must
     # mean the events are durable. Linger trades a few ms of latency for batching.
     linger_ms: int = Field(default=5, ge=0, le=1000)
@@ -56,6 +60,16 @@ class KafkaSettings(BaseModel):
 
     def topics(self) -> TopicNames:
         return TopicNames.with_prefix(self.topic_prefix)
+
+    @model_validator(mode="after")
+    def _enough_replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"KPIPULSE_KAFKA__MIN_INSYNC_REPLICAS ({self.min_insync_replicas}) exceeds "
+                f"KPIPULSE_KAFKA__REPLICATION_FACTOR ({self.replication_factor}): no write "
+                "could ever be acknowledged"
+            )
+        return self
 
 
 class DatabaseSettings(BaseModel):

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared.bus.kafka import ensure_topics
+from shared.bus.topics import ensure_topics
 from shared.db.engine import create_engine, create_session_factory
 from shared.db.migrate import upgrade
 from shared.settings import Settings, load_settings

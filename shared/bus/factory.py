@@ -52,12 +52,3 @@ def create_subscriber(
         offset_store=offset_store,
         max_batch=max_batch,
     )
-
-
-async def ensure_bus_topics(settings: KafkaSettings) -> list[str]:
-    """Create the deployment's topics (the embedded log needs none)."""
-    if _embedded_log(settings) is not None:
-        return []
-    from shared.bus.kafka import ensure_topics
-
-    return await ensure_topics(settings, settings.topics().all())

@@ -1,4 +1,4 @@
-"""The Kafka adapter of the bus's producing side, over aiokafka, and topic creation.
+"""The Kafka adapter of the bus's producing side, over aiokafka (topics: ``topics.py``).
 
 The producer is always ``acks=all`` with idempotence on: a publish returns only when
 every in-sync replica has the records. (The consuming side: ``kafka_consumer.py``.)
@@ -7,14 +7,11 @@ every in-sync replica has the records. (The consuming side: ``kafka_consumer.py`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from shared.bus.kafka_sender import ProducerSession, RecordTooLarge
 from shared.bus.ports import (
@@ -150,39 +147,3 @@ class KafkaPublisher:
             return False
         self._healthy = True
         return True
-
-
-async def ensure_topics(
-    settings: KafkaSettings, topics: Sequence[str], *, timeout_s: float = 60.0
-) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15_000
-    )
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            await admin.start()
-            break
-        except (KafkaError, OSError) as exc:
-            if time.monotonic() > deadline:
-                raise PublishError(f"kafka unreachable at {settings.bootstrap_servers}") from exc
-            await asyncio.sleep(1)
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=topic,
-                            num_partitions=settings.partitions,
-                            replication_factor=settings.replication_factor,
-                        )
-                        for topic in missing
-                    ]
-                )
-        return missing
-    finally:
-        await admin.close()

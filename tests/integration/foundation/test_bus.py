@@ -15,8 +15,9 @@ import pytest
 
 from shared.bus.dlq import DeadLetter, DeadLetterQueue, describe
 from shared.bus.factory import create_publisher, create_subscriber
-from shared.bus.kafka import KafkaPublisher, ensure_topics
+from shared.bus.kafka import KafkaPublisher
 from shared.bus.ports import Message, OutgoingRecord, PartitionId, Rewind, Subscriber
+from shared.bus.topics import ensure_topics
 from shared.settings import Settings
 
 

@@ -13,9 +13,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 
-from shared.bus.kafka import KafkaPublisher, ensure_topics
+from shared.bus.kafka import KafkaPublisher
 from shared.bus.kafka_sender import RecordTooLarge
 from shared.bus.ports import Message, OutgoingRecord, PublishError
+from shared.bus.topics import ensure_topics
 from shared.settings import Settings
 from tests.support.kafka import consume_matching
 

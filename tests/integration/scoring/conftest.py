@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.scoring import bootstrap
 from shared.bootstrap import Adapters
 from shared.bus.factory import create_publisher
-from shared.bus.kafka import ensure_topics
+from shared.bus.topics import ensure_topics
 from shared.db.engine import create_engine, create_session_factory
 from shared.settings import Settings
 from tests.conftest import create_database, drop_database
