@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,11 +20,29 @@ REPO = Path(__file__).resolve().parents[2]
 KPIPULSE = [sys.executable, "-m", "services.cli"]
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free now, below the kernel's ephemeral range.
+
+    A port the kernel handed out (bind to 0) is one it may hand again as the source port
+    of any outgoing connection: a service killed and restarted on it can find it taken.
+    """
+    floor = _ephemeral_floor()
+    for _ in range(1000):
+        port = random.randrange(max(1024, floor - 12_000), floor)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {floor}")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -35,6 +54,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "KPIPULSE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "KPIPULSE_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
         "KPIPULSE_KAFKA__PARTITIONS": str(settings.kafka.partitions),
+        "KPIPULSE_KAFKA__REPLICATION_FACTOR": str(settings.kafka.replication_factor),
+        "KPIPULSE_KAFKA__MIN_INSYNC_REPLICAS": str(settings.kafka.min_insync_replicas),
         "KPIPULSE_SCORING__GROUP_ID": settings.scoring.group_id,
         "KPIPULSE_ALERTS__GROUP_ID": settings.alerts.group_id,
         "KPIPULSE_ALERTS__DIGEST__ENABLED": str(settings.alerts.digest.enabled).lower(),
