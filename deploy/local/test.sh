@@ -8,7 +8,11 @@ HERE="$REPO_ROOT/deploy/local"
 "$HERE/browser-sdks.sh"
 "$HERE/node-sdks.sh"
 "$HERE/segment-java.sh"
-cleanup() { "$HERE/stack.sh" down >/dev/null 2>&1 || true; "$HERE/infra.sh" down || true; }
+cleanup() {
+  "$HERE/stack.sh" down >/dev/null 2>&1 || true
+  "$HERE/kafka-cluster.sh" stop >/dev/null 2>&1 || true  # the fault test's, if it was cut short
+  "$HERE/infra.sh" down || true
+}
 trap cleanup EXIT
 "$HERE/infra.sh" up
 cd "$REPO_ROOT"
