@@ -74,7 +74,7 @@ bench: infra-up ## every benchmark on the real stack, then docs/benchmarks.md an
 	$(BIN)/python -m bench.report
 
 .PHONY: chaos
-chaos: install ## fault injection, longer run: kill -9 each service, stop Kafka, restart Postgres
+chaos: install ## fault injection, longer run: kill -9 each service, stop Kafka, restart Postgres; 3 brokers: kill one and an instance of scoring and alerts
 	KPIPULSE_CHAOS_SCALE=$${KPIPULSE_CHAOS_SCALE:-5} deploy/local/test.sh chaos
 
 .PHONY: fuzz

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.chaos.infra import LocalInfra
+from tests.chaos.infra import KafkaCluster, LocalInfra
 from tests.conftest import KAFKA, SERVER_DSN
 from tests.support.processes import free_port
 
@@ -50,6 +50,17 @@ def infra() -> Iterator[LocalInfra]:
         yield local
     finally:
         local.restore()
+
+
+@pytest.fixture
+def cluster() -> Iterator[KafkaCluster]:
+    """Three Kafka nodes on loopback, started for the test and removed after it."""
+    nodes = KafkaCluster()
+    try:
+        nodes.start()
+        yield nodes
+    finally:
+        nodes.remove()
 
 
 @dataclass(frozen=True)

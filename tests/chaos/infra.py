@@ -78,3 +78,39 @@ class LocalInfra:
             self.start_kafka()
         if self.postgres_stopped:
             self.start_postgres()
+
+
+class KafkaCluster:
+    """The three-node cluster of ``deploy/local/kafka-cluster.sh``, for this run only."""
+
+    def __init__(self) -> None:
+        self.env = dict(os.environ)
+
+    def _run(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(SCRIPTS / "kafka-cluster.sh"), *args],
+            env=self.env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
+        )
+        output = done.stdout + done.stderr
+        if done.returncode != 0:
+            raise AssertionError(f"kafka-cluster.sh {' '.join(args)} failed: {output}")
+        return output
+
+    @property
+    def bootstrap(self) -> str:
+        return self._run("bootstrap").strip()
+
+    def start(self) -> None:
+        self._run("start")
+
+    def kill(self, node: int) -> None:
+        self._run("kill", str(node))
+
+    def start_node(self, node: int) -> float:
+        started = time.monotonic()
+        self._run("start-node", str(node))
+        return time.monotonic() - started
+
+    def remove(self) -> None:
+        """Stop every node and delete the cluster's data: the next run starts empty."""
+        self._run("reset")

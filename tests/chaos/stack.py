@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
+from tests.conftest import ADMIN_TOKEN, create_database
 from tests.support.processes import KPIPULSE, REPO, ServiceProcess, free_port, settings_env
 
 # One KPI per event kind. The first two carry the volume (exactness); the last two are
@@ -70,14 +71,25 @@ def catalog_yaml() -> str:
 
 @dataclass
 class Stack:
-    ingest: ServiceProcess
-    scoring: ServiceProcess
-    alerts: ServiceProcess
+    """The services' processes, in start order; scoring and alerts may run several."""
+
+    services: list[tuple[str, ServiceProcess]]
     env: dict[str, str]
 
+    def instances(self, name: str) -> list[ServiceProcess]:
+        return [process for service, process in self.services if service == name]
+
     @property
-    def services(self) -> list[tuple[str, ServiceProcess]]:
-        return [("ingest", self.ingest), ("scoring", self.scoring), ("alerts", self.alerts)]
+    def ingest(self) -> ServiceProcess:
+        return self.instances("ingest")[0]
+
+    @property
+    def scoring(self) -> ServiceProcess:
+        return self.instances("scoring")[0]
+
+    @property
+    def alerts(self) -> ServiceProcess:
+        return self.instances("alerts")[0]
 
     def url(self, process: ServiceProcess) -> str:
         return f"http://127.0.0.1:{process.port}"
@@ -109,7 +121,9 @@ class Stack:
         return out
 
 
-def build_stack(settings: Settings, smtp_port: int, log_dir: Path) -> Stack:
+def build_stack(
+    settings: Settings, smtp_port: int, log_dir: Path, *, scorers: int = 1, alerters: int = 1
+) -> Stack:
     env = settings_env(settings) | {
         "KPIPULSE_LOG_LEVEL": "INFO",
         "KPIPULSE_INGEST__RETRY_AFTER_S": "2",
@@ -121,13 +135,37 @@ def build_stack(settings: Settings, smtp_port: int, log_dir: Path) -> Stack:
         "KPIPULSE_ALERTS__DELIVERY_MAX_ATTEMPTS": "200",
     }
 
-    def process(command: str, name: str) -> ServiceProcess:
+    def process(command: str, name: str) -> tuple[str, ServiceProcess]:
         port = free_port()
         variable = f"KPIPULSE_{command.upper()}__HTTP__PORT"
-        return ServiceProcess([command], env | {variable: str(port)}, log_dir, name, port)
+        return command, ServiceProcess([command], env | {variable: str(port)}, log_dir, name, port)
 
-    return Stack(process("ingest", "ingest"), process("scoring", "scoring"),
-                 process("alerts", "alerts"), env)
+    return Stack(
+        [
+            process("ingest", "ingest"),
+            *(process("scoring", f"scoring-{n}" if scorers > 1 else "scoring")
+              for n in range(1, scorers + 1)),
+            *(process("alerts", f"alerts-{n}" if alerters > 1 else "alerts")
+              for n in range(1, alerters + 1)),
+        ],
+        env,
+    )
+
+
+async def chaos_settings(tmp_path: Path, unique: str, *, kafka: dict[str, object]) -> Settings:
+    """Settings on a new database (``kpipulse_chaos_<unique>``) and the chaos catalog."""
+    url = await create_database(f"kpipulse_chaos_{unique}")
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(catalog_yaml())
+    return load_settings(
+        environment="test",
+        admin_token=ADMIN_TOKEN,
+        database={"url": url, "pool_size": 5},
+        kafka=kafka,
+        scoring={"catalog_path": catalog, "group_id": f"chaos-scoring-{unique}"},
+        # The weekly digest would add its own mails to the exact count of alert mails.
+        alerts={"group_id": f"chaos-alerts-{unique}", "digest": {"enabled": False}},
+    )
 
 
 def kpipulse(env: Mapping[str, str], *args: str) -> str:

@@ -12,6 +12,7 @@ The tools are required: a missing one fails the test, naming the package to inst
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -306,6 +307,8 @@ def _rule_exprs() -> list[tuple[str, str]]:
 
 # ---- docker-compose.yml -------------------------------------------------------------------
 
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+
 
 def test_compose_file_passes_docker_compose_config() -> None:
     docker_compose = _require_tool("docker-compose", "apt-get install -y docker-compose")
@@ -329,7 +332,7 @@ def test_compose_starts_things_in_order_and_checks_health() -> None:
     services = _compose()["services"]
     expected = set(
         [
-            "kafka",
+            *KAFKA_NODES,
             "postgres",
             "kafka-init",
             "migrate",
@@ -343,7 +346,7 @@ def test_compose_starts_things_in_order_and_checks_health() -> None:
     )
     assert expected <= set(services)
 
-    for name in ("kafka", "postgres", *HTTP_SERVICES):
+    for name in (*KAFKA_NODES, "postgres", *HTTP_SERVICES):
         assert "healthcheck" in services[name], f"{name}: no healthcheck"
     for name, port in HTTP_SERVICES.items():
         test = " ".join(services[name]["healthcheck"]["test"])
@@ -351,7 +354,8 @@ def test_compose_starts_things_in_order_and_checks_health() -> None:
 
     assert services["kafka-init"]["command"] == ["topics", "create"]
     assert services["migrate"]["command"] == ["migrate"]
-    assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for node in KAFKA_NODES:
+        assert services["kafka-init"]["depends_on"][node]["condition"] == "service_healthy"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in HTTP_SERVICES:
         service = services[name]
@@ -359,7 +363,8 @@ def test_compose_starts_things_in_order_and_checks_health() -> None:
         depends = service["depends_on"]
         assert depends["kafka-init"]["condition"] == "service_completed_successfully", name
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
-        assert depends["kafka"]["condition"] == "service_healthy", name
+        for node in KAFKA_NODES:
+            assert depends[node]["condition"] == "service_healthy", name
     assert services["scoring"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["alerts"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -368,7 +373,9 @@ def test_compose_passes_the_settings_the_services_read() -> None:
     services = _compose()["services"]
     for name, port in HTTP_SERVICES.items():
         env = services[name]["environment"]
-        assert env["KPIPULSE_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["KPIPULSE_KAFKA__BOOTSTRAP_SERVERS"] == ",".join(
+            f"{node}:9092" for node in KAFKA_NODES
+        )
         assert env["KPIPULSE_DATABASE__URL"] == (
             "postgresql+asyncpg://kpipulse:kpipulse@postgres:5432/kpipulse"
         )
@@ -384,6 +391,26 @@ def test_compose_passes_the_settings_the_services_read() -> None:
     for name in ("kafka-init", "migrate"):
         assert "KPIPULSE_KAFKA__BOOTSTRAP_SERVERS" in services[name]["environment"]
         assert "KPIPULSE_DATABASE__URL" in services[name]["environment"]
+
+
+def test_compose_runs_three_kafka_nodes_with_production_replication() -> None:
+    services = _compose()["services"]
+    voters, cluster_ids = set(), set()
+    for number, node in enumerate(KAFKA_NODES, start=1):
+        env = services[node]["environment"]
+        assert str(env["KAFKA_NODE_ID"]) == str(number), node
+        voters.add(env["KAFKA_CONTROLLER_QUORUM_VOTERS"])
+        cluster_ids.add(env["CLUSTER_ID"])
+        assert str(env["KAFKA_MIN_INSYNC_REPLICAS"]) == "2", node
+        assert str(env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"]) == "3", node
+    # One quorum of the three, one cluster id (a base64 UUID, as kafka-storage wants).
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert len(cluster_ids) == 1
+    default_id = re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", cluster_ids.pop())
+    assert len(base64.urlsafe_b64decode(default_id + "==")) == 16, default_id
+    topics_env = services["kafka-init"]["environment"]
+    assert str(topics_env["KPIPULSE_KAFKA__REPLICATION_FACTOR"]) == "3"
+    assert str(topics_env["KPIPULSE_KAFKA__MIN_INSYNC_REPLICAS"]) == "2"
 
 
 def test_compose_mounts_existing_observability_config() -> None:
