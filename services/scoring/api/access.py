@@ -18,7 +18,7 @@ from shared.identity.domain import (
 
 
 def access_of(kpi: KpiDefinition) -> KpiAccess:
-    return KpiAccess.of(kpi.viewers, [o.model_dump() for o in kpi.owners])
+    return KpiAccess.of(kpi.viewers, ({"email": owner.email} for owner in kpi.owners))
 
 
 def readable(principal: Principal) -> Callable[[KpiDefinition], bool]:
