@@ -68,7 +68,7 @@ bench-catalog: $(STAMP) ## scoring's costs at 10..10,000 KPIs before/after BASEL
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.report_catalog
 
-bench-e2e: infra-up ## the whole stack under vegeta at 100/1,000/5,000 events/s: POST->200, POST->KPI value visible, harness CPU; then the report
+bench-e2e: infra-up ## the whole stack under vegeta (needs Go) at 100/1,000/5,000 events/s: POST->200, POST->KPI value visible, harness CPU; then the report
 	deploy/local/tools.sh vegeta
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.report

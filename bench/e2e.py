@@ -35,7 +35,7 @@ from bench import vegeta
 from bench.alerts_latency import SmtpSink, start_stack
 from bench.common import REPO, RESULTS, BenchStack, machine, percentile, write_result
 from bench.events import generated
-from bench.stack_cpu import StackCpu, shares
+from bench.stack_cpu import StackCpu, listen_overflows, shares
 
 PROBE_KEY = "bench_visible"
 PROBE_KPI = f"""
@@ -116,7 +116,8 @@ class Prober:
         ms = [lat for sent, lat in self.seen if start <= sent < end]
         return {"n": len(ms), "lost": sum(start <= s < end for s in self.lost),
                 "p50": percentile(ms, 50), "p90": percentile(ms, 90),
-                "p99": percentile(ms, 99), "max": max(ms, default=float("nan"))}
+                "p99": percentile(ms, 99), "max": max(ms, default=float("nan")),
+                "samples": [round(x) for x in ms]}
 
 
 async def one_step(rate: float, seconds: float, url: str, keys: dict[str, str],
@@ -132,6 +133,7 @@ async def one_step(rate: float, seconds: float, url: str, keys: dict[str, str],
             raise RuntimeError(f"{written} targets for {needed} requests: ids would repeat")
         point["targets"] = written
     load_before = os.getloadavg()
+    overflows = listen_overflows()
     before, wall_start = cpu.snapshot(), time.time()
     extra: dict[str, float] = {}
     if rate > 0:
@@ -143,6 +145,7 @@ async def one_step(rate: float, seconds: float, url: str, keys: dict[str, str],
         await asyncio.sleep(seconds)
     after, wall_end = cpu.snapshot(), time.time()
     point["window_s"] = round(after.at - before.at, 2)
+    point["listen_overflows"] = listen_overflows() - overflows
     point["load_average"] = {"before": [round(x, 2) for x in load_before],
                              "after": [round(x, 2) for x in os.getloadavg()]}
     point["cpu_pct_of_core"] = shares(before, after, extra)

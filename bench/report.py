@@ -194,8 +194,11 @@ def _e2e(r: dict[str, Any] | None) -> list[str]:
     lines = ["## End to end (`make bench-e2e`, `bench/e2e.py`)", ""]
     if r is None:
         return [*lines, "Not run.", ""]
-    st = r["settings"]
+    st, m = r["settings"], r["machine"]
     lines += [
+        f"Measured {m['date']} on {m['nproc']} x {m['cpu_model']}, Kafka {m['kafka']}, "
+        f"PostgreSQL {m['postgres']}.",
+        "",
         f"ingest, scoring and alerts as processes on the local Kafka and PostgreSQL. Load: "
         f"{st['generator']}, {_n(st['seconds'])} s per offered rate, every request one event "
         "with its own id, 10 s client timeout. POST→200 from vegeta's results, over the "
@@ -211,30 +214,39 @@ def _e2e(r: dict[str, Any] | None) -> list[str]:
         "the services for the machine's two cores, so they measured the harness more than "
         "the product.",
         "",
-        "| Offered req/s | sent/s | 200/s | success | not 200 | POST→200 p50 / p90 / p99 / "
-        "max ms | POST→visible p50 / p90 / p99 ms (probes) |",
-        "|---:|---:|---:|---:|---|---:|---:|",
+        "| Offered req/s | sent/s | 200/s | success | not 200 | accept queue overflows "
+        "| POST→200 p50 / p90 / p99 / max ms | POST→visible p50 / p90 / p99 ms (probes) |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for p in r["points"]:
         v, a = p["visible_ms"], p.get("post_200_ms")
         visible = (f"{_n(v['p50'])} / {_n(v['p90'])} / {_n(v['p99'])} ({v['n']}"
                    + (f", {v['lost']} not seen in time" if v["lost"] else "") + ")")
         if a is None:
-            lines.append(f"| idle | - | - | - | - | - | {visible} |")
+            lines.append(f"| idle | - | - | - | - | {_n(p.get('listen_overflows'))} | - "
+                         f"| {visible} |")
             continue
         other = ", ".join(f"{'no answer' if code == '0' else code}: {_n(n)}" for code, n in
                           sorted(p["status_codes"].items()) if code != "200") or "-"
         lines.append(
             f"| {_n(p['offered_rate'])} | {_n(p['sent_rate'])} | {_n(p['ok_rate'])} | "
-            f"{p['success_ratio']:.1%} | {other} | {_n(a['p50'], 1)} / {_n(a['p90'], 1)} / "
+            f"{p['success_ratio']:.1%} | {other} | {_n(p.get('listen_overflows'))} | "
+            f"{_n(a['p50'], 1)} / {_n(a['p90'], 1)} / "
             f"{_n(a['p99'], 1)} / {_n(a['max'], 1)} | {visible} |"
         )
     lines += [
         "",
+        "*Accept queue overflows*: connection attempts the kernel dropped during the step "
+        "because a listening socket's queue was full (`ListenOverflows`, machine-wide); "
+        "vegeta sees them as resets, or as answers delayed by the client's SYN "
+        "retransmissions (1 s, then 3 s, ...).",
+        "",
         "CPU over each step's window (from the attack's start to vegeta's exit), % of one "
         f"core; the machine has {r['machine']['nproc']} cores. *Harness* = vegeta + the "
         "bench process (probes, polls, the SMTP sink); *others* = the machine's busy time "
-        "not accounted to any process named here (other sessions on the shared machine).",
+        "not accounted to any process named here (other sessions on the shared machine; "
+        "0 when the per-process figures, counted in clock ticks, add up to a little more "
+        "than the machine's).",
         "",
         "| Offered req/s | window s | vegeta | bench process | **harness** | ingest | scoring "
         "| alerts | Kafka | PostgreSQL | others | machine | load average (1 min) |",
@@ -280,7 +292,7 @@ def plot(e2e: dict[str, Any] | None, path: Path) -> bool:
         if p["success_ratio"] < 1:
             ax.annotate(f"{p['success_ratio']:.0%} answered 200", (p["offered_rate"],
                         p["post_200_ms"]["p99"]), textcoords="offset points",
-                        xytext=(-90, 8), fontsize=8)
+                        xytext=(-115, -3), fontsize=8)
     ax.set_xscale("log")
     ax.set_xticks(x, [f"{rate:,.0f}" for rate in x])
     ax.minorticks_off()

@@ -29,6 +29,17 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / _TICK
 
 
+def listen_overflows() -> int:
+    """Connections the kernel dropped because a listening socket's accept queue was
+    full, machine-wide since boot: what an overloaded server looks like to its clients
+    (resets and retried SYNs rather than slow answers)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    return 0
+
+
 def _parent(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rindex(")") + 2 :].split()[1])
