@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean bench bench-ingest bench-scoring bench-alerts bench-catalog
+.PHONY: help install lint test test-unit run simulate infra-up infra-down stack-up stack-down clean bench bench-ingest bench-scoring bench-alerts bench-e2e bench-catalog
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,8 +68,14 @@ bench-catalog: $(STAMP) ## scoring's costs at 10..10,000 KPIs before/after BASEL
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.report_catalog
 
+bench-e2e: infra-up ## the whole stack under vegeta (needs Go) at 100/1,000/5,000 events/s: POST->200, POST->KPI value visible, harness CPU; then the report
+	deploy/local/tools.sh vegeta
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.report
+
 bench: infra-up ## every benchmark on the real stack, then docs/benchmarks.md and docs/latency.png
 	$(MAKE) bench-ingest bench-scoring bench-alerts
+	deploy/local/tools.sh vegeta
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.report
 

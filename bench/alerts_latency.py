@@ -198,10 +198,12 @@ def alerts_available(stack: BenchStack) -> bool:
     return True
 
 
-def start_stack(stack: BenchStack, sink: SmtpSink, probes: int) -> dict[str, Service]:
-    """ingest, scoring (probe catalog) and alerts (SMTP → ``sink``, hold-down 0)."""
+def start_stack(stack: BenchStack, sink: SmtpSink, probes: int,
+                catalog: Path | None = None) -> dict[str, Service]:
+    """ingest, scoring (``catalog``, by default the probe catalog) and alerts (SMTP →
+    ``sink``, hold-down 0)."""
     env = {
-        "KPIPULSE_SCORING__CATALOG_PATH": str(probe_catalog(probes)),
+        "KPIPULSE_SCORING__CATALOG_PATH": str(catalog or probe_catalog(probes)),
         "KPIPULSE_ALERTS__SMTP__HOST": "127.0.0.1",
         "KPIPULSE_ALERTS__SMTP__PORT": str(sink.port),
         "KPIPULSE_ALERTS__HOLD_DOWN_S": "0",

@@ -29,11 +29,14 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / ".cache" / "bench"
 LOGS = RESULTS / "logs"
-# The local infrastructure's addresses, moved as the tests' are (deploy/local/common.sh
-# exports these for a checkout running on other ports).
-KAFKA = os.environ.get("KPIPULSE_TEST_KAFKA", "127.0.0.1:9092")
+# The local infrastructure's addresses, moved as the tests' are: deploy/local/common.sh
+# exports the TEST_ variables, but `make bench` starts Python outside that script, so the
+# ports it derives them from are read here too.
+_KAFKA_PORT = os.environ.get("KPIPULSE_KAFKA_PORT", "9092")
+_PG_PORT = os.environ.get("KPIPULSE_PG_PORT", "5432")
+KAFKA = os.environ.get("KPIPULSE_TEST_KAFKA", f"127.0.0.1:{_KAFKA_PORT}")
 ADMIN_DSN = os.environ.get(
-    "KPIPULSE_TEST_SERVER_DSN", "postgresql://kpipulse:kpipulse@127.0.0.1:5432/kpipulse"
+    "KPIPULSE_TEST_SERVER_DSN", f"postgresql://kpipulse:kpipulse@127.0.0.1:{_PG_PORT}/kpipulse"
 )
 _SERVER = ADMIN_DSN.rsplit("/", 1)[0].removeprefix("postgresql://")
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -1,15 +1,17 @@
-"""End-to-end latency against the whole stack as processes, at fixed offered rates.
+"""End to end against the whole stack as processes: POST→200 and POST→KPI value visible,
+at offered rates of single-event requests, with the harness's own CPU beside every figure.
 
 ingest, scoring and alerts run as ``kpipulse`` processes on a private prefix and
-database; a constant-rate load generator (``bench.loadgen``, its own process, open
-loop) posts generator events at each offered rate. This process learns every event's
-partition and offset by reading the events topic (the key is the event id) and polls
-``consumer_offsets`` every 10 ms, which gives, per event, POST → KPI value committed
-(folded and its offset committed in Postgres). While the load flows, the alert probes
-of ``bench.alerts_latency`` measure POST accepted → email at the SMTP server.
-The offered rates are fractions of the pipeline's maximum, taken as the smaller of the
-ingest and scorer wall-clock rates measured by ``bench.ingest``/``bench.scoring`` in
-this run (``--max-rate`` overrides). Usage: ``python -m bench.e2e [--seconds 20]``.
+database (``bench.alerts_latency.start_stack``). For each offered rate, vegeta (Go, open
+loop, ``bench.vegeta``) posts that many single-event requests per second for
+``--seconds``, each a generator event with its own id; POST→200 comes from vegeta's own
+results. Meanwhile this process posts a sparse *probe* event (one every 0.5-1 s after
+the previous one became visible) counted by a probe KPI refreshed every second, and
+polls that KPI's detail (``GET /v1/kpis/{key}``, every 50 ms, only while a probe is
+outstanding) until its value counts the probe: POST sent → value visible. A step with no
+load ("idle") comes first. CPU of vegeta, of this process, of each service, Kafka and
+PostgreSQL, and of the rest of the machine is measured over each step's window
+(``bench.stack_cpu``). Usage: ``python -m bench.e2e [--seconds 20] [--rates 100,1000,5000]``.
 """
 
 from __future__ import annotations
@@ -17,179 +19,190 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import subprocess
-import sys
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 import uvloop
-from aiokafka import AIOKafkaConsumer
 
-from bench.alerts_latency import SmtpSink, alerts_available, run_probes, start_stack, summarise
-from bench.common import (
-    KAFKA,
-    RESULTS,
-    BenchStack,
-    machine,
-    percentile,
-    read_result,
-    write_result,
-)
-from bench.tracker import CommitTracker
+from bench import vegeta
+from bench.alerts_latency import SmtpSink, start_stack
+from bench.common import REPO, RESULTS, BenchStack, machine, percentile, write_result
+from bench.events import generated
+from bench.stack_cpu import StackCpu, listen_overflows, shares
 
-FRACTIONS = (0.1, 0.25, 0.5)
-DEFAULT_MAX = 4000.0
-PROBES = 3
-
-
-def pipeline_max() -> tuple[float, str]:
-    ingest, scoring = read_result("ingest"), read_result("scoring")
-    candidates = []
-    if ingest is not None:
-        candidates.append((ingest["batch"]["ingest"]["events_per_s"], "ingest batched events/s"))
-    if scoring is not None:
-        candidates.append((scoring["figures"]["max_rate"], "scorer catch-up events/s"))
-    if not candidates:
-        return DEFAULT_MAX, "default (no ingest/scoring result yet)"
-    return min(candidates)
-
-
-class OffsetIndex:
-    """event id → (partition, offset), from reading the events topic."""
-
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
-        self.where: dict[bytes, tuple[int, int]] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=KAFKA, auto_offset_reset="earliest",
-            enable_auto_commit=False, group_id=None,
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
-            for records in batches.values():
-                for record in records:
-                    self.where[record.key] = (record.partition, record.offset)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._consumer.stop()
+PROBE_KEY = "bench_visible"
+PROBE_KPI = f"""
+- key: {PROBE_KEY}
+  name: Bench visibility probe
+  objective: Measure how soon a posted event shows in its KPI's value
+  perspective: internal_process
+  stage: engage
+  department: engineering
+  owners: [{{name: Bench probe, email: visible@bench.example.com}}]
+  formula: {{count: {{source: web, type: bench_visible}}}}
+  window: 1h
+  update_every: 1s
+  review_period: day
+  unit: events
+  direction: higher_is_better
+  minimum: 0
+  target: 100
+  weight: 1
+  expires_on: 2030-12-31
+  indicator: lagging
+  tracking_cost: {{amount: 0, currency: USD, per: month}}
+  data_collection: benchmark probe events
+  viewers: [engineering]
+  require_full_window: false
+"""
+POLL_S = 0.05
+PROBE_GAP_S = (0.5, 1.0)
+VISIBLE_WITHIN_S = 30.0
+SETTLE_S = 5.0
 
 
-async def one_rate(rate: float, seconds: float, url: str, keys: dict[str, str],
-                   index: OffsetIndex, tracker: CommitTracker, sink: SmtpSink | None,
-                   probe_key: str) -> dict[str, Any]:
-    out = RESULTS / f"e2e-requests-{int(rate)}.jsonl"
-    gen = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.loadgen", url, orjson.dumps(keys).decode(), str(rate),
-        str(seconds), str(out), stdout=subprocess.DEVNULL,
-    )
-    probe_task = (
-        asyncio.create_task(run_probes(url, probe_key, sink, PROBES, seconds))
-        if sink is not None else None
-    )
-    await gen.wait()
-    alerts = summarise(await probe_task) if probe_task is not None else None
-    log = [orjson.loads(line) for line in out.read_bytes().splitlines() if line]
-    accepted = [entry for entry in log if entry["status"] == 200]
-    ids = [(entry["sent"], eid.encode()) for entry in accepted for eid in entry["ids"]]
-    # Wait until every accepted event is indexed and committed (or give up).
-    targets: dict[int, int] = {}
-    for _ in range(600):
-        if all(eid in index.where for _, eid in ids):
-            break
-        await asyncio.sleep(0.1)
-    for _, eid in ids:
-        spot = index.where.get(eid)
-        if spot is not None:
-            targets[spot[0]] = max(targets.get(spot[0], 0), spot[1] + 1)
-    drained = await tracker.wait_for(targets, within_s=120)
-    committed: list[float] = []
-    missing = 0
-    for sent, eid in ids:
-        spot = index.where.get(eid)
-        at = tracker.commit_time(*spot) if spot is not None else None
-        if at is None:
-            missing += 1
-        else:
-            committed.append((at - sent) * 1000)
-    acks = [(entry["done"] - entry["sent"]) * 1000 for entry in accepted]
-    return {
-        "offered_rate": rate,
-        "events": len(ids),
-        "requests": len(log),
-        "non_200": len(log) - len(accepted),
-        "drained": drained,
-        "missing": missing,
-        "ack_p50_ms": percentile(acks, 50),
-        "ack_p99_ms": percentile(acks, 99),
-        "committed_p50_ms": percentile(committed, 50),
-        "committed_p99_ms": percentile(committed, 99),
-        "alerts": alerts,
-    }
+@dataclass
+class Prober:
+    """One probe outstanding at a time; every probe is kept with its POST time."""
+
+    ingest_url: str
+    kpi_url: str
+    write_key: str
+    admin_token: str
+    posted: int = 0
+    seen: list[tuple[float, float]] = field(default_factory=list)  # (sent, latency ms)
+    lost: list[float] = field(default_factory=list)  # sent times never seen in time
+    errors: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    await self._one(client)
+                except httpx.HTTPError:
+                    self.errors += 1
+                # A random gap puts probes at every phase of the KPI's one-second refresh.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), random.uniform(*PROBE_GAP_S))
+
+    async def _one(self, client: httpx.AsyncClient) -> None:
+        event = {"event_id": uuid.uuid4().hex, "type": "bench_visible",
+                 "occurred_at": datetime.now(UTC).isoformat()}
+        sent = time.time()
+        answer = await client.post(self.ingest_url, content=orjson.dumps(event), headers={
+            "Authorization": f"Bearer {self.write_key}", "Content-Type": "application/json"})
+        if answer.status_code != 200:
+            self.errors += 1
+            return
+        self.posted += 1
+        auth = {"Authorization": f"Bearer {self.admin_token}"}
+        deadline = sent + VISIBLE_WITHIN_S
+        while time.time() < deadline:
+            value = (await client.get(self.kpi_url, headers=auth)).json()["kpi"]["value"]
+            if value is not None and value >= self.posted:
+                self.seen.append((sent, (time.time() - sent) * 1000))
+                return
+            await asyncio.sleep(POLL_S)
+        self.lost.append(sent)
+
+    def between(self, start: float, end: float) -> dict[str, Any]:
+        ms = [lat for sent, lat in self.seen if start <= sent < end]
+        return {"n": len(ms), "lost": sum(start <= s < end for s in self.lost),
+                "p50": percentile(ms, 50), "p90": percentile(ms, 90),
+                "p99": percentile(ms, 99), "max": max(ms, default=float("nan")),
+                "samples": [round(x) for x in ms]}
+
+
+async def one_step(rate: float, seconds: float, url: str, keys: dict[str, str],
+                   prober: Prober, cpu: StackCpu) -> dict[str, Any]:
+    point: dict[str, Any] = {"offered_rate": rate, "seconds": seconds}
+    targets = RESULTS / "e2e-targets.jsonl"
+    if rate > 0:
+        needed = vegeta.needed_targets(rate, seconds)
+        events = generated(5000, seed=13)
+        written = await asyncio.to_thread(vegeta.write_targets, targets, url, keys, events,
+                                          needed)
+        if written < needed:
+            raise RuntimeError(f"{written} targets for {needed} requests: ids would repeat")
+        point["targets"] = written
+    load_before = os.getloadavg()
+    overflows = listen_overflows()
+    before, wall_start = cpu.snapshot(), time.time()
+    extra: dict[str, float] = {}
+    if rate > 0:
+        results = RESULTS / f"e2e-{int(rate)}.bin"
+        attack = vegeta.attack(targets, rate, seconds, results)
+        await asyncio.to_thread(attack.wait)
+        extra["vegeta"] = attack.cpu_s
+    else:
+        await asyncio.sleep(seconds)
+    after, wall_end = cpu.snapshot(), time.time()
+    point["window_s"] = round(after.at - before.at, 2)
+    point["listen_overflows"] = listen_overflows() - overflows
+    point["load_average"] = {"before": [round(x, 2) for x in load_before],
+                             "after": [round(x, 2) for x in os.getloadavg()]}
+    point["cpu_pct_of_core"] = shares(before, after, extra)
+    point["visible_ms"] = prober.between(wall_start, wall_end)
+    if rate > 0:
+        point.update(await asyncio.to_thread(vegeta.summarise, results))
+        if point["requests"] > point["targets"]:
+            raise RuntimeError("vegeta ran out of targets and repeated some")
+    return point
+
+
+def _show(p: dict[str, Any]) -> str:
+    v, c = p["visible_ms"], p["cpu_pct_of_core"]
+    ack = p.get("post_200_ms")
+    head = (f"POST→200 p50 {ack['p50']:.1f} p99 {ack['p99']:.1f} ms, ok "
+            f"{p['success_ratio']:.3f}; " if ack else "")
+    harness = c.get("vegeta", 0.0) + c["bench"]
+    return (f"  {head}visible p50 {v['p50']:.0f} p90 {v['p90']:.0f} p99 {v['p99']:.0f} ms "
+            f"(n {v['n']}, lost {v['lost']}); harness {harness:.1f} %, ingest "
+            f"{c.get('ingest', 0):.1f} %, scoring {c.get('scoring', 0):.1f} %, others "
+            f"{c['others']:.1f} %; load {p['load_average']['after'][0]}")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    max_rate, basis = (args.max_rate, "given") if args.max_rate else pipeline_max()
+    catalog = RESULTS / "e2e-catalog.yaml"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    catalog.write_text((REPO / "catalog" / "example.yaml").read_text() + PROBE_KPI)
     points = []
     with BenchStack("e2e") as stack:
-        has_alerts = alerts_available(stack)
         keys = {src: stack.write_key(src) for src in ("web", "crm", "email", "support")}
-        probe_key = stack.write_key("web")
-        sink = SmtpSink()
+        sink = SmtpSink()  # the example catalog's owners get their alert mails here
         sink.start()
-        index = OffsetIndex(stack.topics["events"])
-        tracker = CommitTracker(stack.dsn, consumer=stack.scoring_group,
-                                topic=stack.topics["events"])
+        stop = asyncio.Event()
         try:
-            if has_alerts:
-                services = start_stack(stack, sink, PROBES)
-            else:
-                services = {
-                    "ingest": stack.service("ingest", port_setting="KPIPULSE_INGEST__HTTP__PORT"),
-                    "scoring": stack.service("scoring",
-                                             port_setting="KPIPULSE_SCORING__HTTP__PORT"),
-                }
-                for svc in services.values():
-                    svc.start()
-                for svc in services.values():
-                    svc.wait_healthy(90)
-            await index.start()
-            await tracker.start()
-            await asyncio.sleep(3)
+            services = start_stack(stack, sink, 0, catalog)
             url = f"http://127.0.0.1:{services['ingest'].port}/v1/events"
-            for fraction in FRACTIONS:
-                rate = max(20.0, round(max_rate * fraction, -1))
-                print(f"offered {rate:,.0f} events/s ({fraction:.0%} of {max_rate:,.0f}) …",
-                      flush=True)
-                point = await one_rate(rate, args.seconds, url, keys, index, tracker,
-                                       sink if has_alerts else None, probe_key)
-                point["fraction_of_max"] = fraction
-                points.append(point)
-                alert = point["alerts"] or {}
-                print(f"  POST→committed p50 {point['committed_p50_ms']:.0f} ms, p99 "
-                      f"{point['committed_p99_ms']:.0f} ms; alert p99 "
-                      f"{alert.get('p99_ms', float('nan')):.0f} ms", flush=True)
+            prober = Prober(url, f"http://127.0.0.1:{services['scoring'].port}/v1/kpis/"
+                            f"{PROBE_KEY}", keys["web"], stack.admin_token)
+            probing = asyncio.create_task(prober.run(stop))
+            cpu = StackCpu({name: svc.pid for name, svc in services.items()})
+            await asyncio.sleep(SETTLE_S)  # consumers joined, the first probe seen
+            for rate in [0.0, *args.rates]:
+                print(f"offered {rate:,.0f} events/s for {args.seconds:g} s …", flush=True)
+                points.append(await one_step(rate, args.seconds, url, keys, prober, cpu))
+                print(_show(points[-1]), flush=True)
+                await asyncio.sleep(SETTLE_S)
+            stop.set()
+            await probing
         finally:
-            await index.stop()
-            with contextlib.suppress(Exception):
-                await tracker.stop()
+            stop.set()
             sink.stop()
     return {
         "machine": machine(),
-        "settings": {"seconds": args.seconds, "max_rate": max_rate, "max_basis": basis,
-                     "alerts": has_alerts, "probes": PROBES if has_alerts else 0,
-                     "tick_ms": 10, "poll_interval_ms": 10},
+        "settings": {"seconds": args.seconds, "rates": args.rates, "generator": "vegeta "
+                     f"{vegeta.version()} (open loop, single-event requests, unique ids)",
+                     "poll_ms": POLL_S * 1000, "probe_gap_s": list(PROBE_GAP_S),
+                     "probe_update_every_s": 1, "visible_within_s": VISIBLE_WITHIN_S},
         "points": points,
     }
 
@@ -197,11 +210,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--max-rate", type=float, default=0.0)
+    parser.add_argument("--rates", type=lambda s: [float(x) for x in s.split(",")],
+                        default=[100.0, 1000.0, 5000.0])
     args = parser.parse_args()
+    if not vegeta.VEGETA.exists():
+        raise SystemExit(f"no {vegeta.VEGETA}: run deploy/local/tools.sh vegeta")
     result = uvloop.run(run(args))
-    path = write_result("e2e", result)
-    print(f"written to {path}")
+    print(f"written to {write_result('e2e', result)}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def pss_bytes(pid: int) -> int:
     return _status(pid, "Pss", "smaps_rollup")
 
 
-def _children(parent: int) -> list[int]:
+def children(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -54,7 +54,7 @@ def _children(parent: int) -> list[int]:
 
 def postgres_pids() -> list[int]:
     master = int((PG_DATA / "postmaster.pid").read_text().split()[0])
-    return [master, *_children(master)]
+    return [master, *children(master)]
 
 
 def kafka_pid() -> int:

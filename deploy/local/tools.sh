@@ -12,8 +12,28 @@ declare -A NEEDED=(
   [chromium]=chromium
   [npm]=npm
 )
+# vegeta (the open-loop HTTP load generator of bench/e2e.py) is not a Debian package: it is
+# built from the Go module proxy at a pinned version into $CACHE_DIR/tools/bin (ignored by
+# git), and rebuilt only when the binary there is missing or of another version.
+VEGETA_MODULE=github.com/tsenart/vegeta/v12
+VEGETA_VERSION=v12.13.0
+install_vegeta() {
+  local bin="$CACHE_DIR/tools/bin"
+  if [[ -x "$bin/vegeta" ]] && command -v go >/dev/null 2>&1 \
+     && go version -m "$bin/vegeta" 2>/dev/null | grep -qE "^\s+mod\s+$VEGETA_MODULE\s+$VEGETA_VERSION\b"; then
+    return 0
+  fi
+  command -v go >/dev/null 2>&1 || die "vegeta needs Go to build it: install Go (https://go.dev/dl/)"
+  info "building vegeta $VEGETA_VERSION into $bin (go install)"
+  mkdir -p "$bin"
+  GOBIN="$bin" go install "$VEGETA_MODULE@$VEGETA_VERSION" >"$LOG_DIR/vegeta-install.log" 2>&1 \
+    || { tail -n 20 "$LOG_DIR/vegeta-install.log" >&2; die "go install vegeta failed (log: $LOG_DIR/vegeta-install.log)"; }
+}
+
 # Extra tools a target needs beyond the tests (e.g. `tools.sh wrk` for the benchmarks).
-for extra in "$@"; do NEEDED[$extra]=$extra; done
+for extra in "$@"; do
+  if [[ $extra == vegeta ]]; then install_vegeta; else NEEDED[$extra]=$extra; fi
+done
 missing=()
 for tool in "${!NEEDED[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${NEEDED[$tool]}")
