@@ -45,7 +45,7 @@ import yaml
 from bench import wrk
 from bench.common import REPO, BenchStack, Service, free_port, machine, median, write_result
 from bench.events import envelope_bytes, generated
-from bench.footprint import rss_bytes
+from bench.procs import rss_bytes
 from bench.scoring import prefill
 from services.scoring.domain.catalog import Catalog
 

@@ -1,73 +1,26 @@
 """The whole stack's footprint at rest: RSS and CPU of Kafka, PostgreSQL and each service.
 
-Kafka is the broker JVM started by ``deploy/local/kafka.sh`` (found by its command
-line); PostgreSQL is the postmaster of ``.cache/postgres`` and all its backends, whose
-memory is counted as PSS (shared buffers split between the processes that map them,
-not counted once per backend). Services run with the example catalog on a private
-database and topics. Result: ``.cache/bench/footprint.json``.
+Kafka is the broker JVM started by ``deploy/local/kafka.sh``; PostgreSQL is the
+postmaster of the server the benchmark uses and all its backends, whose memory is
+counted as PSS (shared buffers split between the processes that map them, not counted
+once per backend). The load is vegeta's (``bench/vegeta.py``), single-event requests.
+Services run with the example catalog on a private database and topics. Result:
+``.cache/bench/footprint.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, BenchStack, cpu_seconds, machine, write_result
-
-PG_DATA = REPO / ".cache" / "postgres" / "data"
-
-
-def _status(pid: int, field: str, name: str = "status") -> int:
-    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def rss_bytes(pid: int) -> int:
-    return _status(pid, "VmRSS")
-
-
-def pss_bytes(pid: int) -> int:
-    return _status(pid, "Pss", "smaps_rollup")
-
-
-def children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
-                found.append(int(entry.name))
-    return found
-
-
-def postgres_pids() -> list[int]:
-    master = int((PG_DATA / "postmaster.pid").read_text().split()[0])
-    return [master, *children(master)]
-
-
-def kafka_pid() -> int:
-    marker = str(REPO / ".cache" / "kafka")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if cmd.startswith("java") and marker in cmd and "kafka.Kafka" in cmd:
-                return int(entry.name)
-    raise RuntimeError("no Kafka broker of this checkout running (deploy/local/infra.sh up)")
+from bench import vegeta
+from bench.common import BenchStack, cpu_seconds, machine, write_result
+from bench.events import generated
+from bench.procs import kafka_pid, postgres_pids, pss_bytes
 
 
 def _group_cpu(pids: list[int]) -> float:
@@ -124,17 +77,25 @@ def measure(seconds: float, settle: float, rate: float) -> dict[str, Any]:
         if rate > 0:
             keys = {src: stack.write_key(src) for src in ("web", "crm", "email", "support")}
             url = f"http://127.0.0.1:{services['ingest'].port}/v1/events"
-            with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
-                # The open-loop generator of bench/e2e.py, in its own process: its CPU is
-                # reported beside the stack's.
-                load = subprocess.Popen(
-                    [sys.executable, "-m", "bench.loadgen", url, json.dumps(keys), str(rate),
-                     str(seconds + settle + 5), out.name],
-                    cwd=REPO, stdout=subprocess.DEVNULL,
-                )
+            with tempfile.TemporaryDirectory() as tmp:
+                # vegeta, open loop, in its own process: its CPU is reported beside the
+                # stack's.
+                duration = seconds + settle + 5
+                targets, results = Path(tmp) / "targets.jsonl", Path(tmp) / "results.bin"
+                vegeta.write_targets(targets, url, keys, generated(5000, seed=17),
+                                     vegeta.needed_targets(rate, duration))
+                load = vegeta.attack(targets, rate, duration, results)
                 time.sleep(settle)
-                found["under_load"] = _window({**groups, "load generator": [load.pid]}, seconds)
-                load.wait(timeout=120)
+                found["under_load"] = _window(
+                    {**groups, "load generator": [load.proc.pid]}, seconds
+                )
+                load.wait()
+                answered = vegeta.summarise(results)
+                found["load"] = {
+                    "generator": f"vegeta {vegeta.version()}",
+                    "success_ratio": answered["success_ratio"],
+                    "post_200_ms": answered["post_200_ms"],
+                }
         return found
 
 

@@ -103,8 +103,9 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
     lines += [
         "Kafka (one KRaft broker, a JVM with `-Xms256m -Xmx768m`), PostgreSQL (postmaster "
         "and backends, PSS) and the three services with the example catalog, over "
-        f"{_n(st['seconds'])} s at rest, then under an open-loop load (`bench/loadgen.py`, "
-        "Python, batches per source every 10 ms, its own CPU shown apart):",
+        f"{_n(st['seconds'])} s at rest, then under an open-loop load of single-event "
+        f"requests ({footprint.get('load', {}).get('generator', 'vegeta')}, its own CPU "
+        "shown apart):",
         "",
         "| Process | " + " | ".join(f"CPU {p} (of a core) | MiB {p}" for p in phases) + " |",
         "|---|" + "---:|---:|" * len(phases),
@@ -124,6 +125,15 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
         totals += [f"**{_n(100 * sum(p['cpu_share'] for p in stack), 1)} %**",
                    f"**{_n(sum(p['memory_bytes'] for p in stack) / MIB)}**"]
     lines += ["| **the stack** | " + " | ".join(totals) + " |", ""]
+    if "load" in footprint:
+        answered = footprint["load"]
+        latency = answered["post_200_ms"]
+        lines += [
+            f"Under load, {_n(100 * answered['success_ratio'], 1)} % of the requests were "
+            f"answered 200, POST→200 p50 {_n(latency['p50'], 1)} ms, p99 "
+            f"{_n(latency['p99'], 1)} ms.",
+            "",
+        ]
     return lines
 
 

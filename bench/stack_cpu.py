@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import ADMIN_DSN, _in_thread, cpu_seconds
-from bench.footprint import children, kafka_pid
+from bench.common import cpu_seconds
+from bench.procs import children, kafka_pid, postmaster_pid
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -38,27 +38,6 @@ def listen_overflows() -> int:
         if names.startswith("TcpExt:"):
             return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
     return 0
-
-
-def _parent(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def postmaster_pid() -> int:
-    """The postmaster of the server the benchmark uses: the parent of our own backend
-    (other checkouts' servers on the same machine are not counted)."""
-    import asyncpg
-
-    async def ask() -> int:
-        conn = await asyncpg.connect(ADMIN_DSN)
-        try:
-            # Read while the backend still exists.
-            return _parent(int(await conn.fetchval("SELECT pg_backend_pid()")))
-        finally:
-            await conn.close()
-
-    return _in_thread(ask)
 
 
 @dataclass
