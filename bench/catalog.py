@@ -133,12 +133,10 @@ def measure_service(size: int, code: Path, args: argparse.Namespace) -> dict[str
         path = Path(tmp) / "catalog.yaml"
         path.write_text(yaml.safe_dump(kpis, sort_keys=False))
         env = {"KPIPULSE_SCORING__CATALOG_PATH": str(path)}
-        with BenchStack("catalog", extra_env=env) as stack:
+        with BenchStack("catalog", extra_env=env, code=code) as stack:
             records = [envelope_bytes(e) for e in generated(args.events, seed=3)]
             asyncio.run(prefill(stack.topics["events"], records))
-            scorer = stack.service(
-                "scoring", port_setting="KPIPULSE_SCORING__HTTP__PORT", cwd=code
-            )
+            scorer = stack.service("scoring", port_setting="KPIPULSE_SCORING__HTTP__PORT")
             started = time.monotonic()
             scorer.start()
             scorer.wait_healthy(timeout=1800)

@@ -226,11 +226,14 @@ class Service:
 
 class BenchStack:
     """A private prefix, database and group ids; services started in it are stopped,
-    and the database and topics removed, on ``close``."""
+    and the database and topics removed, on ``close``. ``code`` is the tree whose
+    ``kpipulse`` sets it up (another commit's services need that commit's schema)."""
 
-    def __init__(self, name: str, *, partitions: int = 6, extra_env: Mapping[str, str] = {}):
+    def __init__(self, name: str, *, partitions: int = 6, extra_env: Mapping[str, str] = {},
+                 code: Path = REPO):
         stamp = f"{int(time.time())}_{uuid.uuid4().hex[:6]}"
         self.name = name
+        self.code = code
         self.prefix = f"bench_{name}_{stamp}."
         self.database = f"bench_{name}_{stamp}"
         self.db_url = f"postgresql+asyncpg://{_SERVER}/{self.database}"
@@ -268,7 +271,7 @@ class BenchStack:
         done = subprocess.run(
             [sys.executable, "-m", "services.cli", *args],
             env=self.env,
-            cwd=REPO,
+            cwd=self.code,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -291,7 +294,7 @@ class BenchStack:
         raise RuntimeError(f"no key in: {out}")
 
     def service(self, name: str, *, port_setting: str | None, env: Mapping[str, str] = {},
-                command: Sequence[str] | None = None, cwd: Path = REPO) -> Service:
+                command: Sequence[str] | None = None) -> Service:
         port = free_port() if port_setting else None
         full_env = {**self.env, **env}
         if port_setting:
@@ -304,7 +307,8 @@ class BenchStack:
         if command is None and name in profile.split(","):
             argv = [sys.executable, "-m", "bench.profiled", name]
         svc = Service(
-            name, argv, full_env, port, log_path=LOGS / f"{self.database}-{name}.log", cwd=cwd
+            name, argv, full_env, port, log_path=LOGS / f"{self.database}-{name}.log",
+            cwd=self.code
         )
         self.services.append(svc)
         return svc
