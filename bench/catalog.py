@@ -53,9 +53,9 @@ SIZES = (10, 100, 1000, 10000)
 EXAMPLE = REPO / "catalog" / "example.yaml"
 
 
-def generated_catalog(size: int) -> list[dict[str, Any]]:
-    """``size`` KPIs in the example catalog's mix."""
-    base: list[dict[str, Any]] = yaml.safe_load(EXAMPLE.read_text())
+def generated_catalog(size: int, example: Path = EXAMPLE) -> list[dict[str, Any]]:
+    """``size`` KPIs in the mix of ``example`` (a catalog file)."""
+    base: list[dict[str, Any]] = yaml.safe_load(example.read_text())
     kpis = []
     for i in range(size):
         copy_no = i // len(base)
@@ -127,7 +127,7 @@ async def _on_time(dsn: str, catalog: Catalog, now: datetime) -> float:
 
 
 def measure_service(size: int, code: Path, args: argparse.Namespace) -> dict[str, Any]:
-    kpis = generated_catalog(size)
+    kpis = generated_catalog(size, args.example)
     catalog = Catalog.from_definitions(kpis)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "catalog.yaml"
@@ -170,7 +170,7 @@ def measure_service(size: int, code: Path, args: argparse.Namespace) -> dict[str
 
 def measure_dev(size: int, code: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``kpipulse dev`` (SQLite, embedded log) on the same catalog: RSS and idle CPU."""
-    kpis = generated_catalog(size)
+    kpis = generated_catalog(size, args.example)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "catalog.yaml"
         path.write_text(yaml.safe_dump(kpis, sort_keys=False))
@@ -222,6 +222,8 @@ def main() -> None:
         "--baseline", help="also measure this commit's code, interleaved size by size"
     )
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--example", type=Path, default=EXAMPLE,
+                        help="the catalog whose mix is repeated (with --baseline: its own)")
     parser.add_argument("--settle", type=float, default=20.0)
     # At least a minute: most of the mix refreshes every minute.
     parser.add_argument("--idle", type=float, default=65.0)
@@ -239,6 +241,9 @@ def main() -> None:
     try:
         if args.baseline:
             codes = {"before": _code(args.baseline, checkout), **codes}
+            # Both run the baseline's example mix: the same input, which the older code
+            # understands (the newer example may hold kinds of KPI it does not know).
+            args.example = checkout / "catalog" / "example.yaml"
         for size in (int(s) for s in args.sizes.split(",")):
             for label, code in codes.items():
                 print(f"{label}: {size} KPIs", flush=True)
@@ -252,7 +257,11 @@ def main() -> None:
                 {
                     "machine": machine(),
                     "baseline": args.baseline,
-                    "settings": {k: v for k, v in vars(args).items() if k != "baseline"},
+                    "settings": {
+                        k: str(v) if isinstance(v, Path) else v
+                        for k, v in vars(args).items() if k != "baseline"
+                    },
+                    "example_from": args.baseline or "HEAD",
                     "runs": results,
                 },
             )

@@ -61,8 +61,9 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
     else:
         st = catalog["settings"]
         lines += [
-            f"Catalogs of the example catalog's mix (`catalog/example.yaml` repeated, keys "
-            f"suffixed); a day of generated events ({st['events']:,}) folded first, then "
+            "Catalogs of the example catalog's mix (`catalog/example.yaml` of "
+            f"`{catalog.get('example_from', 'HEAD')}` repeated, keys suffixed); a day of "
+            f"generated events ({st['events']:,}) folded first, then "
             f"{_n(st['settle'])} s to settle and {_n(st['idle'])} s idle. Reads: wrk GET, 2 "
             f"connections, {st['rounds']} interleaved round(s) of {_n(st['read_seconds'])} s "
             "per endpoint, medians of the rounds. *before* is the code of "
