@@ -70,8 +70,8 @@ def section(catalog: dict[str, Any] | None, footprint: dict[str, Any] | None) ->
             f"`{catalog.get('baseline') or '-'}` run by the same harness right before *after* "
             "at each size; \"> window\" = a round in which no request completed. "
             f"Machine load average at the end: "
-            f"{catalog['machine']['load_average']} (2 cores shared with other sessions' "
-            "tests: latencies are pessimistic, compare before and after).",
+            f"{catalog['machine']['load_average']} (2 cores, shared with other sessions: "
+            "compare before with after of the same run).",
             "",
             "| Code | KPIs | idle CPU (of a core) | CPU ms per refresh | refreshes/s | on time "
             "| list p50 / p99 ms | detail p50 / p99 ms | scorecard p50 / p99 ms "
