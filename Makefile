@@ -62,8 +62,8 @@ bench-scoring: $(STAMP) ## scorer events/s per CPU-second beside raw consumption
 bench-alerts: $(STAMP) ## alert latency: breaching event accepted by ingest -> email at SMTP
 	$(BIN)/python -m bench.alerts_latency
 
-bench-catalog: $(STAMP) ## scoring's costs at 10..10,000 KPIs before/after BASELINE (a commit), and the stack's footprint (needs wrk)
-	deploy/local/tools.sh wrk
+bench-catalog: $(STAMP) ## scoring's costs at 10..10,000 KPIs before/after BASELINE (a commit), and the stack's footprint (needs wrk, and Go for vegeta)
+	deploy/local/tools.sh wrk vegeta
 	$(BIN)/python -m bench.catalog $(if $(BASELINE),--baseline $(BASELINE))
 	$(BIN)/python -m bench.footprint
 	$(BIN)/python -m bench.report_catalog
