@@ -5,9 +5,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 HERE="$REPO_ROOT/deploy/local"
 
 "$HERE/tools.sh"
-"$HERE/browser-sdks.sh"
-"$HERE/node-sdks.sh"
-"$HERE/segment-java.sh"
+if [[ "${1:-}" != "chaos" ]]; then  # the SDKs only the main suite's client tests use
+  "$HERE/browser-sdks.sh"
+  "$HERE/node-sdks.sh"
+  "$HERE/segment-java.sh"
+fi
 cleanup() {
   "$HERE/stack.sh" down >/dev/null 2>&1 || true
   "$HERE/kafka-cluster.sh" stop >/dev/null 2>&1 || true  # the fault test's, if it was cut short
