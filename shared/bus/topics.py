@@ -33,13 +33,13 @@ class TopicState:
     created: bool
     partitions: int
     replication_factor: int
-    min_insync_replicas: int | None
+    min_insync_replicas: int
     # Differences from the settings, one sentence each; empty when it is as configured.
     differences: tuple[str, ...]
 
 
 def differences(
-    settings: KafkaSettings, partitions: int, replication: int, min_isr: int | None
+    settings: KafkaSettings, partitions: int, replication: int, min_isr: int
 ) -> tuple[str, ...]:
     """How a topic's layout differs from the settings, one phrase per difference."""
     found = []
@@ -141,7 +141,7 @@ async def _create(
 
 async def _describe(
     admin: AIOKafkaAdminClient, names: Sequence[str], deadline: float
-) -> dict[str, tuple[int, int, int | None]]:
+) -> dict[str, tuple[int, int, int]]:
     """Partitions, replication factor and min.insync.replicas of each topic, by name."""
     while True:
         layout: dict[str, tuple[int, int]] = {}
@@ -156,17 +156,33 @@ async def _describe(
     absent = [n for n in names if n not in layout]
     if absent:
         raise TopicSetupError(f"topics not visible after creation: {', '.join(absent)}")
-    min_isr = await _min_isr(admin, names)
-    return {n: (*layout[n], min_isr.get(n)) for n in names}
+    min_isr = await _min_isr(admin, names, deadline)
+    return {n: (*layout[n], min_isr[n]) for n in names}
 
 
-async def _min_isr(admin: AIOKafkaAdminClient, names: Sequence[str]) -> dict[str, int | None]:
-    responses: list[Any] = await admin.describe_configs(
-        [ConfigResource(ConfigResourceType.TOPIC, name, configs={MIN_ISR: ""}) for name in names]
-    )
-    found: dict[str, int | None] = {}
-    for response in responses:
-        for _code, _message, _type, name, entries in response.resources:
-            values = [entry[1] for entry in entries if entry[0] == MIN_ISR]
-            found[name] = int(values[0]) if values and values[0] is not None else None
-    return found
+async def _min_isr(
+    admin: AIOKafkaAdminClient, names: Sequence[str], deadline: float
+) -> dict[str, int]:
+    """Each topic's ``min.insync.replicas`` (every topic has one, its own or the broker's);
+    a broker that has not learnt of a topic just created yet answers without it, so those
+    are asked again."""
+    found: dict[str, int] = {}
+    while True:
+        errors: dict[str, str] = {}
+        responses: list[Any] = await admin.describe_configs([
+            ConfigResource(ConfigResourceType.TOPIC, name, configs={MIN_ISR: ""})
+            for name in names if name not in found
+        ])
+        for response in responses:
+            for code, message, _type, name, entries in response.resources:
+                values = [entry[1] for entry in entries if entry[0] == MIN_ISR]
+                if code or not values or values[0] is None:
+                    errors[name] = message or (for_code(code).__name__ if code else "no value")
+                else:
+                    found[name] = int(values[0])
+        if not errors:
+            return found
+        if time.monotonic() > deadline:
+            detail = "; ".join(f"{name}: {error}" for name, error in errors.items())
+            raise TopicSetupError(f"could not read the topics' {MIN_ISR}: {detail}")
+        await asyncio.sleep(0.5)
